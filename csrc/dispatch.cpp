@@ -1,0 +1,74 @@
+#include "dispatch.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace seqcore {
+
+namespace {
+
+bool cpu_has_avx2() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+// The AVX-512 kernels use F, DQ, BW and VL. __builtin_cpu_supports also
+// checks that the OS saves the wider registers (XCR0).
+bool cpu_has_avx512() {
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
+}
+
+const IsaKernels* kernels_by_name(const std::string& name) {
+  if (name == "scalar") return &scalar::kernels();
+  if (name == "avx2") return cpu_has_avx2() ? &avx2::kernels() : nullptr;
+  if (name == "avx512") return cpu_has_avx512() ? &avx512::kernels() : nullptr;
+  throw std::invalid_argument("SEQCORE_ISA: unknown instruction set '" + name +
+                              "'; expected one of scalar, avx2, avx512");
+}
+
+const IsaKernels* choose_at_startup() {
+  const char* env = std::getenv("SEQCORE_ISA");
+  if (env != nullptr && env[0] != '\0') {
+    const IsaKernels* k = kernels_by_name(env);
+    if (k == nullptr) {
+      throw std::invalid_argument(std::string("SEQCORE_ISA=") + env +
+                                  ": this CPU does not support that instruction set");
+    }
+    return k;
+  }
+  if (cpu_has_avx512()) return &avx512::kernels();
+  if (cpu_has_avx2()) return &avx2::kernels();
+  return &scalar::kernels();
+}
+
+std::atomic<const IsaKernels*> g_active{nullptr};
+
+}  // namespace
+
+std::vector<std::string> supported_isas() {
+  std::vector<std::string> out{"scalar"};
+  if (cpu_has_avx2()) out.push_back("avx2");
+  if (cpu_has_avx512()) out.push_back("avx512");
+  return out;
+}
+
+const IsaKernels& active_kernels() {
+  const IsaKernels* k = g_active.load(std::memory_order_acquire);
+  if (k == nullptr) {
+    k = choose_at_startup();
+    g_active.store(k, std::memory_order_release);
+  }
+  return *k;
+}
+
+void set_isa(const std::string& name) {
+  const IsaKernels* k = kernels_by_name(name);
+  if (k == nullptr) {
+    throw std::invalid_argument("isa: this CPU does not support '" + name + "'");
+  }
+  g_active.store(k, std::memory_order_release);
+}
+
+}  // namespace seqcore
