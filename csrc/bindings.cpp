@@ -120,6 +120,9 @@ PYBIND11_MODULE(_core, m) {
   using namespace seqcore;
   m.doc() = "seqcore's native kernels (C++17, SIMD, OpenMP)";
   m.attr("__version__") = SEQCORE_VERSION;
+  // Choose the kernels now, so that a bad SEQCORE_ISA fails the import with
+  // a clear message rather than the first call.
+  active_kernels();
 
   m.def("isa", [] { return std::string(active_kernels().name); },
         "The instruction set whose kernels are in use.");
