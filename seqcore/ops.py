@@ -1,26 +1,46 @@
 """Functional kernels: ``*_forward`` / ``*_backward`` for each cell, and the backend runtime.
 
+Shapes (G = 1 for RNN, 4 for LSTM, 3 for GRU): x (T, B, D), y (T, B, H),
+h0, c0, hT, cT (B, H), W_ih (G·H, D), W_hh (G·H, H), b, b_ih, b_hh (G·H,).
+Gate order as PyTorch: LSTM i, f, g, o; GRU r, z, n. For RNN and LSTM, ``b``
+is the one bias (PyTorch's b_ih + b_hh).
+
+Every argument is checked here, with an error naming it. Inputs that are not
+C-contiguous are copied to C-contiguous arrays (the one conversion made);
+dtypes are never converted: all arrays of one call share x's dtype, float32
+or float64.
+
 This is the only module that calls the extension ``seqcore._core``.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any, Dict, List
+from typing import Any, Dict, Optional, Tuple
 
-from . import _core
+import numpy as np
+
+from . import _core, reference
 from ._version import __version__
+
+BACKENDS = ("native", "reference")
+# The native cell kernels are not built yet: "native" runs the reference.
+_NATIVE_CELLS = False
+
+
+# ---------------------------------------------------------------------------
+# runtime
 
 
 def info() -> Dict[str, Any]:
-    """What the native backend runs on: version, ISA in use, ISAs this CPU has, OpenMP, threads."""
+    """What the native backend runs on: version, ISA in use, ISAs this CPU has,
+    OpenMP, threads, and what the default backend actually runs."""
     return {
         "version": __version__,
         "isa": _core.isa(),
         "isas": list(_core.isas()),
         "openmp": bool(_core.openmp()),
         "threads": _core.get_num_threads(),
-        "backend": "reference",
+        "backend": "native" if _NATIVE_CELLS else "reference",
     }
 
 
@@ -31,17 +51,206 @@ def get_num_threads() -> int:
 
 def set_num_threads(n: int) -> None:
     """Sets the threads the native kernels use for later calls; ``n`` >= 1."""
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"n: the number of threads must be at least 1, got {n}")
-    _core.set_num_threads(n)
+    _core.set_num_threads(int(n))
 
 
 def set_isa(name: str) -> None:
-    """Uses the kernels of another instruction set ("scalar", "avx2", "avx512") from now on."""
+    """Uses the kernels of another instruction set ("scalar", "avx2", "avx512")
+    from now on, as SEQCORE_ISA does at start-up."""
     if name not in ("scalar", "avx2", "avx512"):
         raise ValueError(f"name: expected one of 'scalar', 'avx2', 'avx512', got {name!r}")
     if name not in _core.isas():
         raise ValueError(f"name: this CPU does not support {name!r} (it has {_core.isas()})")
     _core.set_isa(name)
+
+
+# ---------------------------------------------------------------------------
+# argument checks
+
+
+def _array(name: str, a: Any, dims: str, dtype: Optional[np.dtype] = None) -> np.ndarray:
+    """Checks that `a` is a finite float32/float64 ndarray with as many
+    dimensions as `dims` names ("(T, B, D)") and, if given, dtype `dtype`.
+    Returns it C-contiguous."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray {dims}, got {type(a).__name__}")
+    if dtype is None and a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {a.dtype}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (the dtype of x), got {a.dtype}")
+    ndim = len([d for d in dims.strip("()").split(",") if d.strip()])
+    if a.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions {dims}, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    return np.ascontiguousarray(a)
+
+
+def _expect_shape(name: str, a: np.ndarray, shape: Tuple[int, ...], dims: str) -> None:
+    if a.shape != shape:
+        raise ValueError(f"{name}: expected shape {dims} = {shape}, got {a.shape}")
+
+
+def _backend(backend: Optional[str]) -> str:
+    """The backend that will really run: None is "native", and "native" is the
+    reference while the native cells are missing."""
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend: expected 'native', 'reference' or None, got {backend!r}")
+    if backend == "reference" or not _NATIVE_CELLS:
+        return "reference"
+    return "native"
+
+
+def _check_weights(G: int, x, W_ih, W_hh, biases):
+    """Checks x (T, B, D) and the weights of a cell with G gates; returns them
+    C-contiguous, and H."""
+    x = _array("x", x, "(T, B, D)")
+    W_hh = _array("W_hh", W_hh, "(G·H, H)", x.dtype)
+    H = W_hh.shape[1]
+    _expect_shape("W_hh", W_hh, (G * H, H), f"({G}·H, H)")
+    W_ih = _array("W_ih", W_ih, "(G·H, D)", x.dtype)
+    _expect_shape("W_ih", W_ih, (G * H, x.shape[2]), f"({G}·H, D)")
+    checked = []
+    for name, b in biases:
+        b = _array(name, b, "(G·H,)", x.dtype)
+        _expect_shape(name, b, (G * H,), f"({G}·H,)")
+        checked.append(b)
+    return x, W_ih, W_hh, checked, H
+
+
+def _state(name: str, s, x: np.ndarray, H: int) -> np.ndarray:
+    """A (B, H) state; None means zeros."""
+    if s is None:
+        return np.zeros((x.shape[1], H), dtype=x.dtype)
+    s = _array(name, s, "(B, H)", x.dtype)
+    _expect_shape(name, s, (x.shape[1], H), "(B, H)")
+    return s
+
+
+def _grad(name: str, g, shape: Tuple[int, ...], dims: str, dtype) -> Optional[np.ndarray]:
+    """An incoming gradient; None means no gradient there."""
+    if g is None:
+        return None
+    g = _array(name, g, dims, dtype)
+    _expect_shape(name, g, shape, dims)
+    return g
+
+
+class Cache:
+    """What ``<cell>_backward`` needs from ``<cell>_forward(train=True)``; opaque."""
+
+    __slots__ = ("cell", "backend", "dtype", "T", "B", "H", "data")
+
+    def __init__(self, cell: str, backend: str, x: np.ndarray, H: int, data: Any):
+        self.cell, self.backend, self.dtype = cell, backend, x.dtype
+        self.T, self.B, self.H = x.shape[0], x.shape[1], H
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Cache({self.cell}, backend={self.backend}, dtype={self.dtype}, T={self.T}, B={self.B}, H={self.H})"
+
+
+def _cache(cell: str, cache: Any) -> Cache:
+    if not isinstance(cache, Cache):
+        raise TypeError(f"cache: expected the Cache returned by {cell}_forward(train=True), "
+                        f"got {type(cache).__name__}")
+    if cache.cell != cell:
+        raise ValueError(f"cache: this cache comes from {cache.cell}_forward, not {cell}_forward")
+    return cache
+
+
+def _check_dy_dh(cache: Cache, dy, dh, dh_name: str = "dhT"):
+    dy = _grad("dy", dy, (cache.T, cache.B, cache.H), "(T, B, H)", cache.dtype)
+    dh = _grad(dh_name, dh, (cache.B, cache.H), "(B, H)", cache.dtype)
+    return dy, dh
+
+
+# ---------------------------------------------------------------------------
+# vanilla RNN
+
+
+def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None):
+    """Vanilla tanh RNN over a whole sequence: h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b).
+
+    x (T, B, D); h0 (B, H) or None (zeros); W_ih (H, D); W_hh (H, H); b (H,).
+    Returns y (T, B, H), hT (B, H) and the cache for rnn_backward (None when
+    ``train`` is False: nothing is kept).
+    """
+    backend = _backend(backend)
+    x, W_ih, W_hh, (b,), H = _check_weights(1, x, W_ih, W_hh, [("b", b)])
+    h0 = _state("h0", h0, x, H)
+    y, hT, data = reference.rnn_forward(x, h0, W_ih, W_hh, b, train=train)
+    return y, hT, Cache("rnn", backend, x, H, data) if train else None
+
+
+def rnn_backward(dy, dhT, cache):
+    """BPTT of rnn_forward. dy (T, B, H) or None: gradients at every step's
+    output; dhT (B, H) or None: the gradient at the final state.
+
+    Returns (dx, dh0, dW_ih, dW_hh, db).
+    """
+    cache = _cache("rnn", cache)
+    dy, dhT = _check_dy_dh(cache, dy, dhT)
+    return reference.rnn_backward(dy, dhT, cache.data)
+
+
+# ---------------------------------------------------------------------------
+# LSTM
+
+
+def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None):
+    """LSTM over a whole sequence, gates i, f, g, o (update, forget, candidate, output).
+
+    x (T, B, D); h0, c0 (B, H) or None (zeros); W_ih (4H, D); W_hh (4H, H);
+    b (4H,). Returns y (T, B, H), hT, cT (B, H) and the cache for
+    lstm_backward (None when ``train`` is False).
+    """
+    backend = _backend(backend)
+    x, W_ih, W_hh, (b,), H = _check_weights(4, x, W_ih, W_hh, [("b", b)])
+    h0, c0 = _state("h0", h0, x, H), _state("c0", c0, x, H)
+    y, hT, cT, data = reference.lstm_forward(x, h0, c0, W_ih, W_hh, b, train=train)
+    return y, hT, cT, Cache("lstm", backend, x, H, data) if train else None
+
+
+def lstm_backward(dy, dhT, dcT, cache):
+    """BPTT of lstm_forward. dy (T, B, H), dhT and dcT (B, H), each or None.
+
+    Returns (dx, dh0, dc0, dW_ih, dW_hh, db).
+    """
+    cache = _cache("lstm", cache)
+    dy, dhT = _check_dy_dh(cache, dy, dhT)
+    dcT = _grad("dcT", dcT, (cache.B, cache.H), "(B, H)", cache.dtype)
+    return reference.lstm_backward(dy, dhT, dcT, cache.data)
+
+
+# ---------------------------------------------------------------------------
+# GRU
+
+
+def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, *, train: bool = True, backend: Optional[str] = None):
+    """GRU over a whole sequence, gates r, z, n; the reset is applied after the
+    recurrent product, as PyTorch and cuDNN do.
+
+    x (T, B, D); h0 (B, H) or None (zeros); W_ih (3H, D); W_hh (3H, H);
+    b_ih, b_hh (3H,). Returns y (T, B, H), hT (B, H) and the cache for
+    gru_backward (None when ``train`` is False).
+    """
+    backend = _backend(backend)
+    x, W_ih, W_hh, (b_ih, b_hh), H = _check_weights(3, x, W_ih, W_hh, [("b_ih", b_ih), ("b_hh", b_hh)])
+    h0 = _state("h0", h0, x, H)
+    y, hT, data = reference.gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train=train)
+    return y, hT, Cache("gru", backend, x, H, data) if train else None
+
+
+def gru_backward(dy, dhT, cache):
+    """BPTT of gru_forward. dy (T, B, H) or None, dhT (B, H) or None.
+
+    Returns (dx, dh0, dW_ih, dW_hh, db_ih, db_hh).
+    """
+    cache = _cache("gru", cache)
+    dy, dhT = _check_dy_dh(cache, dy, dhT)
+    return reference.gru_backward(dy, dhT, cache.data)

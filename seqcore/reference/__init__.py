@@ -1,1 +1,19 @@
-"""placeholder"""
+"""The NumPy reference of every kernel: readable, step by step, the oracle of
+the tests and the baseline of the benchmarks. Imports numpy and nothing else
+of seqcore.
+
+Arguments are taken as given (no validation, no None): use seqcore.ops for
+checked calls.
+"""
+
+from .activations import sigmoid, tanh
+from .gru import gru_backward, gru_cell_backward, gru_cell_forward, gru_forward
+from .lstm import lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward
+from .rnn import rnn_backward, rnn_cell_backward, rnn_cell_forward, rnn_forward
+
+__all__ = [
+    "sigmoid", "tanh",
+    "rnn_cell_forward", "rnn_cell_backward", "rnn_forward", "rnn_backward",
+    "lstm_cell_forward", "lstm_cell_backward", "lstm_forward", "lstm_backward",
+    "gru_cell_forward", "gru_cell_backward", "gru_forward", "gru_backward",
+]

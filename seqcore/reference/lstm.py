@@ -1,0 +1,104 @@
+"""LSTM, step by step, as in the textbook, with PyTorch's gate order.
+
+Shapes: x (T, B, D), h and c (B, H), W_ih (4H, D), W_hh (4H, H), b (4H,)
+— b is the one bias (PyTorch's b_ih + b_hh). Gates, in this order:
+
+    i = σ(·)     update gate Γu          f = σ(·)     forget gate Γf
+    g = tanh(·)  candidate c̃             o = σ(·)     output gate Γo
+    c_t = f ⊙ c_{t-1} + i ⊙ g            h_t = o ⊙ tanh(c_t)
+
+Backward, with dh = ∂L/∂h_t (from the output and from step t+1) and dc the
+gradient reaching c_t from step t+1:
+
+    dc_t  = dc + dh ⊙ o ⊙ (1 − tanh²(c_t))      (all paths into c_t)
+    do    = dh ⊙ tanh(c_t)
+    di    = dc_t ⊙ g          dg = dc_t ⊙ i       df = dc_t ⊙ c_{t-1}
+    dc_{t-1} = dc_t ⊙ f
+
+then through the nonlinearities (σ' = σ(1−σ), tanh' = 1−tanh²). The course
+notes print dc̃ and dΓu with an extra factor i_t and use c̃_{t-1} for c_{t-1}
+in dΓf; tests/test_reference.py proves these by finite differences.
+"""
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from .activations import sigmoid, tanh
+
+
+def lstm_cell_forward(x_t, h_prev, c_prev, W_ih, W_hh, b):
+    """One step. Returns h_next, c_next (B, H) and gates (B, 4H) = [i, f, g, o]
+    after their nonlinearities."""
+    H = h_prev.shape[1]
+    a = x_t @ W_ih.T + h_prev @ W_hh.T + b  # pre-activations (B, 4H)
+    i = sigmoid(a[:, 0 * H:1 * H])
+    f = sigmoid(a[:, 1 * H:2 * H])
+    g = tanh(a[:, 2 * H:3 * H])
+    o = sigmoid(a[:, 3 * H:4 * H])
+    c_next = f * c_prev + i * g
+    h_next = o * tanh(c_next)
+    return h_next, c_next, np.concatenate([i, f, g, o], axis=1)
+
+
+def lstm_cell_backward(dh_next, dc_next, gates, c_next, x_t, h_prev, c_prev, W_ih, W_hh):
+    """One step back. dh_next, dc_next (B, H): the whole gradients at h_next and
+    the gradient reaching c_next from later steps.
+
+    Returns (dx_t, dh_prev, dc_prev, dW_ih, dW_hh, db) for this step alone.
+    """
+    H = h_prev.shape[1]
+    i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+    tc = tanh(c_next)
+    dc = dc_next + dh_next * o * (1 - tc**2)
+    do = dh_next * tc
+    di = dc * g
+    dg = dc * i
+    df = dc * c_prev
+    dc_prev = dc * f
+    # gradients of the pre-activations (B, 4H), gate order i, f, g, o
+    da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)], axis=1)
+    return da @ W_ih, da @ W_hh, dc_prev, da.T @ x_t, da.T @ h_prev, da.sum(axis=0)
+
+
+def lstm_forward(x, h0, c0, W_ih, W_hh, b, train: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[dict]]:
+    """Whole sequence. Returns y (T, B, H), hT, cT (B, H) and the cache for
+    lstm_backward (None when train is False)."""
+    T, (B, H) = x.shape[0], h0.shape
+    y = np.empty((T, B, H), dtype=x.dtype)
+    if train:
+        cs = np.empty((T, B, H), dtype=x.dtype)
+        gates = np.empty((T, B, 4 * H), dtype=x.dtype)
+    h, c = h0, c0
+    for t in range(T):
+        h, c, gt = lstm_cell_forward(x[t], h, c, W_ih, W_hh, b)
+        y[t] = h
+        if train:
+            cs[t], gates[t] = c, gt
+    cache = dict(x=x, h0=h0, c0=c0, y=y, c=cs, gates=gates, W_ih=W_ih, W_hh=W_hh) if train else None
+    return y, h, c, cache
+
+
+def lstm_backward(dy, dhT, dcT, cache):
+    """BPTT. dy (T, B, H) or None; dhT, dcT (B, H) or None.
+
+    Returns (dx, dh0, dc0, dW_ih, dW_hh, db).
+    """
+    x, h0, c0, y, cs, gates, W_ih, W_hh = (
+        cache[k] for k in ("x", "h0", "c0", "y", "c", "gates", "W_ih", "W_hh"))
+    T = x.shape[0]
+    dx = np.zeros_like(x)
+    dW_ih, dW_hh, db = np.zeros_like(W_ih), np.zeros_like(W_hh), np.zeros(W_hh.shape[0], x.dtype)
+    dh = np.zeros_like(h0) if dhT is None else dhT.copy()
+    dc = np.zeros_like(c0) if dcT is None else dcT.copy()
+    for t in reversed(range(T)):
+        if dy is not None:
+            dh = dh + dy[t]
+        h_prev = y[t - 1] if t > 0 else h0
+        c_prev = cs[t - 1] if t > 0 else c0
+        dx[t], dh, dc, dWi, dWh, dbt = lstm_cell_backward(
+            dh, dc, gates[t], cs[t], x[t], h_prev, c_prev, W_ih, W_hh)
+        dW_ih += dWi
+        dW_hh += dWh
+        db += dbt
+    return dx, dh, dc, dW_ih, dW_hh, db
