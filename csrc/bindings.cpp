@@ -113,6 +113,196 @@ py::array activation_any(const py::array& x, bool is_sigmoid) {
   return activation_py<float>(x, is_sigmoid);
 }
 
+// ---------------------------------------------------------------------------
+// cells
+
+Cell parse_cell(const std::string& name) {
+  if (name == "rnn") return Cell::rnn;
+  if (name == "lstm") return Cell::lstm;
+  if (name == "gru") return Cell::gru;
+  throw py::value_error("cell: expected 'rnn', 'lstm' or 'gru', got '" + name + "'");
+}
+
+template <typename T>
+py::array_t<T> empty(std::initializer_list<py::ssize_t> shape) {
+  return py::array_t<T>(std::vector<py::ssize_t>(shape));
+}
+
+// Checks a C-contiguous T array of exactly `shape`; returns its data.
+template <typename T>
+const T* input(const py::array& a, const char* name, std::initializer_list<int64_t> shape) {
+  check_array<T>(a, name, static_cast<int>(shape.size()), false);
+  int d = 0;
+  for (int64_t n : shape) {
+    if (a.shape(d) != n) {
+      std::string want = "(";
+      for (int64_t m : shape) want += std::to_string(m) + ", ";
+      want.resize(want.size() - 2);
+      throw py::value_error(std::string(name) + ": expected shape " + want + "), got dimension " +
+                            std::to_string(d) + " of size " + std::to_string(a.shape(d)));
+    }
+    ++d;
+  }
+  return static_cast<const T*>(a.data());
+}
+
+template <typename T>
+const T* optional_input(const py::object& a, const char* name, std::initializer_list<int64_t> shape) {
+  if (a.is_none()) return nullptr;
+  return input<T>(a.cast<py::array>(), name, shape);
+}
+
+// Sizes of a cell call, from x (T, B, D) and W_hh (G·H, H).
+struct CellSizes {
+  int64_t T, B, D, H, G;
+};
+
+template <typename T>
+CellSizes cell_sizes(Cell cell, const py::array& x, const py::array& W_hh) {
+  check_array<T>(x, "x", 3, false);
+  check_array<T>(W_hh, "W_hh", 2, false);
+  CellSizes s{x.shape(0), x.shape(1), x.shape(2), W_hh.shape(1), gate_count(cell)};
+  if (s.T < 1 || s.B < 1 || s.H < 1) {
+    throw py::value_error("native cells need T, B and H of at least 1; got T=" +
+                          std::to_string(s.T) + ", B=" + std::to_string(s.B) +
+                          ", H=" + std::to_string(s.H));
+  }
+  return s;
+}
+
+// Returns (y, hT, cT, ws_gates, ws_c, ws_hn); entries a cell does not have
+// (or inference does not keep) are None.
+template <typename T>
+py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, const py::object& c0,
+                          const py::array& W_ih, const py::array& W_hh, const py::array& b_ih,
+                          const py::object& b_hh, bool train) {
+  const CellSizes s = cell_sizes<T>(cell, x, W_hh);
+  const int64_t GH = s.G * s.H;
+  CellForwardArgs<T> a;
+  a.T_ = s.T, a.B = s.B, a.D = s.D, a.H = s.H, a.train = train;
+  a.x = static_cast<const T*>(x.data());
+  a.h0 = input<T>(h0, "h0", {s.B, s.H});
+  a.W_ih = input<T>(W_ih, "W_ih", {GH, s.D});
+  a.W_hh = input<T>(W_hh, "W_hh", {GH, s.H});
+  a.b_ih = input<T>(b_ih, "b_ih", {GH});
+  if (cell == Cell::lstm) a.c0 = input<T>(c0.cast<py::array>(), "c0", {s.B, s.H});
+  if (cell == Cell::gru) a.b_hh = input<T>(b_hh.cast<py::array>(), "b_hh", {GH});
+
+  auto y = empty<T>({s.T, s.B, s.H});
+  auto hT = empty<T>({s.B, s.H});
+  py::object cT = py::none(), ws_gates = py::none(), ws_c = py::none(), ws_hn = py::none();
+  a.y = y.mutable_data();
+  a.hT = hT.mutable_data();
+  if (cell == Cell::lstm) {
+    auto c = empty<T>({s.B, s.H});
+    a.cT = c.mutable_data();
+    cT = c;
+  }
+  if (train && cell != Cell::rnn) {
+    auto g = empty<T>({s.T, s.B, GH});
+    a.ws_gates = g.mutable_data();
+    ws_gates = g;
+  }
+  if (train && cell == Cell::lstm) {
+    auto c = empty<T>({s.T, s.B, s.H});
+    a.ws_c = c.mutable_data();
+    ws_c = c;
+  }
+  if (train && cell == Cell::gru) {
+    auto hn = empty<T>({s.T, s.B, s.H});
+    a.ws_hn = hn.mutable_data();
+    ws_hn = hn;
+  }
+  const auto& k = table<T>();
+  a.num_threads = get_num_threads();
+  auto scratch = empty<T>({k.forward_scratch(cell, s.T, s.B, s.D, s.H, train, a.num_threads)});
+  a.scratch = scratch.mutable_data();
+  {
+    py::gil_scoped_release release;
+    k.forward(cell, a);
+  }
+  return py::make_tuple(y, hT, cT, ws_gates, ws_c, ws_hn);
+}
+
+// Returns (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh); dc0 is None but for
+// LSTM, db_hh None but for GRU.
+template <typename T>
+py::tuple cell_backward_py(Cell cell, const py::array& x, const py::array& h0, const py::object& c0,
+                           const py::array& W_ih, const py::array& W_hh, const py::array& y,
+                           const py::object& ws_gates, const py::object& ws_c,
+                           const py::object& ws_hn, const py::object& dy, const py::object& dhT,
+                           const py::object& dcT) {
+  const CellSizes s = cell_sizes<T>(cell, x, W_hh);
+  const int64_t GH = s.G * s.H;
+  CellBackwardArgs<T> a;
+  a.T_ = s.T, a.B = s.B, a.D = s.D, a.H = s.H;
+  a.x = static_cast<const T*>(x.data());
+  a.h0 = input<T>(h0, "h0", {s.B, s.H});
+  a.W_ih = input<T>(W_ih, "W_ih", {GH, s.D});
+  a.W_hh = input<T>(W_hh, "W_hh", {GH, s.H});
+  a.y = input<T>(y, "y", {s.T, s.B, s.H});
+  a.dy = optional_input<T>(dy, "dy", {s.T, s.B, s.H});
+  a.dhT = optional_input<T>(dhT, "dhT", {s.B, s.H});
+  if (cell != Cell::rnn) {
+    a.ws_gates = input<T>(ws_gates.cast<py::array>(), "ws_gates", {s.T, s.B, GH});
+  }
+  if (cell == Cell::lstm) {
+    a.c0 = input<T>(c0.cast<py::array>(), "c0", {s.B, s.H});
+    a.ws_c = input<T>(ws_c.cast<py::array>(), "ws_c", {s.T, s.B, s.H});
+    a.dcT = optional_input<T>(dcT, "dcT", {s.B, s.H});
+  }
+  if (cell == Cell::gru) a.ws_hn = input<T>(ws_hn.cast<py::array>(), "ws_hn", {s.T, s.B, s.H});
+
+  auto dx = empty<T>({s.T, s.B, s.D});
+  auto dh0 = empty<T>({s.B, s.H});
+  auto dW_ih = empty<T>({GH, s.D});
+  auto dW_hh = empty<T>({GH, s.H});
+  auto db_ih = empty<T>({GH});
+  py::object dc0 = py::none(), db_hh = py::none();
+  a.dx = dx.mutable_data();
+  a.dh0 = dh0.mutable_data();
+  a.dW_ih = dW_ih.mutable_data();
+  a.dW_hh = dW_hh.mutable_data();
+  a.db_ih = db_ih.mutable_data();
+  if (cell == Cell::lstm) {
+    auto d = empty<T>({s.B, s.H});
+    a.dc0 = d.mutable_data();
+    dc0 = d;
+  }
+  if (cell == Cell::gru) {
+    auto d = empty<T>({GH});
+    a.db_hh = d.mutable_data();
+    db_hh = d;
+  }
+  const auto& k = table<T>();
+  a.num_threads = get_num_threads();
+  auto scratch = empty<T>({k.backward_scratch(cell, s.T, s.B, s.D, s.H)});
+  a.scratch = scratch.mutable_data();
+  {
+    py::gil_scoped_release release;
+    k.backward(cell, a);
+  }
+  return py::make_tuple(dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh);
+}
+
+bool is_float64(const py::array& x) { return x.dtype().kind() == 'f' && x.itemsize() == 8; }
+
+// Bytes a forward allocates beyond its inputs and outputs: scratch, and for
+// training the arrays kept for backward.
+int64_t forward_workspace_bytes(const std::string& cell_name, int64_t T, int64_t B, int64_t D,
+                                int64_t H, bool train, bool float64) {
+  const Cell cell = parse_cell(cell_name);
+  const int64_t G = gate_count(cell);
+  const int64_t item = float64 ? 8 : 4;
+  int64_t n = float64 ? table<double>().forward_scratch(cell, T, B, D, H, train, get_num_threads())
+                      : table<float>().forward_scratch(cell, T, B, D, H, train, get_num_threads());
+  if (train) {
+    if (cell != Cell::rnn) n += T * B * G * H;
+    if (cell != Cell::rnn) n += T * B * H;  // ws_c (LSTM) or ws_hn (GRU)
+  }
+  return n * item;
+}
+
 }  // namespace
 }  // namespace seqcore
 
@@ -136,6 +326,37 @@ PYBIND11_MODULE(_core, m) {
         py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0,
         py::arg("beta") = 0.0,
         "c = alpha * op(a) @ op(b) + beta * c, in place; float32 or float64, C-contiguous.");
+  m.def(
+      "cell_forward",
+      [](const std::string& cell, const py::array& x, const py::array& h0, const py::object& c0,
+         const py::array& W_ih, const py::array& W_hh, const py::array& b_ih,
+         const py::object& b_hh, bool train) {
+        const Cell c = parse_cell(cell);
+        return is_float64(x) ? cell_forward_py<double>(c, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train)
+                             : cell_forward_py<float>(c, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train);
+      },
+      py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("W_ih"),
+      py::arg("W_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("train"),
+      "One layer over a whole sequence -> (y, hT, cT, ws_gates, ws_c, ws_hn).");
+  m.def(
+      "cell_backward",
+      [](const std::string& cell, const py::array& x, const py::array& h0, const py::object& c0,
+         const py::array& W_ih, const py::array& W_hh, const py::array& y,
+         const py::object& ws_gates, const py::object& ws_c, const py::object& ws_hn,
+         const py::object& dy, const py::object& dhT, const py::object& dcT) {
+        const Cell c = parse_cell(cell);
+        return is_float64(x) ? cell_backward_py<double>(c, x, h0, c0, W_ih, W_hh, y, ws_gates,
+                                                        ws_c, ws_hn, dy, dhT, dcT)
+                             : cell_backward_py<float>(c, x, h0, c0, W_ih, W_hh, y, ws_gates,
+                                                       ws_c, ws_hn, dy, dhT, dcT);
+      },
+      py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("W_ih"),
+      py::arg("W_hh"), py::arg("y"), py::arg("ws_gates"), py::arg("ws_c"), py::arg("ws_hn"),
+      py::arg("dy"), py::arg("dhT"), py::arg("dcT"),
+      "BPTT of cell_forward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh).");
+  m.def("forward_workspace_bytes", &forward_workspace_bytes, py::arg("cell"), py::arg("T"),
+        py::arg("B"), py::arg("D"), py::arg("H"), py::arg("train"), py::arg("float64"),
+        "Bytes a forward allocates beyond its inputs and outputs.");
   m.def("sigmoid", [](const py::array& x) { return activation_any(x, true); }, py::arg("x"));
   m.def("tanh", [](const py::array& x) { return activation_any(x, false); }, py::arg("x"));
 }

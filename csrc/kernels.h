@@ -5,6 +5,58 @@
 
 namespace seqcore {
 
+// ---------------------------------------------------------------------------
+// cells
+
+enum class Cell : int { rnn = 0, lstm = 1, gru = 2 };
+
+inline int gate_count(Cell cell) { return cell == Cell::rnn ? 1 : cell == Cell::lstm ? 4 : 3; }
+
+// One layer, one direction, a whole sequence. G gates; time-major arrays, all
+// C-contiguous. Pointers the cell does not use are null.
+template <typename T>
+struct CellForwardArgs {
+  int64_t T_ = 0, B = 0, D = 0, H = 0;
+  bool train = false;       // keep what backward needs in ws_*
+  const T* x = nullptr;     // (T, B, D)
+  const T* h0 = nullptr;    // (B, H)
+  const T* c0 = nullptr;    // (B, H)      LSTM
+  const T* W_ih = nullptr;  // (G·H, D)
+  const T* W_hh = nullptr;  // (G·H, H)
+  const T* b_ih = nullptr;  // (G·H,)      RNN, LSTM: the one bias
+  const T* b_hh = nullptr;  // (G·H,)      GRU
+  T* y = nullptr;           // (T, B, H)   out
+  T* hT = nullptr;          // (B, H)      out
+  T* cT = nullptr;          // (B, H)      out, LSTM
+  // Kept for backward when training; null for inference.
+  T* ws_gates = nullptr;    // (T, B, G·H) gates after their nonlinearities (LSTM, GRU)
+  T* ws_c = nullptr;        // (T, B, H)   cell states c_t (LSTM)
+  T* ws_hn = nullptr;       // (T, B, H)   h_{t-1} W_hnᵀ + b_hn (GRU)
+  T* scratch = nullptr;     // forward_scratch(...) elements
+  int num_threads = 1;
+};
+
+template <typename T>
+struct CellBackwardArgs {
+  int64_t T_ = 0, B = 0, D = 0, H = 0;
+  // from the forward
+  const T *x = nullptr, *h0 = nullptr, *c0 = nullptr, *W_ih = nullptr, *W_hh = nullptr;
+  const T *y = nullptr, *ws_gates = nullptr, *ws_c = nullptr, *ws_hn = nullptr;
+  // incoming gradients, each may be null (no gradient there)
+  const T* dy = nullptr;    // (T, B, H)
+  const T* dhT = nullptr;   // (B, H)
+  const T* dcT = nullptr;   // (B, H)      LSTM
+  // outputs, overwritten
+  T *dx = nullptr, *dh0 = nullptr, *dc0 = nullptr, *dW_ih = nullptr, *dW_hh = nullptr;
+  T* db_ih = nullptr;       // RNN, LSTM: the one bias
+  T* db_hh = nullptr;       // GRU
+  T* scratch = nullptr;     // backward_scratch(...) elements
+  int num_threads = 1;
+};
+
+// ---------------------------------------------------------------------------
+// the table
+
 // Kernels for one element type T (float or double). Matrices are row-major.
 template <typename T>
 struct KernelTable {
@@ -18,6 +70,15 @@ struct KernelTable {
   // the cells use (exposed so tests can measure its error).
   void (*sigmoid)(const T* x, T* y, int64_t n);
   void (*tanh)(const T* x, T* y, int64_t n);
+
+  // Elements of scratch a cell's forward / backward needs (the layout
+  // depends on the vector width, hence per ISA). Inference needs O(B·H)
+  // whatever T is.
+  int64_t (*forward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool train,
+                             int num_threads);
+  int64_t (*backward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H);
+  void (*forward)(Cell cell, const CellForwardArgs<T>& args);
+  void (*backward)(Cell cell, const CellBackwardArgs<T>& args);
 };
 
 struct IsaKernels {

@@ -23,8 +23,8 @@ from . import _core, reference
 from ._version import __version__
 
 BACKENDS = ("native", "reference")
-# The native cell kernels are not built yet: "native" runs the reference.
-_NATIVE_CELLS = False
+# Whether "native" runs the C++ cells (else it falls back to the reference).
+_NATIVE_CELLS = True
 
 
 # ---------------------------------------------------------------------------
@@ -95,12 +95,12 @@ def _expect_shape(name: str, a: np.ndarray, shape: Tuple[int, ...], dims: str) -
         raise ValueError(f"{name}: expected shape {dims} = {shape}, got {a.shape}")
 
 
-def _backend(backend: Optional[str]) -> str:
-    """The backend that will really run: None is "native", and "native" is the
-    reference while the native cells are missing."""
+def _backend(backend: Optional[str], x: np.ndarray, H: int) -> str:
+    """The backend that will really run: None is "native"; empty sizes (T, B
+    or H of 0) run the reference, which handles them without a kernel."""
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend: expected 'native', 'reference' or None, got {backend!r}")
-    if backend == "reference" or not _NATIVE_CELLS:
+    if backend == "reference" or not _NATIVE_CELLS or min(x.shape[0], x.shape[1], H) == 0:
         return "reference"
     return "native"
 
@@ -170,6 +170,28 @@ def _check_dy_dh(cache: Cache, dy, dh, dh_name: str = "dhT"):
 
 
 # ---------------------------------------------------------------------------
+# the native kernels
+
+
+def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train):
+    """Runs _core.cell_forward; returns ((y, hT, cT), what backward needs)."""
+    y, hT, cT, ws_gates, ws_c, ws_hn = _core.cell_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train)
+    data = dict(x=x, h0=h0, c0=c0, W_ih=W_ih, W_hh=W_hh, y=y, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn)
+    return (y, hT, cT), data
+
+
+def _native_backward(cache: Cache, dy, dhT, dcT):
+    """Runs _core.cell_backward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)."""
+    return _core.cell_backward(cache.cell, **cache.data, dy=dy, dhT=dhT, dcT=dcT)
+
+
+def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train: bool, dtype=np.float32) -> int:
+    """Bytes the native forward of `cell` allocates beyond its inputs and
+    outputs. Inference needs O(B·H) whatever T is."""
+    return _core.forward_workspace_bytes(cell, T, B, D, H, train, np.dtype(dtype) == np.float64)
+
+
+# ---------------------------------------------------------------------------
 # vanilla RNN
 
 
@@ -180,10 +202,13 @@ def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[s
     Returns y (T, B, H), hT (B, H) and the cache for rnn_backward (None when
     ``train`` is False: nothing is kept).
     """
-    backend = _backend(backend)
     x, W_ih, W_hh, (b,), H = _check_weights(1, x, W_ih, W_hh, [("b", b)])
     h0 = _state("h0", h0, x, H)
-    y, hT, data = reference.rnn_forward(x, h0, W_ih, W_hh, b, train=train)
+    backend = _backend(backend, x, H)
+    if backend == "native":
+        (y, hT, _), data = _native_forward("rnn", x, h0, None, W_ih, W_hh, b, None, train)
+    else:
+        y, hT, data = reference.rnn_forward(x, h0, W_ih, W_hh, b, train=train)
     return y, hT, Cache("rnn", backend, x, H, data) if train else None
 
 
@@ -195,6 +220,9 @@ def rnn_backward(dy, dhT, cache):
     """
     cache = _cache("rnn", cache)
     dy, dhT = _check_dy_dh(cache, dy, dhT)
+    if cache.backend == "native":
+        dx, dh0, _, dW_ih, dW_hh, db, _ = _native_backward(cache, dy, dhT, None)
+        return dx, dh0, dW_ih, dW_hh, db
     return reference.rnn_backward(dy, dhT, cache.data)
 
 
@@ -209,10 +237,13 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optio
     b (4H,). Returns y (T, B, H), hT, cT (B, H) and the cache for
     lstm_backward (None when ``train`` is False).
     """
-    backend = _backend(backend)
     x, W_ih, W_hh, (b,), H = _check_weights(4, x, W_ih, W_hh, [("b", b)])
     h0, c0 = _state("h0", h0, x, H), _state("c0", c0, x, H)
-    y, hT, cT, data = reference.lstm_forward(x, h0, c0, W_ih, W_hh, b, train=train)
+    backend = _backend(backend, x, H)
+    if backend == "native":
+        (y, hT, cT), data = _native_forward("lstm", x, h0, c0, W_ih, W_hh, b, None, train)
+    else:
+        y, hT, cT, data = reference.lstm_forward(x, h0, c0, W_ih, W_hh, b, train=train)
     return y, hT, cT, Cache("lstm", backend, x, H, data) if train else None
 
 
@@ -224,6 +255,9 @@ def lstm_backward(dy, dhT, dcT, cache):
     cache = _cache("lstm", cache)
     dy, dhT = _check_dy_dh(cache, dy, dhT)
     dcT = _grad("dcT", dcT, (cache.B, cache.H), "(B, H)", cache.dtype)
+    if cache.backend == "native":
+        dx, dh0, dc0, dW_ih, dW_hh, db, _ = _native_backward(cache, dy, dhT, dcT)
+        return dx, dh0, dc0, dW_ih, dW_hh, db
     return reference.lstm_backward(dy, dhT, dcT, cache.data)
 
 
@@ -239,10 +273,13 @@ def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, *, train: bool = True, backend: O
     b_ih, b_hh (3H,). Returns y (T, B, H), hT (B, H) and the cache for
     gru_backward (None when ``train`` is False).
     """
-    backend = _backend(backend)
     x, W_ih, W_hh, (b_ih, b_hh), H = _check_weights(3, x, W_ih, W_hh, [("b_ih", b_ih), ("b_hh", b_hh)])
     h0 = _state("h0", h0, x, H)
-    y, hT, data = reference.gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train=train)
+    backend = _backend(backend, x, H)
+    if backend == "native":
+        (y, hT, _), data = _native_forward("gru", x, h0, None, W_ih, W_hh, b_ih, b_hh, train)
+    else:
+        y, hT, data = reference.gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train=train)
     return y, hT, Cache("gru", backend, x, H, data) if train else None
 
 
@@ -253,4 +290,7 @@ def gru_backward(dy, dhT, cache):
     """
     cache = _cache("gru", cache)
     dy, dhT = _check_dy_dh(cache, dy, dhT)
+    if cache.backend == "native":
+        dx, dh0, _, dW_ih, dW_hh, db_ih, db_hh = _native_backward(cache, dy, dhT, None)
+        return dx, dh0, dW_ih, dW_hh, db_ih, db_hh
     return reference.gru_backward(dy, dhT, cache.data)

@@ -10,6 +10,12 @@
 #include "kernels.h"
 #include "activations/activations.h"
 #include "gemm/gemm.h"
+#include "cells/panel.h"
+#include "cells/common.h"
+#include "cells/loops.h"
+#include "cells/rnn.h"
+#include "cells/lstm.h"
+#include "cells/gru.h"
 
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
@@ -18,11 +24,57 @@ namespace SEQCORE_ISA_NS {
 #define SEQCORE_STR(x) SEQCORE_STR2(x)
 
 template <typename T>
+int64_t forward_scratch(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool train,
+                        int num_threads) {
+  (void)D;
+  (void)num_threads;
+  switch (cell) {
+    case Cell::rnn: return rnn_forward_scratch<T>(T_, B, H, train);
+    case Cell::lstm: return lstm_forward_scratch<T>(T_, B, H, train);
+    case Cell::gru: return gru_forward_scratch<T>(T_, B, H, train);
+  }
+  return 0;
+}
+
+template <typename T>
+int64_t backward_scratch(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H) {
+  (void)D;
+  switch (cell) {
+    case Cell::rnn: return rnn_backward_scratch<T>(T_, B, H);
+    case Cell::lstm: return lstm_backward_scratch<T>(T_, B, H);
+    case Cell::gru: return gru_backward_scratch<T>(T_, B, H);
+  }
+  return 0;
+}
+
+template <typename T>
+void cell_forward(Cell cell, const CellForwardArgs<T>& args) {
+  switch (cell) {
+    case Cell::rnn: rnn_forward(args); break;
+    case Cell::lstm: lstm_forward(args); break;
+    case Cell::gru: gru_forward(args); break;
+  }
+}
+
+template <typename T>
+void cell_backward(Cell cell, const CellBackwardArgs<T>& args) {
+  switch (cell) {
+    case Cell::rnn: rnn_backward(args); break;
+    case Cell::lstm: lstm_backward(args); break;
+    case Cell::gru: gru_backward(args); break;
+  }
+}
+
+template <typename T>
 KernelTable<T> make_table() {
   KernelTable<T> t{};
   t.gemm = &gemm<T>;
   t.sigmoid = &sigmoid_array<T>;
   t.tanh = &tanh_array<T>;
+  t.forward_scratch = &forward_scratch<T>;
+  t.backward_scratch = &backward_scratch<T>;
+  t.forward = &cell_forward<T>;
+  t.backward = &cell_backward<T>;
   return t;
 }
 

@@ -1,0 +1,124 @@
+// The recurrent product of the time loops, on a weight matrix packed once per
+// call (generic code, see isa/kernels_impl.h).
+//
+// A panel holds the weights of one "unit" of output columns: NV vectors of V
+// lanes each, for every k of the reduction, contiguous:
+//
+//   P[unit][k][q][lane]          q < NV, lane < V = Vec<T>::size
+//
+// so the micro-kernel streams it with unit stride and the thread that owns a
+// unit keeps its panel in cache for all T steps. Output column of (unit, q,
+// lane), as `PanelMap` says:
+//   gated   (forward of LSTM/GRU): q is the gate, the NV gates of hidden units
+//           [unit·V, unit·V + V) side by side: column q·H + unit·V + lane;
+//   plain   (RNN forward, every backward): NV consecutive vectors of hidden
+//           units: column unit·NV·V + q·V + lane.
+// Lanes past H are packed as zeros.
+namespace seqcore {
+namespace SEQCORE_ISA_NS {
+
+// Registers the micro-kernel may spend on accumulators.
+#if defined(__AVX512F__)
+constexpr int kAccumulators = 24;  // of 32 zmm
+#elif defined(__AVX2__)
+constexpr int kAccumulators = 12;  // of 16 ymm
+#else
+constexpr int kAccumulators = 8;
+#endif
+
+struct PanelMap {
+  int64_t H;       // hidden units
+  int NV;          // vectors per unit
+  int V;           // lanes per vector
+  bool gated;      // layout, see above
+  int64_t unit_width() const { return gated ? V : static_cast<int64_t>(NV) * V; }
+  int64_t units() const { return (H + unit_width() - 1) / unit_width(); }
+  // hidden unit of (unit, q, lane); >= H for padding
+  int64_t hidden(int64_t unit, int q, int lane) const {
+    return unit * unit_width() + (gated ? 0 : q * V) + lane;
+  }
+  int64_t column(int64_t unit, int q, int lane) const {
+    return (gated ? q * H : 0) + hidden(unit, q, lane);
+  }
+  int64_t panel_size(int64_t K) const { return K * NV * V; }
+};
+
+// Packs the panels of units [u0, u1). The weight of (k, column n) is
+// S[n * lds + k] (S holds columns as rows, as W_hh in the forward), or
+// S[k * lds + n] when k_major (as W_hh in the backward).
+template <typename T>
+void pack_panels(const PanelMap& map, int64_t K, const T* S, int64_t lds, bool k_major,
+                 int64_t u0, int64_t u1, T* P) {
+  for (int64_t u = u0; u < u1; ++u) {
+    T* p = P + u * map.panel_size(K);
+    for (int64_t k = 0; k < K; ++k) {
+      for (int q = 0; q < map.NV; ++q) {
+        for (int lane = 0; lane < map.V; ++lane) {
+          T w = T(0);
+          if (map.hidden(u, q, lane) < map.H) {
+            const int64_t n = map.column(u, q, lane);
+            w = k_major ? S[k * lds + n] : S[n * lds + k];
+          }
+          *p++ = w;
+        }
+      }
+    }
+  }
+}
+
+// acc[r][q] = Σ_k A[r·lda + k] · P[k][q][:], for R rows of A, k in order.
+template <typename T, int R, int NV>
+inline void panel_product(int64_t K, const T* A, int64_t lda, const T* P, Vec<T> (&acc)[R][NV]) {
+  constexpr int V = Vec<T>::size;
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < NV; ++q) acc[r][q] = Vec<T>::zero();
+  for (int64_t k = 0; k < K; ++k) {
+    Vec<T> w[NV];
+    for (int q = 0; q < NV; ++q) w[q] = Vec<T>::load(P + (k * NV + q) * V);
+    for (int r = 0; r < R; ++r) {
+      const Vec<T> a = Vec<T>::broadcast(A[r * lda + k]);
+      for (int q = 0; q < NV; ++q) acc[r][q] = fmadd(a, w[q], acc[r][q]);
+    }
+  }
+}
+
+// The rows a tile of the micro-kernel takes.
+template <int NV>
+constexpr int tile_rows() {
+  return kAccumulators / NV > 0 ? kAccumulators / NV : 1;
+}
+
+// Calls epi.template tile<R>(row0) for tiles of R = tile_rows<NV>() rows
+// over [0, B), then a smaller tile for the rest, R known at compile time.
+template <int NV, typename Epi, int R = tile_rows<NV>()>
+inline void for_each_tile(int64_t B, Epi& epi, int64_t row0 = 0) {
+  if constexpr (R >= 1) {
+    for (; row0 + R <= B; row0 += R) epi.template tile<R>(row0);
+    if (row0 < B) for_each_tile<NV, Epi, R - 1>(B, epi, row0);
+  }
+}
+
+// Units [u0, u1) of `units` owned by thread `tid` of `nth`: an even split,
+// fixed for all steps.
+inline void split_units(int64_t units, int tid, int nth, int64_t& u0, int64_t& u1) {
+  const int64_t per = units / nth, extra = units % nth;
+  u0 = tid * per + (tid < extra ? tid : extra);
+  u1 = u0 + per + (tid < extra ? 1 : 0);
+}
+
+// Vec of T from p[0, n): a full load when n == V.
+template <typename T>
+inline Vec<T> load_n(const T* p, int n) {
+  return n == Vec<T>::size ? Vec<T>::load(p) : Vec<T>::load_partial(p, n);
+}
+template <typename T>
+inline void store_n(Vec<T> v, T* p, int n) {
+  if (n == Vec<T>::size) {
+    v.store(p);
+  } else {
+    v.store_partial(p, n);
+  }
+}
+
+}  // namespace SEQCORE_ISA_NS
+}  // namespace seqcore
