@@ -12,10 +12,17 @@ from seqcore import ops
 ALL_ISAS = ["scalar", "avx2", "avx512"]
 
 
-def run_python(code, **env):
+# A child interpreter imports the seqcore this process imported, from
+# outside the source tree (whose seqcore/ may have no built extension).
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(seqcore.__file__)))
+
+
+def run_python(code, env=None, **extra):
     """Runs `code` in a fresh interpreter with extra environment variables."""
-    full_env = dict(os.environ, **env)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=120)
+    full_env = dict(os.environ if env is None else env, **extra)
+    full_env["PYTHONPATH"] = PACKAGE_PARENT
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
+                          timeout=120, cwd="/")
 
 
 def test_info_has_the_documented_keys():
@@ -75,8 +82,7 @@ def test_threads_default_to_omp_num_threads():
 
 def test_threads_default_to_the_cores_without_omp_num_threads():
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    result = subprocess.run([sys.executable, "-c", "import seqcore; print(seqcore.get_num_threads())"],
-                            capture_output=True, text=True, env=env, timeout=120)
+    result = run_python("import seqcore; print(seqcore.get_num_threads())", env=env)
     assert int(result.stdout) == len(os.sched_getaffinity(0))
 
 
