@@ -9,58 +9,30 @@ from typing import List, Optional
 
 import numpy as np
 
-from . import ops
-from .timing import format_table, median_seconds
-
-CELLS = ("rnn", "lstm", "gru")
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-
-
-def _cell_arrays(cell: str, T: int, B: int, D: int, H: int, dtype, seed: int):
-    """Random inputs of a cell in ops' argument order (states left as None)."""
-    rng = np.random.default_rng(seed)
-    G = GATES[cell]
-    k = 1 / np.sqrt(H)
-    u = lambda *shape: rng.uniform(-k, k, shape).astype(dtype)  # noqa: E731
-    x = rng.standard_normal((T, B, D)).astype(dtype)
-    states = (None, None) if cell == "lstm" else (None,)
-    biases = (u(G * H), u(G * H)) if cell == "gru" else (u(G * H),)
-    return (x,) + states + (u(G * H, D), u(G * H, H)) + biases
-
-
-def bench_cells(T: int, B: int, D: int, H: int, dtype, backends: List[str], repeat: int) -> List[list]:
-    """Times each cell's forward (inference) and training step (forward + backward)."""
-    rows = []
-    for cell in CELLS:
-        args = _cell_arrays(cell, T, B, D, H, dtype, seed=0)
-        forward = getattr(ops, f"{cell}_forward")
-        backward = getattr(ops, f"{cell}_backward")
-        dy = np.ones((T, B, H), dtype)
-
-        def infer():
-            forward(*args, train=False, backend=backend)
-
-        def train_step():
-            out = forward(*args, train=True, backend=backend)
-            backward(dy, *([None] * (len(out) - 2)), out[-1])
-
-        for backend in backends:
-            t_inf = median_seconds(infer, repeat=repeat)
-            t_train = median_seconds(train_step, repeat=repeat)
-            rows.append([cell, backend, t_inf * 1e3, t_train * 1e3, T * B / t_inf, T * B / t_train])
-    return rows
-
+from . import benchmark, ops
+from .timing import format_table
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.threads:
-        ops.set_num_threads(args.threads)
+    """Each cell's training step and inference at one configuration: seqcore
+    native, the NumPy reference and torch (when installed), in tokens/s."""
     dtype = np.float64 if args.dtype == "float64" else np.float32
+    config = (args.T, args.B, args.D, args.H)
+    backends = ["native", "reference"] + (["torch"] if benchmark.torch_or_none() else [])
+    n = args.threads or ops.get_num_threads()
     info = ops.info()
-    print(f"seqcore {info['version']}  isa={info['isa']}  threads={info['threads']}  "
-          f"native backend runs: {info['backend']}")
-    print(f"T={args.T} B={args.B} D={args.D} H={args.H} {args.dtype}, median of {args.repeat} runs\n")
-    rows = bench_cells(args.T, args.B, args.D, args.H, dtype, ["native", "reference"], args.repeat)
-    print(format_table(["cell", "backend", "infer ms", "train ms", "infer tok/s", "train tok/s"], rows))
+    print(f"seqcore {info['version']}  isa={info['isa']}  threads={n}  default backend: {info['backend']}")
+    print("T={} B={} D={} H={} {}, tokens/s (median of {} runs)\n".format(*config, args.dtype, args.repeat))
+    rows = []
+    with benchmark.threads(n):
+        for cell in benchmark.CELLS:
+            tps = benchmark.measure_cell(cell, config, backends, repeat=args.repeat, min_time=0, dtype=dtype)
+            for mode in ("train", "infer"):
+                native = tps["native"][mode]
+                row = [cell, mode] + [tps[b][mode] for b in backends]
+                row += [native / tps[b][mode] for b in backends[1:]]
+                rows.append(row)
+    headers = ["cell", "step"] + backends + [f"native/{b}" for b in backends[1:]]
+    print(format_table(headers, rows))
     return 0
 
 
@@ -76,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print the version, instruction set, threads and backend")
     p.set_defaults(run=cmd_info)
 
-    p = sub.add_parser("bench", help="time each cell's forward and backward on random data")
+    p = sub.add_parser("bench", help="time each cell's training step and inference on random data")
     p.add_argument("--T", type=int, default=64, help="sequence length (default 64)")
     p.add_argument("--B", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--D", type=int, default=128, help="input size (default 128)")

@@ -41,9 +41,9 @@ def _is_number(v: object) -> bool:
 
 def _cell(v: object) -> str:
     if isinstance(v, float):
-        if v == 0 or 0.01 <= abs(v) < 1e5:
-            return f"{v:.3g}" if abs(v) < 100 else f"{v:,.0f}"
-        return f"{v:.3g}"
+        if abs(v) >= 100:
+            return f"{v:,.0f}"
+        return f"{v:.3g}" if abs(v) >= 0.001 or v == 0 else f"{v:.2e}"
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
     return str(v)

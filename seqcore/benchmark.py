@@ -1,0 +1,158 @@
+"""Measuring the cells: seqcore native, the NumPy reference and PyTorch, side
+by side in one process, at a given number of threads. Used by bench/cells.py
+and `seqcore bench`; prints nothing itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import ops
+from .timing import median_seconds
+
+try:  # NumPy's BLAS threads (the reference and the matmul peak); the bench extra
+    import threadpoolctl
+except ImportError:  # pragma: no cover
+    threadpoolctl = None
+
+CELLS = ("rnn", "lstm", "gru")
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+TORCH_CLASS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def torch_or_none():
+    """torch if it is installed, else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Runs the block with n threads for seqcore, NumPy's BLAS and torch."""
+    before = ops.get_num_threads()
+    torch = torch_or_none()
+    torch_before = torch.get_num_threads() if torch else None
+    limiter = threadpoolctl.threadpool_limits(limits=n, user_api="blas") if threadpoolctl else None
+    ops.set_num_threads(n)
+    if torch:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        ops.set_num_threads(before)
+        if torch:
+            torch.set_num_threads(torch_before)
+        if limiter is not None:
+            limiter.restore_original_limits()
+
+
+def blas_info() -> List[dict]:
+    """threadpoolctl's view of the BLAS NumPy uses ('architecture' is its kernel)."""
+    if threadpoolctl is None:
+        return []
+    return [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+
+
+def numpy_matmul_gflops(n: int = 2048, dtype=np.float32, repeat: int = 5) -> float:
+    """GFLOP/s of NumPy's n×n×n matmul at the current BLAS threads: the peak
+    that the cells' figures are compared with."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, n, n)).astype(dtype)
+    c = np.empty((n, n), dtype)
+    return 2 * n**3 / median_seconds(lambda: np.matmul(a, b, out=c), repeat=repeat) / 1e9
+
+
+def cell_flops(cell: str, T: int, B: int, D: int, H: int, train: bool) -> float:
+    """Floating-point operations of the matrix products of one call: forward
+    2·T·B·G·H·(D + H); a training step adds dx, dW_ih, dW_hh and dh, three
+    times the forward in all (elementwise work not counted)."""
+    forward = 2.0 * T * B * GATES[cell] * H * (D + H)
+    return 3 * forward if train else forward
+
+
+def cell_arguments(cell: str, T: int, B: int, D: int, H: int, dtype=np.float32, seed: int = 0) -> Tuple:
+    """Random arguments of ops.<cell>_forward, in order; weights uniform in
+    ±1/√H as PyTorch initialises them, states None (zeros)."""
+    rng = np.random.default_rng(seed)
+    G, k = GATES[cell], 1 / np.sqrt(H)
+
+    def uniform(*shape):
+        return rng.uniform(-k, k, shape).astype(dtype)
+
+    x = rng.standard_normal((T, B, D)).astype(dtype)
+    states = (None, None) if cell == "lstm" else (None,)
+    biases = (uniform(G * H), uniform(G * H)) if cell == "gru" else (uniform(G * H),)
+    return (x,) + states + (uniform(G * H, D), uniform(G * H, H)) + biases
+
+
+def seqcore_step(cell: str, args: Tuple, backend: str, train: bool) -> Callable[[], None]:
+    """A training step (forward and backward with every gradient, from dy at
+    each step's output) or an inference call, of ops with `backend`."""
+    forward = getattr(ops, f"{cell}_forward")
+    backward = getattr(ops, f"{cell}_backward")
+    x = args[0]
+    dy = np.ones(x.shape[:2] + (args[-2 if cell != "gru" else -3].shape[1],), x.dtype)
+    no_state_grads = [None] * (2 if cell == "lstm" else 1)
+
+    def infer():
+        forward(*args, train=False, backend=backend)
+
+    def train_step():
+        out = forward(*args, train=True, backend=backend)
+        backward(dy, *no_state_grads, out[-1])
+
+    return train_step if train else infer
+
+
+def torch_step(cell: str, args: Tuple, train: bool) -> Optional[Callable[[], None]]:
+    """The same step with torch.nn.RNN/LSTM/GRU and the same weights, or None
+    without torch."""
+    torch = torch_or_none()
+    if torch is None:
+        return None
+    x = args[0]
+    W_ih, W_hh = (args[3], args[4]) if cell == "lstm" else (args[2], args[3])
+    D, H = x.shape[2], W_hh.shape[1]
+    dtype = torch.float64 if x.dtype == np.float64 else torch.float32
+    layer = getattr(torch.nn, TORCH_CLASS[cell])(D, H).to(dtype)
+    with torch.no_grad():
+        layer.weight_ih_l0.copy_(torch.from_numpy(W_ih))
+        layer.weight_hh_l0.copy_(torch.from_numpy(W_hh))
+    xt = torch.from_numpy(x).requires_grad_(train)
+    dy = torch.ones(x.shape[0], x.shape[1], H, dtype=dtype)
+
+    def infer():
+        with torch.inference_mode():
+            layer(xt)
+
+    def train_step():
+        layer.zero_grad(set_to_none=True)
+        xt.grad = None
+        y, _ = layer(xt)
+        y.backward(dy)
+
+    return train_step if train else infer
+
+
+def measure_cell(cell: str, config: Sequence[int], backends: Sequence[str], repeat: int = 5,
+                 min_time: float = 0.2, dtype=np.float32) -> Dict[str, Dict[str, float]]:
+    """Tokens per second (T·B per call) of each backend ("native",
+    "reference", "torch"), for "train" and "infer", at the current threads."""
+    T, B, D, H = config
+    args = cell_arguments(cell, T, B, D, H, dtype)
+    result: Dict[str, Dict[str, float]] = {}
+    for backend in backends:
+        result[backend] = {}
+        for mode in ("train", "infer"):
+            train = mode == "train"
+            fn = torch_step(cell, args, train) if backend == "torch" else seqcore_step(cell, args, backend, train)
+            if fn is None:
+                continue
+            result[backend][mode] = T * B / median_seconds(fn, repeat=repeat, warmup=1, min_time=min_time)
+    return result
