@@ -138,3 +138,53 @@ def test_kernels_release_the_gil():
     done.set()
     t.join()
     assert len(ticks) > 5
+
+
+# ---------------------------------------------------------------------------
+# the binding boundary: _core checks what ops would have checked
+
+
+def core_lstm_arguments(dtype=np.float32):
+    inputs = make_inputs("lstm", 3, 2, 4, 5, dtype=dtype)
+    return dict(cell="lstm", x=inputs["x"], h0=inputs["h0"], c0=inputs["c0"], W_ih=inputs["W_ih"],
+                W_hh=inputs["W_hh"], b_ih=inputs["b"], b_hh=None, train=True)
+
+
+def test_core_rejects_a_non_contiguous_input():
+    from seqcore import _core
+    args = core_lstm_arguments()
+    args["x"] = np.asfortranarray(args["x"])
+    with pytest.raises(ValueError, match="x: expected a C-contiguous array"):
+        _core.cell_forward(**args)
+
+
+def test_core_rejects_mixed_dtypes():
+    from seqcore import _core
+    args = core_lstm_arguments()
+    args["W_hh"] = args["W_hh"].astype(np.float64)
+    with pytest.raises(TypeError, match="W_hh: expected a float32 array"):
+        _core.cell_forward(**args)
+
+
+def test_core_rejects_a_wrong_shape():
+    from seqcore import _core
+    args = core_lstm_arguments()
+    args["b_ih"] = args["b_ih"][:-1].copy()
+    with pytest.raises(ValueError, match="b_ih: expected shape"):
+        _core.cell_forward(**args)
+
+
+def test_core_rejects_an_empty_sequence():
+    from seqcore import _core
+    args = core_lstm_arguments()
+    args["x"] = args["x"][:0].copy()
+    with pytest.raises(ValueError, match="T, B and H of at least 1"):
+        _core.cell_forward(**args)
+
+
+def test_core_rejects_an_unknown_cell():
+    from seqcore import _core
+    args = core_lstm_arguments()
+    args["cell"] = "transformer"
+    with pytest.raises(ValueError, match="cell: expected 'rnn', 'lstm' or 'gru'"):
+        _core.cell_forward(**args)

@@ -88,13 +88,31 @@ constexpr int tile_rows() {
   return kAccumulators / NV > 0 ? kAccumulators / NV : 1;
 }
 
-// Calls epi.template tile<R>(row0) for tiles of R = tile_rows<NV>() rows
-// over [0, B), then a smaller tile for the rest, R known at compile time.
-template <int NV, typename Epi, int R = tile_rows<NV>()>
-inline void for_each_tile(int64_t B, Epi& epi, int64_t row0 = 0) {
+// Calls epi.template tile<rows>(row0) with rows known at compile time.
+template <int R, typename Epi>
+inline void tile_of(int rows, Epi& epi, int64_t row0) {
   if constexpr (R >= 1) {
-    for (; row0 + R <= B; row0 += R) epi.template tile<R>(row0);
-    if (row0 < B) for_each_tile<NV, Epi, R - 1>(B, epi, row0);
+    if (rows == R) {
+      epi.template tile<R>(row0);
+    } else {
+      tile_of<R - 1>(rows, epi, row0);
+    }
+  }
+}
+
+// Covers rows [0, B) with as few tiles as tile_rows<NV>() allows, of sizes
+// that differ by at most one (32 rows in tiles of at most 6: 6,6,5,5,5,5
+// rather than 6,6,6,6,6,2, whose last tile would waste the registers).
+template <int NV, typename Epi>
+inline void for_each_tile(int64_t B, Epi& epi) {
+  constexpr int MR = tile_rows<NV>();
+  const int64_t tiles = (B + MR - 1) / MR;
+  const int64_t base = B / tiles, extra = B % tiles;
+  int64_t row0 = 0;
+  for (int64_t i = 0; i < tiles; ++i) {
+    const int rows = static_cast<int>(base + (i < extra ? 1 : 0));
+    tile_of<MR>(rows, epi, row0);
+    row0 += rows;
   }
 }
 
