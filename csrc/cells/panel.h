@@ -66,20 +66,42 @@ void pack_panels(const PanelMap& map, int64_t K, const T* S, int64_t lds, bool k
   }
 }
 
-// acc[r][q] = Σ_k A[r·lda + k] · P[k][q][:], for R rows of A, k in order.
+// acc[r][q] = Σ_k A[r·lda + k] · P[k][q][:], for R rows of A. With few
+// accumulators (a tile of one or two rows) the FMA latency would bound the
+// loop, so k is dealt round-robin to KS independent chains, added up in a
+// fixed order at the end: the result depends on R, never on the threads.
 template <typename T, int R, int NV>
 inline void panel_product(int64_t K, const T* A, int64_t lda, const T* P, Vec<T> (&acc)[R][NV]) {
   constexpr int V = Vec<T>::size;
-  for (int r = 0; r < R; ++r)
-    for (int q = 0; q < NV; ++q) acc[r][q] = Vec<T>::zero();
-  for (int64_t k = 0; k < K; ++k) {
+  constexpr int KS = R * NV >= 8 ? 1 : (8 + R * NV - 1) / (R * NV);
+  Vec<T> chain[KS][R][NV];
+  for (int s = 0; s < KS; ++s)
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < NV; ++q) chain[s][r][q] = Vec<T>::zero();
+  int64_t k = 0;
+  for (; k + KS <= K; k += KS) {
+    for (int s = 0; s < KS; ++s) {
+      Vec<T> w[NV];
+      for (int q = 0; q < NV; ++q) w[q] = Vec<T>::load(P + ((k + s) * NV + q) * V);
+      for (int r = 0; r < R; ++r) {
+        const Vec<T> a = Vec<T>::broadcast(A[r * lda + k + s]);
+        for (int q = 0; q < NV; ++q) chain[s][r][q] = fmadd(a, w[q], chain[s][r][q]);
+      }
+    }
+  }
+  for (int s = 0; k < K; ++k, ++s) {
     Vec<T> w[NV];
     for (int q = 0; q < NV; ++q) w[q] = Vec<T>::load(P + (k * NV + q) * V);
     for (int r = 0; r < R; ++r) {
       const Vec<T> a = Vec<T>::broadcast(A[r * lda + k]);
-      for (int q = 0; q < NV; ++q) acc[r][q] = fmadd(a, w[q], acc[r][q]);
+      for (int q = 0; q < NV; ++q) chain[s][r][q] = fmadd(a, w[q], chain[s][r][q]);
     }
   }
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < NV; ++q) {
+      acc[r][q] = chain[0][r][q];
+      for (int s = 1; s < KS; ++s) acc[r][q] = acc[r][q] + chain[s][r][q];
+    }
 }
 
 // The rows a tile of the micro-kernel takes.
