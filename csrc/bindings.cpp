@@ -170,16 +170,42 @@ CellSizes cell_sizes(Cell cell, const py::array& x, const py::array& W_hh) {
   return s;
 }
 
-// Returns (y, hT, cT, ws_gates, ws_c, ws_hn); entries a cell does not have
-// (or inference does not keep) are None.
+// Checks lengths: None, or an int64 (B,) array with values in [0, T].
+const int64_t* lengths_arg(const py::object& lengths, int64_t B, int64_t T) {
+  if (lengths.is_none()) return nullptr;
+  const py::array a = lengths.cast<py::array>();
+  if (a.dtype().kind() != 'i' || a.itemsize() != 8 || a.ndim() != 1 || a.shape(0) != B ||
+      !(a.flags() & py::array::c_style)) {
+    throw py::value_error("lengths: expected a C-contiguous int64 array of shape (" +
+                          std::to_string(B) + ",)");
+  }
+  const int64_t* p = static_cast<const int64_t*>(a.data());
+  for (int64_t b = 0; b < B; ++b) {
+    if (p[b] < 0 || p[b] > T) {
+      throw py::value_error("lengths: expected values in [0, " + std::to_string(T) + "], got " +
+                            std::to_string(p[b]));
+    }
+  }
+  return p;
+}
+
+int threads_arg(int num_threads) {
+  if (num_threads < 0) throw py::value_error("num_threads: expected 0 (the default) or more");
+  return num_threads == 0 ? get_num_threads() : num_threads;
+}
+
+// Returns (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn); entries a cell does not
+// have (or inference does not keep) are None.
 template <typename T>
 py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, const py::object& c0,
                           const py::array& W_ih, const py::array& W_hh, const py::array& b_ih,
-                          const py::object& b_hh, bool train) {
+                          const py::object& b_hh, bool train, const py::object& lengths,
+                          bool reverse, int num_threads) {
   const CellSizes s = cell_sizes<T>(cell, x, W_hh);
   const int64_t GH = s.G * s.H;
   CellForwardArgs<T> a;
-  a.T_ = s.T, a.B = s.B, a.D = s.D, a.H = s.H, a.train = train;
+  a.T_ = s.T, a.B = s.B, a.D = s.D, a.H = s.H, a.train = train, a.reverse = reverse;
+  a.lengths = lengths_arg(lengths, s.B, s.T);
   a.x = static_cast<const T*>(x.data());
   a.h0 = input<T>(h0, "h0", {s.B, s.H});
   a.W_ih = input<T>(W_ih, "W_ih", {GH, s.D});
@@ -190,13 +216,19 @@ py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, co
 
   auto y = empty<T>({s.T, s.B, s.H});
   auto hT = empty<T>({s.B, s.H});
-  py::object cT = py::none(), ws_gates = py::none(), ws_c = py::none(), ws_hn = py::none();
+  py::object cT = py::none(), ws_h = py::none(), ws_gates = py::none(), ws_c = py::none(),
+             ws_hn = py::none();
   a.y = y.mutable_data();
   a.hT = hT.mutable_data();
   if (cell == Cell::lstm) {
     auto c = empty<T>({s.B, s.H});
     a.cT = c.mutable_data();
     cT = c;
+  }
+  if (train) {
+    auto h = empty<T>({s.T + 1, s.B, s.H});
+    a.ws_h = h.mutable_data();
+    ws_h = h;
   }
   if (train && cell != Cell::rnn) {
     auto g = empty<T>({s.T, s.B, GH});
@@ -214,33 +246,34 @@ py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, co
     ws_hn = hn;
   }
   const auto& k = table<T>();
-  a.num_threads = get_num_threads();
-  auto scratch = empty<T>({k.forward_scratch(cell, s.T, s.B, s.D, s.H, train, a.num_threads)});
+  a.num_threads = threads_arg(num_threads);
+  auto scratch = empty<T>({k.forward_scratch(cell, s.T, s.B, s.D, s.H, train, reverse)});
   a.scratch = scratch.mutable_data();
   {
     py::gil_scoped_release release;
     k.forward(cell, a);
   }
-  return py::make_tuple(y, hT, cT, ws_gates, ws_c, ws_hn);
+  return py::make_tuple(y, hT, cT, ws_h, ws_gates, ws_c, ws_hn);
 }
 
 // Returns (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh); dc0 is None but for
 // LSTM, db_hh None but for GRU.
 template <typename T>
-py::tuple cell_backward_py(Cell cell, const py::array& x, const py::array& h0, const py::object& c0,
-                           const py::array& W_ih, const py::array& W_hh, const py::array& y,
+py::tuple cell_backward_py(Cell cell, const py::array& x, const py::object& c0,
+                           const py::array& W_ih, const py::array& W_hh, const py::array& ws_h,
                            const py::object& ws_gates, const py::object& ws_c,
                            const py::object& ws_hn, const py::object& dy, const py::object& dhT,
-                           const py::object& dcT) {
+                           const py::object& dcT, const py::object& lengths, bool reverse,
+                           int num_threads) {
   const CellSizes s = cell_sizes<T>(cell, x, W_hh);
   const int64_t GH = s.G * s.H;
   CellBackwardArgs<T> a;
-  a.T_ = s.T, a.B = s.B, a.D = s.D, a.H = s.H;
+  a.T_ = s.T, a.B = s.B, a.D = s.D, a.H = s.H, a.reverse = reverse;
+  a.lengths = lengths_arg(lengths, s.B, s.T);
   a.x = static_cast<const T*>(x.data());
-  a.h0 = input<T>(h0, "h0", {s.B, s.H});
   a.W_ih = input<T>(W_ih, "W_ih", {GH, s.D});
   a.W_hh = input<T>(W_hh, "W_hh", {GH, s.H});
-  a.y = input<T>(y, "y", {s.T, s.B, s.H});
+  a.ws_h = input<T>(ws_h, "ws_h", {s.T + 1, s.B, s.H});
   a.dy = optional_input<T>(dy, "dy", {s.T, s.B, s.H});
   a.dhT = optional_input<T>(dhT, "dhT", {s.B, s.H});
   if (cell != Cell::rnn) {
@@ -275,8 +308,8 @@ py::tuple cell_backward_py(Cell cell, const py::array& x, const py::array& h0, c
     db_hh = d;
   }
   const auto& k = table<T>();
-  a.num_threads = get_num_threads();
-  auto scratch = empty<T>({k.backward_scratch(cell, s.T, s.B, s.D, s.H)});
+  a.num_threads = threads_arg(num_threads);
+  auto scratch = empty<T>({k.backward_scratch(cell, s.T, s.B, s.D, s.H, reverse)});
   a.scratch = scratch.mutable_data();
   {
     py::gil_scoped_release release;
@@ -290,17 +323,17 @@ bool is_float64(const py::array& x) { return x.dtype().kind() == 'f' && x.itemsi
 // Bytes a forward allocates beyond its inputs and outputs: scratch, and for
 // training the arrays kept for backward.
 int64_t forward_workspace_bytes(const std::string& cell_name, int64_t T, int64_t B, int64_t D,
-                                int64_t H, bool train, bool float64) {
+                                int64_t H, bool train, bool reverse, bool float64) {
   const Cell cell = parse_cell(cell_name);
   const int64_t G = gate_count(cell);
-  const int64_t item = float64 ? 8 : 4;
-  int64_t n = float64 ? table<double>().forward_scratch(cell, T, B, D, H, train, get_num_threads())
-                      : table<float>().forward_scratch(cell, T, B, D, H, train, get_num_threads());
+  int64_t n = float64 ? table<double>().forward_scratch(cell, T, B, D, H, train, reverse)
+                      : table<float>().forward_scratch(cell, T, B, D, H, train, reverse);
   if (train) {
-    if (cell != Cell::rnn) n += T * B * G * H;
-    if (cell != Cell::rnn) n += T * B * H;  // ws_c (LSTM) or ws_hn (GRU)
+    n += (T + 1) * B * H;                   // ws_h
+    if (cell != Cell::rnn) n += T * B * G * H;  // ws_gates
+    if (cell != Cell::rnn) n += T * B * H;      // ws_c (LSTM) or ws_hn (GRU)
   }
-  return n * item;
+  return n * (float64 ? 8 : 4);
 }
 
 }  // namespace
@@ -330,33 +363,41 @@ PYBIND11_MODULE(_core, m) {
       "cell_forward",
       [](const std::string& cell, const py::array& x, const py::array& h0, const py::object& c0,
          const py::array& W_ih, const py::array& W_hh, const py::array& b_ih,
-         const py::object& b_hh, bool train) {
+         const py::object& b_hh, bool train, const py::object& lengths, bool reverse,
+         int num_threads) {
         const Cell c = parse_cell(cell);
-        return is_float64(x) ? cell_forward_py<double>(c, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train)
-                             : cell_forward_py<float>(c, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train);
+        return is_float64(x) ? cell_forward_py<double>(c, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train,
+                                                       lengths, reverse, num_threads)
+                             : cell_forward_py<float>(c, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train,
+                                                      lengths, reverse, num_threads);
       },
       py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("W_ih"),
       py::arg("W_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("train"),
-      "One layer over a whole sequence -> (y, hT, cT, ws_gates, ws_c, ws_hn).");
+      py::arg("lengths") = py::none(), py::arg("reverse") = false, py::arg("num_threads") = 0,
+      "One layer, one direction, over a padded batch -> (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn).");
   m.def(
       "cell_backward",
-      [](const std::string& cell, const py::array& x, const py::array& h0, const py::object& c0,
-         const py::array& W_ih, const py::array& W_hh, const py::array& y,
+      [](const std::string& cell, const py::array& x, const py::object& c0,
+         const py::array& W_ih, const py::array& W_hh, const py::array& ws_h,
          const py::object& ws_gates, const py::object& ws_c, const py::object& ws_hn,
-         const py::object& dy, const py::object& dhT, const py::object& dcT) {
+         const py::object& dy, const py::object& dhT, const py::object& dcT,
+         const py::object& lengths, bool reverse, int num_threads) {
         const Cell c = parse_cell(cell);
-        return is_float64(x) ? cell_backward_py<double>(c, x, h0, c0, W_ih, W_hh, y, ws_gates,
-                                                        ws_c, ws_hn, dy, dhT, dcT)
-                             : cell_backward_py<float>(c, x, h0, c0, W_ih, W_hh, y, ws_gates,
-                                                       ws_c, ws_hn, dy, dhT, dcT);
+        return is_float64(x) ? cell_backward_py<double>(c, x, c0, W_ih, W_hh, ws_h, ws_gates, ws_c,
+                                                        ws_hn, dy, dhT, dcT, lengths, reverse,
+                                                        num_threads)
+                             : cell_backward_py<float>(c, x, c0, W_ih, W_hh, ws_h, ws_gates, ws_c,
+                                                       ws_hn, dy, dhT, dcT, lengths, reverse,
+                                                       num_threads);
       },
-      py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("W_ih"),
-      py::arg("W_hh"), py::arg("y"), py::arg("ws_gates"), py::arg("ws_c"), py::arg("ws_hn"),
-      py::arg("dy"), py::arg("dhT"), py::arg("dcT"),
+      py::arg("cell"), py::arg("x"), py::arg("c0"), py::arg("W_ih"), py::arg("W_hh"),
+      py::arg("ws_h"), py::arg("ws_gates"), py::arg("ws_c"), py::arg("ws_hn"), py::arg("dy"),
+      py::arg("dhT"), py::arg("dcT"), py::arg("lengths") = py::none(),
+      py::arg("reverse") = false, py::arg("num_threads") = 0,
       "BPTT of cell_forward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh).");
   m.def("forward_workspace_bytes", &forward_workspace_bytes, py::arg("cell"), py::arg("T"),
-        py::arg("B"), py::arg("D"), py::arg("H"), py::arg("train"), py::arg("float64"),
-        "Bytes a forward allocates beyond its inputs and outputs.");
+        py::arg("B"), py::arg("D"), py::arg("H"), py::arg("train"), py::arg("reverse"),
+        py::arg("float64"), "Bytes a forward allocates beyond its inputs and outputs.");
   m.def("sigmoid", [](const py::array& x) { return activation_any(x, true); }, py::arg("x"));
   m.def("tanh", [](const py::array& x) { return activation_any(x, false); }, py::arg("x"));
 }

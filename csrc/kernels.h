@@ -12,12 +12,21 @@ enum class Cell : int { rnn = 0, lstm = 1, gru = 2 };
 
 inline int gate_count(Cell cell) { return cell == Cell::rnn ? 1 : cell == Cell::lstm ? 4 : 3; }
 
-// One layer, one direction, a whole sequence. G gates; time-major arrays, all
-// C-contiguous. Pointers the cell does not use are null.
+// One layer, one direction, a whole sequence of a padded batch. G gates;
+// arrays C-contiguous, time-major. Pointers a cell does not use are null.
+//
+// The kernels run T iterations s = 0 … T-1. Row b runs time step
+//   t = s                    forward
+//   t = length[b] − 1 − s    reverse (each sequence from its own end)
+// while s < length[b]; past its end a row is inactive: its state is carried
+// unchanged and its outputs y[t ≥ length[b], b] are zero. Everything kept
+// for backward is indexed by iteration, not by time.
 template <typename T>
 struct CellForwardArgs {
   int64_t T_ = 0, B = 0, D = 0, H = 0;
-  bool train = false;       // keep what backward needs in ws_*
+  bool train = false;              // keep what backward needs in ws_*
+  bool reverse = false;
+  const int64_t* lengths = nullptr;  // (B,) in [0, T], or null: all T
   const T* x = nullptr;     // (T, B, D)
   const T* h0 = nullptr;    // (B, H)
   const T* c0 = nullptr;    // (B, H)      LSTM
@@ -28,10 +37,11 @@ struct CellForwardArgs {
   T* y = nullptr;           // (T, B, H)   out
   T* hT = nullptr;          // (B, H)      out
   T* cT = nullptr;          // (B, H)      out, LSTM
-  // Kept for backward when training; null for inference.
+  // Kept for backward when training, by iteration; null for inference.
+  T* ws_h = nullptr;        // (T+1, B, H) states: slot 0 is h0, slot s+1 after iteration s
   T* ws_gates = nullptr;    // (T, B, G·H) gates after their nonlinearities (LSTM, GRU)
-  T* ws_c = nullptr;        // (T, B, H)   cell states c_t (LSTM)
-  T* ws_hn = nullptr;       // (T, B, H)   h_{t-1} W_hnᵀ + b_hn (GRU)
+  T* ws_c = nullptr;        // (T, B, H)   cell states (LSTM)
+  T* ws_hn = nullptr;       // (T, B, H)   h W_hnᵀ + b_hn (GRU)
   T* scratch = nullptr;     // forward_scratch(...) elements
   int num_threads = 1;
 };
@@ -39,9 +49,11 @@ struct CellForwardArgs {
 template <typename T>
 struct CellBackwardArgs {
   int64_t T_ = 0, B = 0, D = 0, H = 0;
+  bool reverse = false;
+  const int64_t* lengths = nullptr;
   // from the forward
-  const T *x = nullptr, *h0 = nullptr, *c0 = nullptr, *W_ih = nullptr, *W_hh = nullptr;
-  const T *y = nullptr, *ws_gates = nullptr, *ws_c = nullptr, *ws_hn = nullptr;
+  const T *x = nullptr, *c0 = nullptr, *W_ih = nullptr, *W_hh = nullptr;
+  const T *ws_h = nullptr, *ws_gates = nullptr, *ws_c = nullptr, *ws_hn = nullptr;
   // incoming gradients, each may be null (no gradient there)
   const T* dy = nullptr;    // (T, B, H)
   const T* dhT = nullptr;   // (B, H)
@@ -75,8 +87,8 @@ struct KernelTable {
   // depends on the vector width, hence per ISA). Inference needs O(B·H)
   // whatever T is.
   int64_t (*forward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool train,
-                             int num_threads);
-  int64_t (*backward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H);
+                             bool reverse);
+  int64_t (*backward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool reverse);
   void (*forward)(Cell cell, const CellForwardArgs<T>& args);
   void (*backward)(Cell cell, const CellBackwardArgs<T>& args);
 };

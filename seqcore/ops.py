@@ -175,8 +175,8 @@ def _check_dy_dh(cache: Cache, dy, dh, dh_name: str = "dhT"):
 
 def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train):
     """Runs _core.cell_forward; returns ((y, hT, cT), what backward needs)."""
-    y, hT, cT, ws_gates, ws_c, ws_hn = _core.cell_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train)
-    data = dict(x=x, h0=h0, c0=c0, W_ih=W_ih, W_hh=W_hh, y=y, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn)
+    y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = _core.cell_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train)
+    data = dict(x=x, c0=c0, W_ih=W_ih, W_hh=W_hh, ws_h=ws_h, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn)
     return (y, hT, cT), data
 
 
@@ -188,7 +188,7 @@ def _native_backward(cache: Cache, dy, dhT, dcT):
 def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train: bool, dtype=np.float32) -> int:
     """Bytes the native forward of `cell` allocates beyond its inputs and
     outputs. Inference needs O(B·H) whatever T is."""
-    return _core.forward_workspace_bytes(cell, T, B, D, H, train, np.dtype(dtype) == np.float64)
+    return _core.forward_workspace_bytes(cell, T, B, D, H, train, False, np.dtype(dtype) == np.float64)
 
 
 # ---------------------------------------------------------------------------

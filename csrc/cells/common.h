@@ -1,6 +1,5 @@
-// What the three cells' time loops share (generic code, see
-// isa/kernels_impl.h): scratch sizing, the input projection, and the products
-// after the backward loop.
+// Small pieces the time loops use (generic code, see isa/kernels_impl.h):
+// the inference chunk, the input projection, bias gradients.
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
 
@@ -34,25 +33,6 @@ void column_sums(const T* A, int64_t rows, int64_t cols, T* out, int num_threads
     for (int64_t i = 0; i < rows; ++i) s = s + load_n(A + i * cols + j, n);
     store_n(s, out + j, n);
   }
-}
-
-// After the backward loop, with dG (T·B, G·H) the pre-activation gradients
-// on the input side and dGh those on the recurrent side (the same array but
-// for GRU):
-//   dx = dG · W_ih      dW_ih = dGᵀ · X      db_ih = Σ_rows dG
-//   dW_hh = Σ_t dGh_tᵀ · h_{t-1} = dGh[1:]ᵀ · y[:-1] + dGh[0]ᵀ · h0
-//   db_hh = Σ_rows dGh (GRU only)
-template <typename T>
-void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH, const T* dG,
-                                const T* dGh) {
-  const int64_t TB = a.T_ * a.B, B = a.B, D = a.D, H = a.H;
-  const int nt = a.num_threads;
-  gemm<T>(false, false, TB, D, GH, T(1), dG, GH, a.W_ih, D, T(0), a.dx, D, nt);
-  gemm<T>(true, false, GH, D, TB, T(1), dG, GH, a.x, D, T(0), a.dW_ih, D, nt);
-  gemm<T>(true, false, GH, H, B, T(1), dGh, GH, a.h0, H, T(0), a.dW_hh, H, nt);
-  gemm<T>(true, false, GH, H, TB - B, T(1), dGh + B * GH, GH, a.y, H, T(1), a.dW_hh, H, nt);
-  column_sums(dG, TB, GH, a.db_ih, nt);
-  if (a.db_hh != nullptr) column_sums(dGh, TB, GH, a.db_hh, nt);
 }
 
 }  // namespace SEQCORE_ISA_NS

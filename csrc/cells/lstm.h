@@ -7,45 +7,54 @@ namespace SEQCORE_ISA_NS {
 constexpr int kLstmForwardNV = 4;   // forward unit: the 4 gates of V hidden units
 constexpr int kLstmBackwardNV = 2;  // backward unit: 2·V hidden units
 
-// Scratch: packed W_hh; for inference also Gx of a chunk of steps and c.
-// Backward: packed W_hh and dG (T, B, 4H).
 template <typename T>
-int64_t lstm_forward_scratch(int64_t T_, int64_t B, int64_t H, bool train) {
-  const PanelMap map{H, kLstmForwardNV, Vec<T>::size, true};
-  int64_t n = map.units() * map.panel_size(H);
-  if (!train) n += inference_chunk_steps(T_, B) * B * 4 * H + B * H;
-  return n;
+PanelMap lstm_forward_map(int64_t H) { return PanelMap{H, kLstmForwardNV, Vec<T>::size, true}; }
+
+// Forward scratch (see ForwardScratch) plus, for inference, the cell state.
+template <typename T>
+int64_t lstm_forward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool train, bool reverse) {
+  return ForwardScratch<T>::size(lstm_forward_map<T>(H), T_, B, D, 4 * H, train, reverse, true,
+                                 train ? 0 : B * H);
 }
 
 template <typename T>
-int64_t lstm_backward_scratch(int64_t T_, int64_t B, int64_t H) {
-  return backward_panels_size<T, kLstmBackwardNV>(H, 4 * H) + T_ * B * 4 * H;
+int64_t lstm_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool reverse) {
+  return BackwardScratch<T, kLstmBackwardNV>::size(T_, B, D, H, 4 * H, reverse, 0);
 }
 
-// Step t, hidden units [unit·V, unit·V + V): the gates from the recurrent
-// product acc = h_{t-1} W_hhᵀ, then c_t and h_t.
+// Iteration s, hidden units [unit·V, unit·V + V) of a row at time step t:
+// the gates from the recurrent product acc = h W_hhᵀ, then c and h.
 template <typename T>
 struct LstmForwardEpilogue {
-  int64_t H = 0;
-  const T* gx = nullptr;      // (B, 4H) x_t W_ihᵀ
+  int64_t H = 0, B = 0;
+  const T* gx = nullptr;      // (B, 4H) x W_ihᵀ of this iteration
   const T* b = nullptr;       // (4H,)
+  const T* h_prev = nullptr;  // (B, H)
   const T* c_prev = nullptr;  // (B, H)
-  T* c_out = nullptr;         // (B, H), may be c_prev (in place)
   T* h_out = nullptr;         // (B, H)
+  T* c_out = nullptr;         // (B, H), may be c_prev (in place)
+  T* y = nullptr;             // (T, B, H)
   T* gates = nullptr;         // (B, 4H) or null; may be gx (in place)
 
-  void apply(int64_t row, int64_t unit, const Vec<T>* acc) const {
+  void apply(int64_t row, int64_t unit, const Vec<T>* acc, int64_t t) const {
     constexpr int V = Vec<T>::size;
-    const int64_t j = unit * V;
+    const int64_t j = unit * V, hj = row * H + j;
     const int n = static_cast<int>(H - j < V ? H - j : V);
+    if (t < 0) {  // past the row's end: the state is carried
+      store_n(load_n(h_prev + hj, n), h_out + hj, n);
+      if (c_out != c_prev) store_n(load_n(c_prev + hj, n), c_out + hj, n);
+      return;
+    }
     const T* gxr = gx + row * 4 * H + j;
     const Vec<T> i = vsigmoid(acc[0] + load_n(gxr, n) + load_n(b + j, n));
     const Vec<T> f = vsigmoid(acc[1] + load_n(gxr + H, n) + load_n(b + H + j, n));
     const Vec<T> g = vtanh(acc[2] + load_n(gxr + 2 * H, n) + load_n(b + 2 * H + j, n));
     const Vec<T> o = vsigmoid(acc[3] + load_n(gxr + 3 * H, n) + load_n(b + 3 * H + j, n));
-    const Vec<T> c = fmadd(f, load_n(c_prev + row * H + j, n), i * g);
-    store_n(c, c_out + row * H + j, n);
-    store_n(o * vtanh(c), h_out + row * H + j, n);
+    const Vec<T> c = fmadd(f, load_n(c_prev + hj, n), i * g);
+    const Vec<T> h = o * vtanh(c);
+    store_n(c, c_out + hj, n);
+    store_n(h, h_out + hj, n);
+    store_n(h, y + (t * B + row) * H + j, n);
     if (gates != nullptr) {
       T* gr = gates + row * 4 * H + j;
       store_n(i, gr, n);
@@ -56,87 +65,100 @@ struct LstmForwardEpilogue {
   }
 };
 
-// Step t back, hidden units [j, j + n), with dh the whole gradient at h_t:
-//   dc_t = dc + dh ⊙ o ⊙ (1 − tanh²c_t)     dc_{t-1} = dc_t ⊙ f
-//   dG_t = [dc_t g i(1−i), dc_t c_{t-1} f(1−f), dc_t i (1−g²), dh tanh(c_t) o(1−o)]
+// Iteration s back, hidden units [j, j + n), with dh the whole gradient at
+// the row's h (dcT joins dc at the row's last step):
+//   dc_s = dc + dh ⊙ o ⊙ (1 − tanh²c_s)     dc_{s-1} = dc_s ⊙ f
+//   dG_s = [dc_s g i(1−i), dc_s c_{s-1} f(1−f), dc_s i (1−g²), dh tanh(c_s) o(1−o)]
 template <typename T>
 struct LstmBackwardEpilogue {
   int64_t H = 0;
-  const T* gates = nullptr;   // (B, 4H) i, f, g, o of step t
-  const T* c = nullptr;       // (B, H) c_t
-  const T* c_prev = nullptr;  // (B, H) c_{t-1}
-  T* dc = nullptr;            // (B, H) in: from step t+1; out: to step t-1
+  const T* gates = nullptr;   // (B, 4H) i, f, g, o of iteration s
+  const T* c = nullptr;       // (B, H) c_s
+  const T* c_prev = nullptr;  // (B, H) c_{s-1}
+  const T* dcT = nullptr;     // (B, H) or null
+  T* dc = nullptr;            // (B, H) in: from iteration s+1; out: to s-1
   T* dG = nullptr;            // (B, 4H) out
 
-  void apply(int64_t row, int64_t j, int n, Vec<T> dh) const {
+  void skip(int64_t row, int64_t j, int n) const {
+    T* dgr = dG + row * 4 * H + j;
+    for (int k = 0; k < 4; ++k) store_n(Vec<T>::zero(), dgr + k * H, n);
+  }
+
+  void apply(int64_t row, int64_t j, int n, Vec<T> dh, bool last) const {
     const Vec<T> one = Vec<T>::broadcast(T(1));
+    const int64_t hj = row * H + j;
     const T* gr = gates + row * 4 * H + j;
     const Vec<T> i = load_n(gr, n), f = load_n(gr + H, n);
     const Vec<T> g = load_n(gr + 2 * H, n), o = load_n(gr + 3 * H, n);
-    const Vec<T> tc = vtanh(load_n(c + row * H + j, n));
-    T* dcr = dc + row * H + j;
-    const Vec<T> dct = fmadd(dh * o, fnmadd(tc, tc, one), load_n(dcr, n));
-    store_n(dct * f, dcr, n);
+    const Vec<T> tc = vtanh(load_n(c + hj, n));
+    Vec<T> dc_in = load_n(dc + hj, n);
+    if (last && dcT != nullptr) dc_in = dc_in + load_n(dcT + hj, n);
+    const Vec<T> dcs = fmadd(dh * o, fnmadd(tc, tc, one), dc_in);
+    store_n(dcs * f, dc + hj, n);
     T* dgr = dG + row * 4 * H + j;
-    store_n(dct * g * i * (one - i), dgr, n);
-    store_n(dct * load_n(c_prev + row * H + j, n) * f * (one - f), dgr + H, n);
-    store_n(dct * i * fnmadd(g, g, one), dgr + 2 * H, n);
+    store_n(dcs * g * i * (one - i), dgr, n);
+    store_n(dcs * load_n(c_prev + hj, n) * f * (one - f), dgr + H, n);
+    store_n(dcs * i * fnmadd(g, g, one), dgr + 2 * H, n);
     store_n(dh * tc * o * (one - o), dgr + 3 * H, n);
   }
 };
 
 template <typename T>
 void lstm_forward(const CellForwardArgs<T>& a) {
-  const int64_t T_ = a.T_, B = a.B, H = a.H, GH = 4 * H;
-  const bool train = a.train;
-  const PanelMap map{H, kLstmForwardNV, Vec<T>::size, true};
-  T* panels = a.scratch;
+  const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H, GH = 4 * H;
+  const PanelMap map = lstm_forward_map<T>(H);
   // Training: Gx goes to ws_gates, overwritten in place by the gates.
-  // Inference: Gx of `chunk` steps, and c, in scratch.
-  const int64_t chunk = train ? T_ : inference_chunk_steps(T_, B);
-  T* gx_buf = train ? a.ws_gates : panels + map.units() * map.panel_size(H);
-  T* c_buf = train ? nullptr : gx_buf + chunk * B * GH;
-  if (!train) std::memcpy(c_buf, a.c0, sizeof(T) * B * H);
-  forward_loop<T, kLstmForwardNV>(a, GH, map, panels, gx_buf, chunk, train, [&](int64_t t, T* gx) {
+  const ForwardScratch<T> scratch(a.scratch, map, T_, B, D, GH, a.train, a.reverse, a.ws_gates);
+  T* c_buf = a.train ? nullptr : scratch.extra;  // inference: c, updated in place
+  if (!a.train) std::memcpy(c_buf, a.c0, sizeof(T) * B * H);
+  forward_loop<T, kLstmForwardNV>(a, GH, map, scratch, [&](int64_t s, T* gx, const T* h_prev, T* h_out) {
     LstmForwardEpilogue<T> e;
     e.H = H;
+    e.B = B;
     e.gx = gx;
     e.b = a.b_ih;
-    e.h_out = a.y + t * B * H;
-    if (train) {
-      e.c_prev = t == 0 ? a.c0 : a.ws_c + (t - 1) * B * H;
-      e.c_out = a.ws_c + t * B * H;
+    e.h_prev = h_prev;
+    e.h_out = h_out;
+    e.y = a.y;
+    if (a.train) {
+      e.c_prev = s == 0 ? a.c0 : a.ws_c + (s - 1) * B * H;
+      e.c_out = a.ws_c + s * B * H;
       e.gates = gx;
     } else {
       e.c_prev = e.c_out = c_buf;
     }
     return e;
   });
-  std::memcpy(a.cT, T_ == 0 ? a.c0 : train ? a.ws_c + (T_ - 1) * B * H : c_buf, sizeof(T) * B * H);
+  std::memcpy(a.cT, T_ == 0 ? a.c0 : a.train ? a.ws_c + (T_ - 1) * B * H : c_buf, sizeof(T) * B * H);
 }
 
 template <typename T>
 void lstm_backward(const CellBackwardArgs<T>& a) {
-  const int64_t B = a.B, H = a.H, GH = 4 * H;
-  T* panels = a.scratch;
-  T* dG = panels + backward_panels_size<T, kLstmBackwardNV>(H, GH);  // (T, B, 4H)
-  // dc0 carries dc through the loop, from dcT at the end to dc0 at the start.
-  if (a.dcT != nullptr) {
-    std::memcpy(a.dc0, a.dcT, sizeof(T) * B * H);
-  } else {
-    std::memset(a.dc0, 0, sizeof(T) * B * H);
+  const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H, GH = 4 * H;
+  const BackwardScratch<T, kLstmBackwardNV> scratch(a.scratch, T_, B, D, H, GH, a.reverse);
+  const RowTimes times{a.lengths, T_, a.reverse};
+  // dc0 carries dc through the loop: zero until a row's last step adds dcT
+  // (a row of length 0 passes dcT straight through).
+  for (int64_t b = 0; b < B; ++b) {
+    T* dst = a.dc0 + b * H;
+    if (a.dcT != nullptr && times.length(b) == 0) {
+      std::memcpy(dst, a.dcT + b * H, sizeof(T) * H);
+    } else {
+      std::memset(dst, 0, sizeof(T) * H);
+    }
   }
-  backward_loop<T, kLstmBackwardNV>(a, GH, panels, dG, nullptr, [&](int64_t t) {
+  backward_loop<T, kLstmBackwardNV>(a, GH, scratch.panels, scratch.dG, nullptr, [&](int64_t s) {
     LstmBackwardEpilogue<T> e;
     e.H = H;
-    e.gates = a.ws_gates + t * B * GH;
-    e.c = a.ws_c + t * B * H;
-    e.c_prev = t == 0 ? a.c0 : a.ws_c + (t - 1) * B * H;
+    e.gates = a.ws_gates + s * B * GH;
+    e.c = a.ws_c + s * B * H;
+    e.c_prev = s == 0 ? a.c0 : a.ws_c + (s - 1) * B * H;
+    e.dcT = a.dcT;
     e.dc = a.dc0;
-    e.dG = dG + t * B * GH;
+    e.dG = scratch.dG + s * B * GH;
     return e;
   });
-  input_and_weight_gradients(a, GH, dG, dG);
+  input_and_weight_gradients(a, GH, scratch, scratch.dG);
 }
 
 }  // namespace SEQCORE_ISA_NS

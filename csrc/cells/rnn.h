@@ -7,47 +7,56 @@ namespace SEQCORE_ISA_NS {
 constexpr int kRnnForwardNV = 4;   // forward unit: 4·V hidden units
 constexpr int kRnnBackwardNV = 2;  // backward unit: 2·V hidden units
 
-// Scratch: packed W_hh and Gx (of the whole sequence for training, of a
-// chunk of steps for inference). Backward: packed W_hh and dG (T, B, H).
 template <typename T>
-int64_t rnn_forward_scratch(int64_t T_, int64_t B, int64_t H, bool train) {
-  const PanelMap map{H, kRnnForwardNV, Vec<T>::size, false};
-  return map.units() * map.panel_size(H) + (train ? T_ : inference_chunk_steps(T_, B)) * B * H;
+PanelMap rnn_forward_map(int64_t H) { return PanelMap{H, kRnnForwardNV, Vec<T>::size, false}; }
+
+template <typename T>
+int64_t rnn_forward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool train, bool reverse) {
+  return ForwardScratch<T>::size(rnn_forward_map<T>(H), T_, B, D, H, train, reverse, false, 0);
 }
 
 template <typename T>
-int64_t rnn_backward_scratch(int64_t T_, int64_t B, int64_t H) {
-  return backward_panels_size<T, kRnnBackwardNV>(H, H) + T_ * B * H;
+int64_t rnn_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool reverse) {
+  return BackwardScratch<T, kRnnBackwardNV>::size(T_, B, D, H, H, reverse, 0);
 }
 
-// h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b) for 4·V hidden units.
+// h = tanh(x W_ihᵀ + h_prev W_hhᵀ + b) for 4·V hidden units of a row at t.
 template <typename T>
 struct RnnForwardEpilogue {
-  int64_t H = 0;
-  const T* gx = nullptr;  // (B, H)
-  const T* b = nullptr;   // (H,)
-  T* h_out = nullptr;     // (B, H)
+  int64_t H = 0, B = 0;
+  const T* gx = nullptr;      // (B, H)
+  const T* b = nullptr;       // (H,)
+  const T* h_prev = nullptr;  // (B, H)
+  T* h_out = nullptr;         // (B, H)
+  T* y = nullptr;             // (T, B, H)
 
-  void apply(int64_t row, int64_t unit, const Vec<T>* acc) const {
+  void apply(int64_t row, int64_t unit, const Vec<T>* acc, int64_t t) const {
     constexpr int V = Vec<T>::size;
     for (int q = 0; q < kRnnForwardNV; ++q) {
-      const int64_t j = (unit * kRnnForwardNV + q) * V;
+      const int64_t j = (unit * kRnnForwardNV + q) * V, hj = row * H + j;
       if (j >= H) break;
       const int n = static_cast<int>(H - j < V ? H - j : V);
-      const Vec<T> a = acc[q] + load_n(gx + row * H + j, n) + load_n(b + j, n);
-      store_n(vtanh(a), h_out + row * H + j, n);
+      if (t < 0) {  // past the row's end: the state is carried
+        store_n(load_n(h_prev + hj, n), h_out + hj, n);
+        continue;
+      }
+      const Vec<T> h = vtanh(acc[q] + load_n(gx + hj, n) + load_n(b + j, n));
+      store_n(h, h_out + hj, n);
+      store_n(h, y + (t * B + row) * H + j, n);
     }
   }
 };
 
-// dG_t = dh ⊙ (1 − h_t²)
+// dG_s = dh ⊙ (1 − h_s²)
 template <typename T>
 struct RnnBackwardEpilogue {
   int64_t H = 0;
-  const T* h = nullptr;  // (B, H) h_t
+  const T* h = nullptr;  // (B, H) h after iteration s
   T* dG = nullptr;       // (B, H) out
 
-  void apply(int64_t row, int64_t j, int n, Vec<T> dh) const {
+  void skip(int64_t row, int64_t j, int n) const { store_n(Vec<T>::zero(), dG + row * H + j, n); }
+
+  void apply(int64_t row, int64_t j, int n, Vec<T> dh, bool) const {
     const Vec<T> ht = load_n(h + row * H + j, n);
     store_n(dh * fnmadd(ht, ht, Vec<T>::broadcast(T(1))), dG + row * H + j, n);
   }
@@ -55,18 +64,18 @@ struct RnnBackwardEpilogue {
 
 template <typename T>
 void rnn_forward(const CellForwardArgs<T>& a) {
-  const int64_t T_ = a.T_, B = a.B, H = a.H;
-  const bool train = a.train;
-  const PanelMap map{H, kRnnForwardNV, Vec<T>::size, false};
-  T* panels = a.scratch;
-  T* gx_buf = panels + map.units() * map.panel_size(H);
-  const int64_t chunk = train ? T_ : inference_chunk_steps(T_, B);
-  forward_loop<T, kRnnForwardNV>(a, H, map, panels, gx_buf, chunk, train, [&](int64_t t, T* gx) {
+  const int64_t B = a.B, H = a.H;
+  const PanelMap map = rnn_forward_map<T>(H);
+  const ForwardScratch<T> scratch(a.scratch, map, a.T_, B, a.D, H, a.train, a.reverse, nullptr);
+  forward_loop<T, kRnnForwardNV>(a, H, map, scratch, [&](int64_t, T* gx, const T* h_prev, T* h_out) {
     RnnForwardEpilogue<T> e;
     e.H = H;
+    e.B = B;
     e.gx = gx;
     e.b = a.b_ih;
-    e.h_out = a.y + t * B * H;
+    e.h_prev = h_prev;
+    e.h_out = h_out;
+    e.y = a.y;
     return e;
   });
 }
@@ -74,16 +83,15 @@ void rnn_forward(const CellForwardArgs<T>& a) {
 template <typename T>
 void rnn_backward(const CellBackwardArgs<T>& a) {
   const int64_t B = a.B, H = a.H;
-  T* panels = a.scratch;
-  T* dG = panels + backward_panels_size<T, kRnnBackwardNV>(H, H);  // (T, B, H)
-  backward_loop<T, kRnnBackwardNV>(a, H, panels, dG, nullptr, [&](int64_t t) {
+  const BackwardScratch<T, kRnnBackwardNV> scratch(a.scratch, a.T_, B, a.D, H, H, a.reverse);
+  backward_loop<T, kRnnBackwardNV>(a, H, scratch.panels, scratch.dG, nullptr, [&](int64_t s) {
     RnnBackwardEpilogue<T> e;
     e.H = H;
-    e.h = a.y + t * B * H;
-    e.dG = dG + t * B * H;
+    e.h = a.ws_h + (s + 1) * B * H;
+    e.dG = scratch.dG + s * B * H;
     return e;
   });
-  input_and_weight_gradients(a, H, dG, dG);
+  input_and_weight_gradients(a, H, scratch, scratch.dG);
 }
 
 }  // namespace SEQCORE_ISA_NS

@@ -25,24 +25,21 @@ namespace SEQCORE_ISA_NS {
 
 template <typename T>
 int64_t forward_scratch(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool train,
-                        int num_threads) {
-  (void)D;
-  (void)num_threads;
+                        bool reverse) {
   switch (cell) {
-    case Cell::rnn: return rnn_forward_scratch<T>(T_, B, H, train);
-    case Cell::lstm: return lstm_forward_scratch<T>(T_, B, H, train);
-    case Cell::gru: return gru_forward_scratch<T>(T_, B, H, train);
+    case Cell::rnn: return rnn_forward_scratch<T>(T_, B, D, H, train, reverse);
+    case Cell::lstm: return lstm_forward_scratch<T>(T_, B, D, H, train, reverse);
+    case Cell::gru: return gru_forward_scratch<T>(T_, B, D, H, train, reverse);
   }
   return 0;
 }
 
 template <typename T>
-int64_t backward_scratch(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H) {
-  (void)D;
+int64_t backward_scratch(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool reverse) {
   switch (cell) {
-    case Cell::rnn: return rnn_backward_scratch<T>(T_, B, H);
-    case Cell::lstm: return lstm_backward_scratch<T>(T_, B, H);
-    case Cell::gru: return gru_backward_scratch<T>(T_, B, H);
+    case Cell::rnn: return rnn_backward_scratch<T>(T_, B, D, H, reverse);
+    case Cell::lstm: return lstm_backward_scratch<T>(T_, B, D, H, reverse);
+    case Cell::gru: return gru_backward_scratch<T>(T_, B, D, H, reverse);
   }
   return 0;
 }

@@ -110,5 +110,20 @@ inline Vec<double> pow2i(Vec<double> n) {
 }
 inline double reduce_add(Vec<double> a) { return _mm512_reduce_add_pd(a.v); }
 
+// ---------------------------------------------------------------------------
+// For the exponential of activations/activations.h
+
+// n = round(a) (ties to even) and the return value 2^n, for a in
+// [-126.5, 127.5) (double: [-1022.5, 1023.5)); a NaN gives a NaN n and an
+// unspecified 2^n.
+inline Vec<float> round_pow2i(Vec<float> a, Vec<float>& n) {
+  n = round_nearest(a);
+  return pow2i(n);
+}
+inline Vec<double> round_pow2i(Vec<double> a, Vec<double>& n) {
+  n = round_nearest(a);
+  return pow2i(n);
+}
+
 }  // namespace avx512
 }  // namespace seqcore
