@@ -5,6 +5,12 @@ h0, c0, hT, cT (B, H), W_ih (G·H, D), W_hh (G·H, H), b, b_ih, b_hh (G·H,).
 Gate order as PyTorch: LSTM i, f, g, o; GRU r, z, n. For RNN and LSTM, ``b``
 is the one bias (PyTorch's b_ih + b_hh).
 
+Padded batches: ``lengths`` (B integers in [0, T]) gives each sequence's
+length; steps past it leave the state unchanged and output zeros, and the
+final state is taken at each sequence's own last step. ``reverse=True`` runs
+each sequence backwards from its own end (the reverse direction of a
+bidirectional layer); y stays in time order.
+
 Every argument is checked here, with an error naming it. Inputs that are not
 C-contiguous are copied to C-contiguous arrays (the one conversion made);
 dtypes are never converted: all arrays of one call share x's dtype, float32
@@ -131,6 +137,27 @@ def _state(name: str, s, x: np.ndarray, H: int) -> np.ndarray:
     return s
 
 
+def _lengths(lengths, x: np.ndarray) -> Optional[np.ndarray]:
+    """Sequence lengths of a padded batch: None (all T) or B integers in [0, T]."""
+    if lengths is None:
+        return None
+    a = np.asarray(lengths)
+    T, B = x.shape[0], x.shape[1]
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"lengths: expected integers, got dtype {a.dtype}")
+    if a.shape != (B,):
+        raise ValueError(f"lengths: expected shape (B,) = ({B},), got {a.shape}")
+    if B and (a.min() < 0 or a.max() > T):
+        raise ValueError(f"lengths: expected values in [0, T] = [0, {T}], got [{a.min()}, {a.max()}]")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _reverse(reverse) -> bool:
+    if not isinstance(reverse, (bool, np.bool_)):
+        raise TypeError(f"reverse: expected a bool, got {type(reverse).__name__}")
+    return bool(reverse)
+
+
 def _grad(name: str, g, shape: Tuple[int, ...], dims: str, dtype) -> Optional[np.ndarray]:
     """An incoming gradient; None means no gradient there."""
     if g is None:
@@ -173,10 +200,12 @@ def _check_dy_dh(cache: Cache, dy, dh, dh_name: str = "dhT"):
 # the native kernels
 
 
-def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train):
+def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse):
     """Runs _core.cell_forward; returns ((y, hT, cT), what backward needs)."""
-    y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = _core.cell_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train)
-    data = dict(x=x, c0=c0, W_ih=W_ih, W_hh=W_hh, ws_h=ws_h, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn)
+    y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = _core.cell_forward(
+        cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse)
+    data = dict(x=x, c0=c0, W_ih=W_ih, W_hh=W_hh, ws_h=ws_h, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn,
+                lengths=lengths, reverse=reverse)
     return (y, hT, cT), data
 
 
@@ -195,7 +224,8 @@ def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train:
 # vanilla RNN
 
 
-def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None):
+def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
+                lengths=None, reverse: bool = False):
     """Vanilla tanh RNN over a whole sequence: h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b).
 
     x (T, B, D); h0 (B, H) or None (zeros); W_ih (H, D); W_hh (H, H); b (H,).
@@ -204,11 +234,12 @@ def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[s
     """
     x, W_ih, W_hh, (b,), H = _check_weights(1, x, W_ih, W_hh, [("b", b)])
     h0 = _state("h0", h0, x, H)
+    lengths, reverse = _lengths(lengths, x), _reverse(reverse)
     backend = _backend(backend, x, H)
     if backend == "native":
-        (y, hT, _), data = _native_forward("rnn", x, h0, None, W_ih, W_hh, b, None, train)
+        (y, hT, _), data = _native_forward("rnn", x, h0, None, W_ih, W_hh, b, None, train, lengths, reverse)
     else:
-        y, hT, data = reference.rnn_forward(x, h0, W_ih, W_hh, b, train=train)
+        y, hT, data = reference.rnn_forward(x, h0, W_ih, W_hh, b, train=train, lengths=lengths, reverse=reverse)
     return y, hT, Cache("rnn", backend, x, H, data) if train else None
 
 
@@ -230,7 +261,8 @@ def rnn_backward(dy, dhT, cache):
 # LSTM
 
 
-def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None):
+def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
+                 lengths=None, reverse: bool = False):
     """LSTM over a whole sequence, gates i, f, g, o (update, forget, candidate, output).
 
     x (T, B, D); h0, c0 (B, H) or None (zeros); W_ih (4H, D); W_hh (4H, H);
@@ -239,11 +271,13 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optio
     """
     x, W_ih, W_hh, (b,), H = _check_weights(4, x, W_ih, W_hh, [("b", b)])
     h0, c0 = _state("h0", h0, x, H), _state("c0", c0, x, H)
+    lengths, reverse = _lengths(lengths, x), _reverse(reverse)
     backend = _backend(backend, x, H)
     if backend == "native":
-        (y, hT, cT), data = _native_forward("lstm", x, h0, c0, W_ih, W_hh, b, None, train)
+        (y, hT, cT), data = _native_forward("lstm", x, h0, c0, W_ih, W_hh, b, None, train, lengths, reverse)
     else:
-        y, hT, cT, data = reference.lstm_forward(x, h0, c0, W_ih, W_hh, b, train=train)
+        y, hT, cT, data = reference.lstm_forward(x, h0, c0, W_ih, W_hh, b, train=train, lengths=lengths,
+                                                 reverse=reverse)
     return y, hT, cT, Cache("lstm", backend, x, H, data) if train else None
 
 
@@ -265,7 +299,8 @@ def lstm_backward(dy, dhT, dcT, cache):
 # GRU
 
 
-def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, *, train: bool = True, backend: Optional[str] = None):
+def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, *, train: bool = True, backend: Optional[str] = None,
+                lengths=None, reverse: bool = False):
     """GRU over a whole sequence, gates r, z, n; the reset is applied after the
     recurrent product, as PyTorch and cuDNN do.
 
@@ -275,11 +310,13 @@ def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, *, train: bool = True, backend: O
     """
     x, W_ih, W_hh, (b_ih, b_hh), H = _check_weights(3, x, W_ih, W_hh, [("b_ih", b_ih), ("b_hh", b_hh)])
     h0 = _state("h0", h0, x, H)
+    lengths, reverse = _lengths(lengths, x), _reverse(reverse)
     backend = _backend(backend, x, H)
     if backend == "native":
-        (y, hT, _), data = _native_forward("gru", x, h0, None, W_ih, W_hh, b_ih, b_hh, train)
+        (y, hT, _), data = _native_forward("gru", x, h0, None, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse)
     else:
-        y, hT, data = reference.gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train=train)
+        y, hT, data = reference.gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train=train, lengths=lengths,
+                                            reverse=reverse)
     return y, hT, Cache("gru", backend, x, H, data) if train else None
 
 

@@ -35,10 +35,10 @@ def make_inputs(cell, T, B, D, H, dtype=np.float64, seed=0, scale=0.5):
     return {k: (scale * rng.standard_normal(shapes[k])).astype(dtype) for k in input_names(cell)}
 
 
-def forward(cell, inputs, train=True, backend=None):
-    """Returns ({output name: array}, cache)."""
+def forward(cell, inputs, train=True, backend=None, **options):
+    """Returns ({output name: array}, cache). options: lengths, reverse."""
     f = getattr(ops, f"{cell}_forward")
-    out = f(*(inputs[k] for k in input_names(cell)), train=train, backend=backend)
+    out = f(*(inputs[k] for k in input_names(cell)), train=train, backend=backend, **options)
     return dict(zip(output_names(cell), out[:-1])), out[-1]
 
 

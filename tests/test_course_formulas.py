@@ -50,10 +50,10 @@ def last_step_preactivation_gradient_by_finite_differences():
 def last_step_values():
     x, h0, c0, W_ih, W_hh, b, dhT, dcT = problem()
     _, _, _, cache = reference.lstm_forward(x, h0, c0, W_ih, W_hh, b)
-    gates, c = cache["gates"], cache["c"]
+    gates, cs = cache["gates"], cache["cs"]  # cs[s]: the cell state before step s
     i, f, g, o = (gates[T - 1, 0, k * H:(k + 1) * H] for k in range(4))
     g_prev = gates[T - 2, 0, 2 * H:3 * H]
-    return dict(i=i, f=f, g=g, o=o, g_prev=g_prev, c=c[T - 1, 0], c_prev=c[T - 2, 0],
+    return dict(i=i, f=f, g=g, o=o, g_prev=g_prev, c=cs[T, 0], c_prev=cs[T - 1, 0],
                 dh=dhT[0], dc_next=dcT[0])
 
 

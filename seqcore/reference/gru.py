@@ -25,6 +25,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .activations import sigmoid, tanh
+from .sequences import gather, iteration_times, scatter
 
 
 def gru_cell_forward(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
@@ -60,22 +61,25 @@ def gru_cell_backward(dh_next, gates, hn, x_t, h_prev, W_ih, W_hh):
     return dgx @ W_ih, dh_prev, dgx.T @ x_t, dgh.T @ h_prev, dgx.sum(axis=0), dgh.sum(axis=0)
 
 
-def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train: bool = True) -> Tuple[np.ndarray, np.ndarray, Optional[dict]]:
-    """Whole sequence. Returns y (T, B, H), hT (B, H) and the cache for
-    gru_backward (None when train is False)."""
+def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train: bool = True, lengths=None,
+                reverse: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[dict]]:
+    """Whole sequence (a padded batch with `lengths`, see sequences.py).
+    Returns y (T, B, H), hT (B, H) and the cache for gru_backward (None when
+    train is False)."""
     T, (B, H) = x.shape[0], h0.shape
-    y = np.empty((T, B, H), dtype=x.dtype)
-    if train:
-        gates = np.empty((T, B, 3 * H), dtype=x.dtype)
-        hns = np.empty((T, B, H), dtype=x.dtype)
-    h = h0
-    for t in range(T):
-        h, gt, hn = gru_cell_forward(x[t], h, W_ih, W_hh, b_ih, b_hh)
-        y[t] = h
-        if train:
-            gates[t], hns[t] = gt, hn
-    cache = dict(x=x, h0=h0, y=y, gates=gates, hn=hns, W_ih=W_ih, W_hh=W_hh) if train else None
-    return y, h, cache
+    times = iteration_times(T, B, lengths, reverse)
+    xs = gather(x, times)  # by iteration
+    hs = np.empty((T + 1, B, H), dtype=x.dtype)  # states before iteration s
+    gates = np.zeros((T, B, 3 * H), dtype=x.dtype)
+    hns = np.zeros((T, B, H), dtype=x.dtype)
+    hs[0] = h0
+    for s in range(T):
+        active = (times[s] >= 0)[:, None]
+        h, gates[s], hns[s] = gru_cell_forward(xs[s], hs[s], W_ih, W_hh, b_ih, b_hh)
+        hs[s + 1] = np.where(active, h, hs[s])
+    y = scatter(hs[1:], times)
+    cache = dict(xs=xs, hs=hs, gates=gates, hn=hns, times=times, W_ih=W_ih, W_hh=W_hh) if train else None
+    return y, hs[T], cache
 
 
 def gru_backward(dy, dhT, cache):
@@ -83,20 +87,23 @@ def gru_backward(dy, dhT, cache):
 
     Returns (dx, dh0, dW_ih, dW_hh, db_ih, db_hh).
     """
-    x, h0, y, gates, hns, W_ih, W_hh = (
-        cache[k] for k in ("x", "h0", "y", "gates", "hn", "W_ih", "W_hh"))
-    T = x.shape[0]
-    dx = np.zeros_like(x)
+    xs, hs, gates, hns, times, W_ih, W_hh = (
+        cache[k] for k in ("xs", "hs", "gates", "hn", "times", "W_ih", "W_hh"))
+    T = xs.shape[0]
+    dys = None if dy is None else gather(dy, times)
+    dxs = np.zeros_like(xs)
     dW_ih, dW_hh = np.zeros_like(W_ih), np.zeros_like(W_hh)
-    db_ih, db_hh = np.zeros(W_hh.shape[0], x.dtype), np.zeros(W_hh.shape[0], x.dtype)
-    dh = np.zeros_like(h0) if dhT is None else dhT.copy()
-    for t in reversed(range(T)):
-        if dy is not None:
-            dh = dh + dy[t]
-        h_prev = y[t - 1] if t > 0 else h0
-        dx[t], dh, dWi, dWh, dbi, dbh = gru_cell_backward(dh, gates[t], hns[t], x[t], h_prev, W_ih, W_hh)
+    db_ih, db_hh = np.zeros(W_hh.shape[0], xs.dtype), np.zeros(W_hh.shape[0], xs.dtype)
+    dh = np.zeros_like(hs[0]) if dhT is None else dhT.copy()
+    for s in reversed(range(T)):
+        active = (times[s] >= 0)[:, None]
+        if dys is not None:
+            dh = dh + dys[s]
+        dh_in = np.where(active, dh, 0)  # an inactive row passes dh on unchanged
+        dxs[s], dh_prev, dWi, dWh, dbi, dbh = gru_cell_backward(dh_in, gates[s], hns[s], xs[s], hs[s], W_ih, W_hh)
+        dh = np.where(active, dh_prev, dh)
         dW_ih += dWi
         dW_hh += dWh
         db_ih += dbi
         db_hh += dbh
-    return dx, dh, dW_ih, dW_hh, db_ih, db_hh
+    return scatter(dxs, times), dh, dW_ih, dW_hh, db_ih, db_hh

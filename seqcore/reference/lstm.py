@@ -25,6 +25,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .activations import sigmoid, tanh
+from .sequences import gather, iteration_times, scatter
 
 
 def lstm_cell_forward(x_t, h_prev, c_prev, W_ih, W_hh, b):
@@ -61,22 +62,26 @@ def lstm_cell_backward(dh_next, dc_next, gates, c_next, x_t, h_prev, c_prev, W_i
     return da @ W_ih, da @ W_hh, dc_prev, da.T @ x_t, da.T @ h_prev, da.sum(axis=0)
 
 
-def lstm_forward(x, h0, c0, W_ih, W_hh, b, train: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[dict]]:
-    """Whole sequence. Returns y (T, B, H), hT, cT (B, H) and the cache for
-    lstm_backward (None when train is False)."""
+def lstm_forward(x, h0, c0, W_ih, W_hh, b, train: bool = True, lengths=None,
+                 reverse: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[dict]]:
+    """Whole sequence (a padded batch with `lengths`, see sequences.py).
+    Returns y (T, B, H), hT, cT (B, H) and the cache for lstm_backward (None
+    when train is False)."""
     T, (B, H) = x.shape[0], h0.shape
-    y = np.empty((T, B, H), dtype=x.dtype)
-    if train:
-        cs = np.empty((T, B, H), dtype=x.dtype)
-        gates = np.empty((T, B, 4 * H), dtype=x.dtype)
-    h, c = h0, c0
-    for t in range(T):
-        h, c, gt = lstm_cell_forward(x[t], h, c, W_ih, W_hh, b)
-        y[t] = h
-        if train:
-            cs[t], gates[t] = c, gt
-    cache = dict(x=x, h0=h0, c0=c0, y=y, c=cs, gates=gates, W_ih=W_ih, W_hh=W_hh) if train else None
-    return y, h, c, cache
+    times = iteration_times(T, B, lengths, reverse)
+    xs = gather(x, times)  # by iteration
+    hs = np.empty((T + 1, B, H), dtype=x.dtype)  # states before iteration s
+    cs = np.empty((T + 1, B, H), dtype=x.dtype)
+    gates = np.zeros((T, B, 4 * H), dtype=x.dtype)
+    hs[0], cs[0] = h0, c0
+    for s in range(T):
+        active = (times[s] >= 0)[:, None]
+        h, c, gates[s] = lstm_cell_forward(xs[s], hs[s], cs[s], W_ih, W_hh, b)
+        hs[s + 1] = np.where(active, h, hs[s])
+        cs[s + 1] = np.where(active, c, cs[s])
+    y = scatter(hs[1:], times)
+    cache = dict(xs=xs, hs=hs, cs=cs, gates=gates, times=times, W_ih=W_ih, W_hh=W_hh) if train else None
+    return y, hs[T], cs[T], cache
 
 
 def lstm_backward(dy, dhT, dcT, cache):
@@ -84,21 +89,24 @@ def lstm_backward(dy, dhT, dcT, cache):
 
     Returns (dx, dh0, dc0, dW_ih, dW_hh, db).
     """
-    x, h0, c0, y, cs, gates, W_ih, W_hh = (
-        cache[k] for k in ("x", "h0", "c0", "y", "c", "gates", "W_ih", "W_hh"))
-    T = x.shape[0]
-    dx = np.zeros_like(x)
-    dW_ih, dW_hh, db = np.zeros_like(W_ih), np.zeros_like(W_hh), np.zeros(W_hh.shape[0], x.dtype)
-    dh = np.zeros_like(h0) if dhT is None else dhT.copy()
-    dc = np.zeros_like(c0) if dcT is None else dcT.copy()
-    for t in reversed(range(T)):
-        if dy is not None:
-            dh = dh + dy[t]
-        h_prev = y[t - 1] if t > 0 else h0
-        c_prev = cs[t - 1] if t > 0 else c0
-        dx[t], dh, dc, dWi, dWh, dbt = lstm_cell_backward(
-            dh, dc, gates[t], cs[t], x[t], h_prev, c_prev, W_ih, W_hh)
+    xs, hs, cs, gates, times, W_ih, W_hh = (
+        cache[k] for k in ("xs", "hs", "cs", "gates", "times", "W_ih", "W_hh"))
+    T = xs.shape[0]
+    dys = None if dy is None else gather(dy, times)
+    dxs = np.zeros_like(xs)
+    dW_ih, dW_hh, db = np.zeros_like(W_ih), np.zeros_like(W_hh), np.zeros(W_hh.shape[0], xs.dtype)
+    dh = np.zeros_like(hs[0]) if dhT is None else dhT.copy()
+    dc = np.zeros_like(cs[0]) if dcT is None else dcT.copy()
+    for s in reversed(range(T)):
+        active = (times[s] >= 0)[:, None]
+        if dys is not None:
+            dh = dh + dys[s]
+        # an inactive row passes dh and dc on unchanged
+        dh_in, dc_in = np.where(active, dh, 0), np.where(active, dc, 0)
+        dxs[s], dh_prev, dc_prev, dWi, dWh, dbt = lstm_cell_backward(
+            dh_in, dc_in, gates[s], cs[s + 1], xs[s], hs[s], cs[s], W_ih, W_hh)
+        dh, dc = np.where(active, dh_prev, dh), np.where(active, dc_prev, dc)
         dW_ih += dWi
         dW_hh += dWh
         db += dbt
-    return dx, dh, dc, dW_ih, dW_hh, db
+    return scatter(dxs, times), dh, dc, dW_ih, dW_hh, db

@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .activations import tanh
+from .sequences import gather, iteration_times, scatter
 
 
 def rnn_cell_forward(x_t, h_prev, W_ih, W_hh, b):
@@ -30,17 +31,22 @@ def rnn_cell_backward(dh_next, h_next, x_t, h_prev, W_ih, W_hh):
     return da @ W_ih, da @ W_hh, da.T @ x_t, da.T @ h_prev, da.sum(axis=0)
 
 
-def rnn_forward(x, h0, W_ih, W_hh, b, train: bool = True) -> Tuple[np.ndarray, np.ndarray, Optional[dict]]:
-    """Whole sequence. Returns y (T, B, H), hT (B, H) and the cache for rnn_backward
-    (None when train is False)."""
-    T = x.shape[0]
-    y = np.empty((T,) + h0.shape, dtype=x.dtype)
-    h = h0
-    for t in range(T):
-        h = rnn_cell_forward(x[t], h, W_ih, W_hh, b)
-        y[t] = h
-    cache = dict(x=x, h0=h0, y=y, W_ih=W_ih, W_hh=W_hh) if train else None
-    return y, h, cache
+def rnn_forward(x, h0, W_ih, W_hh, b, train: bool = True, lengths=None,
+                reverse: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[dict]]:
+    """Whole sequence (a padded batch with `lengths`, see sequences.py).
+    Returns y (T, B, H), hT (B, H) and the cache for rnn_backward (None when
+    train is False)."""
+    T, (B, H) = x.shape[0], h0.shape
+    times = iteration_times(T, B, lengths, reverse)
+    xs = gather(x, times)  # by iteration
+    hs = np.empty((T + 1, B, H), dtype=x.dtype)  # hs[s] is the state before iteration s
+    hs[0] = h0
+    for s in range(T):
+        active = (times[s] >= 0)[:, None]
+        hs[s + 1] = np.where(active, rnn_cell_forward(xs[s], hs[s], W_ih, W_hh, b), hs[s])
+    y = scatter(hs[1:], times)
+    cache = dict(xs=xs, hs=hs, times=times, W_ih=W_ih, W_hh=W_hh) if train else None
+    return y, hs[T], cache
 
 
 def rnn_backward(dy, dhT, cache):
@@ -48,17 +54,20 @@ def rnn_backward(dy, dhT, cache):
 
     Returns (dx, dh0, dW_ih, dW_hh, db).
     """
-    x, h0, y, W_ih, W_hh = (cache[k] for k in ("x", "h0", "y", "W_ih", "W_hh"))
-    T = x.shape[0]
-    dx = np.zeros_like(x)
-    dW_ih, dW_hh, db = np.zeros_like(W_ih), np.zeros_like(W_hh), np.zeros(W_hh.shape[0], x.dtype)
-    dh = np.zeros_like(h0) if dhT is None else dhT.copy()
-    for t in reversed(range(T)):
-        if dy is not None:
-            dh = dh + dy[t]
-        h_prev = y[t - 1] if t > 0 else h0
-        dx[t], dh, dWi, dWh, dbt = rnn_cell_backward(dh, y[t], x[t], h_prev, W_ih, W_hh)
+    xs, hs, times, W_ih, W_hh = (cache[k] for k in ("xs", "hs", "times", "W_ih", "W_hh"))
+    T = xs.shape[0]
+    dys = None if dy is None else gather(dy, times)
+    dxs = np.zeros_like(xs)
+    dW_ih, dW_hh, db = np.zeros_like(W_ih), np.zeros_like(W_hh), np.zeros(W_hh.shape[0], xs.dtype)
+    dh = np.zeros_like(hs[0]) if dhT is None else dhT.copy()
+    for s in reversed(range(T)):
+        active = (times[s] >= 0)[:, None]
+        if dys is not None:
+            dh = dh + dys[s]
+        dh_in = np.where(active, dh, 0)  # an inactive row passes dh on unchanged
+        dxs[s], dh_prev, dWi, dWh, dbt = rnn_cell_backward(dh_in, hs[s + 1], xs[s], hs[s], W_ih, W_hh)
+        dh = np.where(active, dh_prev, dh)
         dW_ih += dWi
         dW_hh += dWh
         db += dbt
-    return dx, dh, dW_ih, dW_hh, db
+    return scatter(dxs, times), dh, dW_ih, dW_hh, db

@@ -1,0 +1,111 @@
+"""Padded batches with per-sequence lengths, forward and reverse, in ops.
+
+Oracles: each sequence run alone (the batch must change nothing), finite
+differences, and the reference for the native kernels."""
+
+import numpy as np
+import pytest
+
+import seqcore
+from cellcases import CELLS, backward, forward, input_names, loss, make_inputs, make_output_weights, state_names
+from test_reference_gradients import numerical_gradient
+
+LENGTHS = np.array([5, 0, 3, 5, 1, 2])  # unsorted, with an empty and a full sequence
+T, B, D, H = 5, 6, 3, 7
+
+
+def one_sequence(inputs, cell, b, length):
+    """The inputs of sequence b alone, cut to its length."""
+    single = {k: v.copy() for k, v in inputs.items()}
+    single["x"] = inputs["x"][:length, b:b + 1].copy()
+    for k in state_names(cell):
+        single[k] = inputs[k][b:b + 1].copy()
+    return single
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("backend", ["reference", "native"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_padded_batch_equals_its_sequences_run_alone(cell, backend, reverse):
+    inputs = make_inputs(cell, T, B, D, H)
+    outs, _ = forward(cell, inputs, backend=backend, lengths=LENGTHS, reverse=reverse)
+    for b, n in enumerate(LENGTHS):
+        single = one_sequence(inputs, cell, b, n)
+        if reverse:
+            single["x"] = single["x"][::-1].copy()
+        alone, _ = forward(cell, single, backend="reference")
+        y = alone["y"][::-1] if reverse else alone["y"]
+        np.testing.assert_allclose(outs["y"][:n, b], y[:, 0], rtol=1e-12, atol=1e-14)
+        assert not outs["y"][n:, b].any(), "padded steps output zeros"
+        for k in outs:
+            if k != "y":
+                np.testing.assert_allclose(outs[k][b], alone[k][0], rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_padded_gradients_match_finite_differences(cell, reverse):
+    inputs = make_inputs(cell, T, B, D, H, seed=3)
+    weights = make_output_weights(cell, T, B, H)
+    options = dict(lengths=LENGTHS, reverse=reverse)
+    _, cache = forward(cell, inputs, backend="reference", **options)
+    grads = backward(cell, weights, cache)
+
+    def padded_loss():
+        return loss(forward(cell, inputs, train=False, backend="reference", **options)[0], weights)
+
+    for name in input_names(cell):
+        num = numerical_gradient(cell, inputs, weights, name, loss_fn=padded_loss)
+        np.testing.assert_allclose(grads[name], num, rtol=1e-6, atol=1e-8, err_msg=name)
+    assert not grads["x"][LENGTHS[None, :] <= np.arange(T)[:, None]].any(), "no gradient at padded steps"
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-4)], ids=["f64", "f32"])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_native_padded_batches_match_the_reference(cell, reverse, threads, dtype, tol):
+    lengths = np.array([9, 4, 0, 9, 1, 7, 3, 8, 9, 2, 5])
+    inputs = make_inputs(cell, 9, 11, 6, 37, dtype=dtype, seed=1)
+    weights = make_output_weights(cell, 9, 11, 37, dtype=dtype)
+    before = seqcore.get_num_threads()
+    seqcore.set_num_threads(threads)
+    try:
+        results = []
+        for backend in ("native", "reference"):
+            outs, cache = forward(cell, inputs, backend=backend, lengths=lengths, reverse=reverse)
+            results.append((outs, backward(cell, weights, cache)))
+    finally:
+        seqcore.set_num_threads(before)
+    (outs, grads), (ref_outs, ref_grads) = results
+    for k in outs:
+        np.testing.assert_allclose(outs[k], ref_outs[k], rtol=tol, atol=tol * np.abs(ref_outs[k]).max(), err_msg=k)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], ref_grads[k], rtol=tol, atol=tol * np.abs(ref_grads[k]).max(),
+                                   err_msg="d" + k)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_full_lengths_change_nothing(cell):
+    inputs = make_inputs(cell, T, B, D, H)
+    plain, _ = forward(cell, inputs)
+    padded, _ = forward(cell, inputs, lengths=np.full(B, T))
+    for k in plain:
+        np.testing.assert_array_equal(plain[k], padded[k])
+
+
+@pytest.mark.parametrize("lengths,error,match", [
+    ([1, 2], ValueError, r"^lengths: expected shape \(B,\)"),
+    ([[1] * B], ValueError, r"^lengths: expected shape \(B,\)"),
+    ([1.0] * B, TypeError, "^lengths: expected integers"),
+    ([T + 1] + [1] * (B - 1), ValueError, r"^lengths: expected values in \[0, T\]"),
+    ([-1] + [1] * (B - 1), ValueError, r"^lengths: expected values in \[0, T\]"),
+])
+def test_bad_lengths_are_rejected(lengths, error, match):
+    with pytest.raises(error, match=match):
+        forward("lstm", make_inputs("lstm", T, B, D, H), lengths=lengths)
+
+
+def test_reverse_must_be_a_bool():
+    with pytest.raises(TypeError, match="^reverse: expected a bool"):
+        forward("gru", make_inputs("gru", T, B, D, H), reverse="yes")
