@@ -1,0 +1,5 @@
+"""Layers with parameters and gradients, composed into networks; no autograd engine."""
+
+from .module import Layer
+
+__all__ = ["Layer"]

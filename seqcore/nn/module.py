@@ -1,0 +1,96 @@
+"""The base of every layer: parameters, their gradients, and (de)serialising them.
+
+A layer holds ``params`` and ``grads``: dicts from a name to an ndarray, the
+same names and shapes in both. ``backward`` *accumulates* (+=) into grads,
+as PyTorch's autograd does, until ``zero_grad()``. Parameters are updated in
+place by optimisers, so the arrays keep their identity for a layer's life.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator, Mapping, Tuple
+
+import numpy as np
+
+
+class Layer:
+    """Base class. Subclasses register parameters with ``add_param`` and
+    implement ``forward`` and ``backward``; containers override ``children``."""
+
+    def __init__(self) -> None:
+        self._params: Dict[str, np.ndarray] = {}
+        self._grads: Dict[str, np.ndarray] = {}
+
+    # -- parameters ---------------------------------------------------------
+
+    def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Registers a parameter (C-contiguous) and its zeroed gradient."""
+        value = np.ascontiguousarray(value)
+        self._params[name] = value
+        self._grads[name] = np.zeros_like(value)
+        return value
+
+    def children(self) -> Iterator[Tuple[str, "Layer"]]:
+        """(name, layer) of the layers inside this one; none by default."""
+        return iter(())
+
+    @property
+    def params(self) -> Dict[str, np.ndarray]:
+        """name -> parameter, children's under "<child>.<name>" (PyTorch's naming)."""
+        out = dict(self._params)
+        for prefix, child in self.children():
+            out.update({f"{prefix}.{k}": v for k, v in child.params.items()})
+        return out
+
+    @property
+    def grads(self) -> Dict[str, np.ndarray]:
+        """name -> accumulated gradient, the names of ``params``."""
+        out = dict(self._grads)
+        for prefix, child in self.children():
+            out.update({f"{prefix}.{k}": v for k, v in child.grads.items()})
+        return out
+
+    def zero_grad(self) -> None:
+        for g in self.grads.values():
+            g[...] = 0
+
+    def num_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """A copy of every parameter, by name."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        """Copies parameters in by name: every name must be there, with the same
+        shape; values are converted to the parameter's dtype. Nothing is changed
+        unless everything fits."""
+        params = self.params
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise KeyError(f"state: missing {missing}, unexpected {unexpected}")
+        arrays = {}
+        for name, p in params.items():
+            a = np.asarray(state[name])
+            if a.shape != p.shape:
+                raise ValueError(f"state[{name!r}]: expected shape {p.shape}, got {a.shape}")
+            if not np.issubdtype(a.dtype, np.number):
+                raise TypeError(f"state[{name!r}]: expected numbers, got dtype {a.dtype}")
+            a = a.astype(p.dtype)
+            if not np.isfinite(a).all():
+                raise ValueError(f"state[{name!r}]: contains NaN or inf")
+            arrays[name] = a
+        for name, a in arrays.items():
+            params[name][...] = a
+
+    # -- computation ----------------------------------------------------------
+
+    def forward(self, x, train: bool = True):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
