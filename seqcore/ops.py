@@ -9,7 +9,9 @@ Padded batches: ``lengths`` (B integers in [0, T]) gives each sequence's
 length; steps past it leave the state unchanged and output zeros, and the
 final state is taken at each sequence's own last step. ``reverse=True`` runs
 each sequence backwards from its own end (the reverse direction of a
-bidirectional layer); y stays in time order.
+bidirectional layer); y stays in time order. ``num_threads`` sets the
+threads of one call (default: seqcore.get_num_threads()); backward uses the
+forward's.
 
 Every argument is checked here, with an error naming it. Inputs that are not
 C-contiguous are copied to C-contiguous arrays (the one conversion made);
@@ -152,6 +154,15 @@ def _lengths(lengths, x: np.ndarray) -> Optional[np.ndarray]:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
+def _num_threads(n) -> int:
+    """Threads for one call: None (0 to the kernels) is seqcore.get_num_threads()."""
+    if n is None:
+        return 0
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"num_threads: expected None or an int >= 1, got {n!r}")
+    return int(n)
+
+
 def _reverse(reverse) -> bool:
     if not isinstance(reverse, (bool, np.bool_)):
         raise TypeError(f"reverse: expected a bool, got {type(reverse).__name__}")
@@ -200,12 +211,12 @@ def _check_dy_dh(cache: Cache, dy, dh, dh_name: str = "dhT"):
 # the native kernels
 
 
-def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse):
+def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads):
     """Runs _core.cell_forward; returns ((y, hT, cT), what backward needs)."""
     y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = _core.cell_forward(
-        cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse)
+        cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads)
     data = dict(x=x, c0=c0, W_ih=W_ih, W_hh=W_hh, ws_h=ws_h, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn,
-                lengths=lengths, reverse=reverse)
+                lengths=lengths, reverse=reverse, num_threads=num_threads)
     return (y, hT, cT), data
 
 
@@ -225,7 +236,7 @@ def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train:
 
 
 def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
-                lengths=None, reverse: bool = False):
+                lengths=None, reverse: bool = False, num_threads: Optional[int] = None):
     """Vanilla tanh RNN over a whole sequence: h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b).
 
     x (T, B, D); h0 (B, H) or None (zeros); W_ih (H, D); W_hh (H, H); b (H,).
@@ -234,10 +245,11 @@ def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[s
     """
     x, W_ih, W_hh, (b,), H = _check_weights(1, x, W_ih, W_hh, [("b", b)])
     h0 = _state("h0", h0, x, H)
-    lengths, reverse = _lengths(lengths, x), _reverse(reverse)
+    lengths, reverse, num_threads = _lengths(lengths, x), _reverse(reverse), _num_threads(num_threads)
     backend = _backend(backend, x, H)
     if backend == "native":
-        (y, hT, _), data = _native_forward("rnn", x, h0, None, W_ih, W_hh, b, None, train, lengths, reverse)
+        (y, hT, _), data = _native_forward("rnn", x, h0, None, W_ih, W_hh, b, None, train, lengths, reverse,
+                                           num_threads)
     else:
         y, hT, data = reference.rnn_forward(x, h0, W_ih, W_hh, b, train=train, lengths=lengths, reverse=reverse)
     return y, hT, Cache("rnn", backend, x, H, data) if train else None
@@ -262,7 +274,7 @@ def rnn_backward(dy, dhT, cache):
 
 
 def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
-                 lengths=None, reverse: bool = False):
+                 lengths=None, reverse: bool = False, num_threads: Optional[int] = None):
     """LSTM over a whole sequence, gates i, f, g, o (update, forget, candidate, output).
 
     x (T, B, D); h0, c0 (B, H) or None (zeros); W_ih (4H, D); W_hh (4H, H);
@@ -271,10 +283,11 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optio
     """
     x, W_ih, W_hh, (b,), H = _check_weights(4, x, W_ih, W_hh, [("b", b)])
     h0, c0 = _state("h0", h0, x, H), _state("c0", c0, x, H)
-    lengths, reverse = _lengths(lengths, x), _reverse(reverse)
+    lengths, reverse, num_threads = _lengths(lengths, x), _reverse(reverse), _num_threads(num_threads)
     backend = _backend(backend, x, H)
     if backend == "native":
-        (y, hT, cT), data = _native_forward("lstm", x, h0, c0, W_ih, W_hh, b, None, train, lengths, reverse)
+        (y, hT, cT), data = _native_forward("lstm", x, h0, c0, W_ih, W_hh, b, None, train, lengths, reverse,
+                                           num_threads)
     else:
         y, hT, cT, data = reference.lstm_forward(x, h0, c0, W_ih, W_hh, b, train=train, lengths=lengths,
                                                  reverse=reverse)
@@ -300,7 +313,7 @@ def lstm_backward(dy, dhT, dcT, cache):
 
 
 def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, *, train: bool = True, backend: Optional[str] = None,
-                lengths=None, reverse: bool = False):
+                lengths=None, reverse: bool = False, num_threads: Optional[int] = None):
     """GRU over a whole sequence, gates r, z, n; the reset is applied after the
     recurrent product, as PyTorch and cuDNN do.
 
@@ -310,10 +323,11 @@ def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, *, train: bool = True, backend: O
     """
     x, W_ih, W_hh, (b_ih, b_hh), H = _check_weights(3, x, W_ih, W_hh, [("b_ih", b_ih), ("b_hh", b_hh)])
     h0 = _state("h0", h0, x, H)
-    lengths, reverse = _lengths(lengths, x), _reverse(reverse)
+    lengths, reverse, num_threads = _lengths(lengths, x), _reverse(reverse), _num_threads(num_threads)
     backend = _backend(backend, x, H)
     if backend == "native":
-        (y, hT, _), data = _native_forward("gru", x, h0, None, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse)
+        (y, hT, _), data = _native_forward("gru", x, h0, None, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse,
+                                           num_threads)
     else:
         y, hT, data = reference.gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train=train, lengths=lengths,
                                             reverse=reverse)
