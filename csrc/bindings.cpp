@@ -5,9 +5,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <numeric>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "dispatch.h"
 #include "threads.h"
@@ -189,6 +193,19 @@ const int64_t* lengths_arg(const py::object& lengths, int64_t B, int64_t T) {
   return p;
 }
 
+// The kernels' row order for a padded batch: longest first (stable), so the
+// rows still running are a prefix. Empty when lengths are already in
+// descending order (or absent): the batch order serves.
+std::vector<int64_t> row_order(const int64_t* lengths, int64_t B) {
+  std::vector<int64_t> order;
+  if (lengths == nullptr || std::is_sorted(lengths, lengths + B, std::greater<int64_t>())) return order;
+  order.resize(static_cast<size_t>(B));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [lengths](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
+  return order;
+}
+
 int threads_arg(int num_threads) {
   if (num_threads < 0) throw py::value_error("num_threads: expected 0 (the default) or more");
   return num_threads == 0 ? get_num_threads() : num_threads;
@@ -206,6 +223,9 @@ py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, co
   CellForwardArgs<T> a;
   a.T_ = s.T, a.B = s.B, a.D = s.D, a.H = s.H, a.train = train, a.reverse = reverse;
   a.lengths = lengths_arg(lengths, s.B, s.T);
+  const std::vector<int64_t> order = row_order(a.lengths, s.B);
+  a.order = order.empty() ? nullptr : order.data();
+  const bool gather = reverse || a.order != nullptr;
   a.x = static_cast<const T*>(x.data());
   a.h0 = input<T>(h0, "h0", {s.B, s.H});
   a.W_ih = input<T>(W_ih, "W_ih", {GH, s.D});
@@ -236,7 +256,7 @@ py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, co
     ws_gates = g;
   }
   if (train && cell == Cell::lstm) {
-    auto c = empty<T>({s.T, s.B, s.H});
+    auto c = empty<T>({s.T + 1, s.B, s.H});
     a.ws_c = c.mutable_data();
     ws_c = c;
   }
@@ -247,7 +267,7 @@ py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, co
   }
   const auto& k = table<T>();
   a.num_threads = threads_arg(num_threads);
-  auto scratch = empty<T>({k.forward_scratch(cell, s.T, s.B, s.D, s.H, train, reverse)});
+  auto scratch = empty<T>({k.forward_scratch(cell, s.T, s.B, s.D, s.H, train, gather)});
   a.scratch = scratch.mutable_data();
   {
     py::gil_scoped_release release;
@@ -259,8 +279,7 @@ py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, co
 // Returns (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh); dc0 is None but for
 // LSTM, db_hh None but for GRU.
 template <typename T>
-py::tuple cell_backward_py(Cell cell, const py::array& x, const py::object& c0,
-                           const py::array& W_ih, const py::array& W_hh, const py::array& ws_h,
+py::tuple cell_backward_py(Cell cell, const py::array& x, const py::array& W_ih, const py::array& W_hh, const py::array& ws_h,
                            const py::object& ws_gates, const py::object& ws_c,
                            const py::object& ws_hn, const py::object& dy, const py::object& dhT,
                            const py::object& dcT, const py::object& lengths, bool reverse,
@@ -270,6 +289,9 @@ py::tuple cell_backward_py(Cell cell, const py::array& x, const py::object& c0,
   CellBackwardArgs<T> a;
   a.T_ = s.T, a.B = s.B, a.D = s.D, a.H = s.H, a.reverse = reverse;
   a.lengths = lengths_arg(lengths, s.B, s.T);
+  const std::vector<int64_t> order = row_order(a.lengths, s.B);
+  a.order = order.empty() ? nullptr : order.data();
+  const bool gather = reverse || a.order != nullptr;
   a.x = static_cast<const T*>(x.data());
   a.W_ih = input<T>(W_ih, "W_ih", {GH, s.D});
   a.W_hh = input<T>(W_hh, "W_hh", {GH, s.H});
@@ -280,8 +302,7 @@ py::tuple cell_backward_py(Cell cell, const py::array& x, const py::object& c0,
     a.ws_gates = input<T>(ws_gates.cast<py::array>(), "ws_gates", {s.T, s.B, GH});
   }
   if (cell == Cell::lstm) {
-    a.c0 = input<T>(c0.cast<py::array>(), "c0", {s.B, s.H});
-    a.ws_c = input<T>(ws_c.cast<py::array>(), "ws_c", {s.T, s.B, s.H});
+    a.ws_c = input<T>(ws_c.cast<py::array>(), "ws_c", {s.T + 1, s.B, s.H});
     a.dcT = optional_input<T>(dcT, "dcT", {s.B, s.H});
   }
   if (cell == Cell::gru) a.ws_hn = input<T>(ws_hn.cast<py::array>(), "ws_hn", {s.T, s.B, s.H});
@@ -309,7 +330,7 @@ py::tuple cell_backward_py(Cell cell, const py::array& x, const py::object& c0,
   }
   const auto& k = table<T>();
   a.num_threads = threads_arg(num_threads);
-  auto scratch = empty<T>({k.backward_scratch(cell, s.T, s.B, s.D, s.H, reverse)});
+  auto scratch = empty<T>({k.backward_scratch(cell, s.T, s.B, s.D, s.H, gather)});
   a.scratch = scratch.mutable_data();
   {
     py::gil_scoped_release release;
@@ -323,15 +344,16 @@ bool is_float64(const py::array& x) { return x.dtype().kind() == 'f' && x.itemsi
 // Bytes a forward allocates beyond its inputs and outputs: scratch, and for
 // training the arrays kept for backward.
 int64_t forward_workspace_bytes(const std::string& cell_name, int64_t T, int64_t B, int64_t D,
-                                int64_t H, bool train, bool reverse, bool float64) {
+                                int64_t H, bool train, bool gather, bool float64) {
   const Cell cell = parse_cell(cell_name);
   const int64_t G = gate_count(cell);
-  int64_t n = float64 ? table<double>().forward_scratch(cell, T, B, D, H, train, reverse)
-                      : table<float>().forward_scratch(cell, T, B, D, H, train, reverse);
+  int64_t n = float64 ? table<double>().forward_scratch(cell, T, B, D, H, train, gather)
+                      : table<float>().forward_scratch(cell, T, B, D, H, train, gather);
   if (train) {
-    n += (T + 1) * B * H;                   // ws_h
-    if (cell != Cell::rnn) n += T * B * G * H;  // ws_gates
-    if (cell != Cell::rnn) n += T * B * H;      // ws_c (LSTM) or ws_hn (GRU)
+    n += (T + 1) * B * H;                           // ws_h
+    if (cell != Cell::rnn) n += T * B * G * H;      // ws_gates
+    if (cell == Cell::lstm) n += (T + 1) * B * H;   // ws_c
+    if (cell == Cell::gru) n += T * B * H;          // ws_hn
   }
   return n * (float64 ? 8 : 4);
 }
@@ -377,26 +399,25 @@ PYBIND11_MODULE(_core, m) {
       "One layer, one direction, over a padded batch -> (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn).");
   m.def(
       "cell_backward",
-      [](const std::string& cell, const py::array& x, const py::object& c0,
-         const py::array& W_ih, const py::array& W_hh, const py::array& ws_h,
+      [](const std::string& cell, const py::array& x, const py::array& W_ih,
+         const py::array& W_hh, const py::array& ws_h,
          const py::object& ws_gates, const py::object& ws_c, const py::object& ws_hn,
          const py::object& dy, const py::object& dhT, const py::object& dcT,
          const py::object& lengths, bool reverse, int num_threads) {
         const Cell c = parse_cell(cell);
-        return is_float64(x) ? cell_backward_py<double>(c, x, c0, W_ih, W_hh, ws_h, ws_gates, ws_c,
+        return is_float64(x) ? cell_backward_py<double>(c, x, W_ih, W_hh, ws_h, ws_gates, ws_c,
                                                         ws_hn, dy, dhT, dcT, lengths, reverse,
                                                         num_threads)
-                             : cell_backward_py<float>(c, x, c0, W_ih, W_hh, ws_h, ws_gates, ws_c,
+                             : cell_backward_py<float>(c, x, W_ih, W_hh, ws_h, ws_gates, ws_c,
                                                        ws_hn, dy, dhT, dcT, lengths, reverse,
                                                        num_threads);
       },
-      py::arg("cell"), py::arg("x"), py::arg("c0"), py::arg("W_ih"), py::arg("W_hh"),
-      py::arg("ws_h"), py::arg("ws_gates"), py::arg("ws_c"), py::arg("ws_hn"), py::arg("dy"),
+      py::arg("cell"), py::arg("x"), py::arg("W_ih"), py::arg("W_hh"), py::arg("ws_h"), py::arg("ws_gates"), py::arg("ws_c"), py::arg("ws_hn"), py::arg("dy"),
       py::arg("dhT"), py::arg("dcT"), py::arg("lengths") = py::none(),
       py::arg("reverse") = false, py::arg("num_threads") = 0,
       "BPTT of cell_forward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh).");
   m.def("forward_workspace_bytes", &forward_workspace_bytes, py::arg("cell"), py::arg("T"),
-        py::arg("B"), py::arg("D"), py::arg("H"), py::arg("train"), py::arg("reverse"),
+        py::arg("B"), py::arg("D"), py::arg("H"), py::arg("train"), py::arg("gather"),
         py::arg("float64"), "Bytes a forward allocates beyond its inputs and outputs.");
   m.def("sigmoid", [](const py::array& x) { return activation_any(x, true); }, py::arg("x"));
   m.def("tanh", [](const py::array& x) { return activation_any(x, false); }, py::arg("x"));

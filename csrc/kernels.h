@@ -20,13 +20,16 @@ inline int gate_count(Cell cell) { return cell == Cell::rnn ? 1 : cell == Cell::
 //   t = length[b] − 1 − s    reverse (each sequence from its own end)
 // while s < length[b]; past its end a row is inactive: its state is carried
 // unchanged and its outputs y[t ≥ length[b], b] are zero. Everything kept
-// for backward is indexed by iteration, not by time.
+// for backward is indexed by iteration, not by time, and its rows are in
+// `order` (longest sequence first, so that the rows still running are a
+// prefix of the batch and the kernels skip the others).
 template <typename T>
 struct CellForwardArgs {
   int64_t T_ = 0, B = 0, D = 0, H = 0;
   bool train = false;              // keep what backward needs in ws_*
   bool reverse = false;
   const int64_t* lengths = nullptr;  // (B,) in [0, T], or null: all T
+  const int64_t* order = nullptr;    // (B,) kernel row -> batch row, lengths descending; null: identity
   const T* x = nullptr;     // (T, B, D)
   const T* h0 = nullptr;    // (B, H)
   const T* c0 = nullptr;    // (B, H)      LSTM
@@ -40,7 +43,7 @@ struct CellForwardArgs {
   // Kept for backward when training, by iteration; null for inference.
   T* ws_h = nullptr;        // (T+1, B, H) states: slot 0 is h0, slot s+1 after iteration s
   T* ws_gates = nullptr;    // (T, B, G·H) gates after their nonlinearities (LSTM, GRU)
-  T* ws_c = nullptr;        // (T, B, H)   cell states (LSTM)
+  T* ws_c = nullptr;        // (T+1, B, H) cell states, slots as ws_h (LSTM)
   T* ws_hn = nullptr;       // (T, B, H)   h W_hnᵀ + b_hn (GRU)
   T* scratch = nullptr;     // forward_scratch(...) elements
   int num_threads = 1;
@@ -51,8 +54,9 @@ struct CellBackwardArgs {
   int64_t T_ = 0, B = 0, D = 0, H = 0;
   bool reverse = false;
   const int64_t* lengths = nullptr;
+  const int64_t* order = nullptr;
   // from the forward
-  const T *x = nullptr, *c0 = nullptr, *W_ih = nullptr, *W_hh = nullptr;
+  const T *x = nullptr, *W_ih = nullptr, *W_hh = nullptr;
   const T *ws_h = nullptr, *ws_gates = nullptr, *ws_c = nullptr, *ws_hn = nullptr;
   // incoming gradients, each may be null (no gradient there)
   const T* dy = nullptr;    // (T, B, H)
@@ -84,11 +88,12 @@ struct KernelTable {
   void (*tanh)(const T* x, T* y, int64_t n);
 
   // Elements of scratch a cell's forward / backward needs (the layout
-  // depends on the vector width, hence per ISA). Inference needs O(B·H)
+  // depends on the vector width, hence per ISA); `gather` when the rows do
+  // not run in batch order (reverse, or an order). Inference needs O(B·H)
   // whatever T is.
   int64_t (*forward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool train,
-                             bool reverse);
-  int64_t (*backward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool reverse);
+                             bool gather);
+  int64_t (*backward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool gather);
   void (*forward)(Cell cell, const CellForwardArgs<T>& args);
   void (*backward)(Cell cell, const CellBackwardArgs<T>& args);
 };

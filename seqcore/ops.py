@@ -215,7 +215,7 @@ def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, rev
     """Runs _core.cell_forward; returns ((y, hT, cT), what backward needs)."""
     y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = _core.cell_forward(
         cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads)
-    data = dict(x=x, c0=c0, W_ih=W_ih, W_hh=W_hh, ws_h=ws_h, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn,
+    data = dict(x=x, W_ih=W_ih, W_hh=W_hh, ws_h=ws_h, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn,
                 lengths=lengths, reverse=reverse, num_threads=num_threads)
     return (y, hT, cT), data
 

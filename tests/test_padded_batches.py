@@ -60,12 +60,14 @@ def test_padded_gradients_match_finite_differences(cell, reverse):
     assert not grads["x"][LENGTHS[None, :] <= np.arange(T)[:, None]].any(), "no gradient at padded steps"
 
 
+@pytest.mark.parametrize("lengths", [[9, 4, 0, 9, 1, 7, 3, 8, 9, 2, 5], [9, 9, 8, 7, 7, 5, 3, 2, 1, 0, 0]],
+                         ids=["unsorted", "sorted"])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-4)], ids=["f64", "f32"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_native_padded_batches_match_the_reference(cell, reverse, threads, dtype, tol):
-    lengths = np.array([9, 4, 0, 9, 1, 7, 3, 8, 9, 2, 5])
+def test_native_padded_batches_match_the_reference(cell, reverse, threads, dtype, tol, lengths):
+    lengths = np.array(lengths)
     inputs = make_inputs(cell, 9, 11, 6, 37, dtype=dtype, seed=1)
     weights = make_output_weights(cell, 9, 11, 37, dtype=dtype)
     before = seqcore.get_num_threads()

@@ -12,42 +12,45 @@ template <typename T>
 PanelMap gru_forward_map(int64_t H) { return PanelMap{H, kGruForwardNV, Vec<T>::size, true}; }
 
 template <typename T>
-int64_t gru_forward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool train, bool reverse) {
-  return ForwardScratch<T>::size(gru_forward_map<T>(H), T_, B, D, 3 * H, train, reverse, true, 0);
+int64_t gru_forward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool train, bool gather) {
+  return ForwardScratch<T>::size(gru_forward_map<T>(H), T_, B, D, 3 * H, train, gather, true, 0);
 }
 
 // Backward scratch plus dGh (T, B, 3H) and dh ⊙ z (B, H).
 template <typename T>
-int64_t gru_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool reverse) {
-  return BackwardScratch<T, kGruBackwardNV>::size(T_, B, D, H, 3 * H, reverse, T_ * B * 3 * H + B * H);
+int64_t gru_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool gather) {
+  return BackwardScratch<T, kGruBackwardNV>::size(T_, B, D, H, 3 * H, gather, T_ * B * 3 * H + B * H);
 }
 
-// Iteration s, hidden units [unit·V, unit·V + V) of a row at t, with
-// acc = h_prev W_hhᵀ:
+// Iteration s, hidden units [unit·V, unit·V + V) of a row, with
+// acc = h_prev W_hhᵀ (h is also written to y_row):
 //   r = σ(gx_r + b_ir + acc_r + b_hr)      z = σ(gx_z + b_iz + acc_z + b_hz)
 //   hn = acc_n + b_hn      n = tanh(gx_n + b_in + r ⊙ hn)
 //   h = n + z ⊙ (h_prev − n)
 template <typename T>
 struct GruForwardEpilogue {
-  int64_t H = 0, B = 0;
+  int64_t H = 0;
   const T* gx = nullptr;      // (B, 3H) x W_ihᵀ of this iteration
   const T* b_ih = nullptr;    // (3H,)
   const T* b_hh = nullptr;    // (3H,)
   const T* h_prev = nullptr;  // (B, H)
   T* h_out = nullptr;         // (B, H)
-  T* y = nullptr;             // (T, B, H)
   T* gates = nullptr;         // (B, 3H) or null; may be gx (in place)
   T* hn_out = nullptr;        // (B, H) or null
 
-  void apply(int64_t row, int64_t unit, const Vec<T>* acc, int64_t t) const {
+  // Past the row's end: the state is carried.
+  void carry(int64_t row, int64_t unit) const {
+    constexpr int V = Vec<T>::size;
+    const int64_t j = unit * V, hj = row * H + j;
+    const int m = static_cast<int>(H - j < V ? H - j : V);
+    store_n(load_n(h_prev + hj, m), h_out + hj, m);
+  }
+
+  void apply(int64_t row, int64_t unit, const Vec<T>* acc, T* y_row) const {
     constexpr int V = Vec<T>::size;
     const int64_t j = unit * V, hj = row * H + j;
     const int m = static_cast<int>(H - j < V ? H - j : V);
     const Vec<T> hp = load_n(h_prev + hj, m);
-    if (t < 0) {  // past the row's end: the state is carried
-      store_n(hp, h_out + hj, m);
-      return;
-    }
     const T* gxr = gx + row * 3 * H + j;
     const Vec<T> r = vsigmoid(acc[0] + load_n(b_hh + j, m) + load_n(gxr, m) + load_n(b_ih + j, m));
     const Vec<T> z = vsigmoid(acc[1] + load_n(b_hh + H + j, m) + load_n(gxr + H, m) +
@@ -56,7 +59,7 @@ struct GruForwardEpilogue {
     const Vec<T> n = vtanh(fmadd(r, hn, load_n(gxr + 2 * H, m) + load_n(b_ih + 2 * H + j, m)));
     const Vec<T> h = fmadd(z, hp - n, n);
     store_n(h, h_out + hj, m);
-    store_n(h, y + (t * B + row) * H + j, m);
+    store_n(h, y_row + j, m);
     if (gates != nullptr) {
       T* gr = gates + row * 3 * H + j;
       store_n(r, gr, m);
@@ -89,7 +92,7 @@ struct GruBackwardEpilogue {
     }
   }
 
-  void apply(int64_t row, int64_t j, int m, Vec<T> dh, bool) const {
+  void apply(int64_t row, int64_t j, int m, Vec<T> dh, bool, int64_t) const {
     const Vec<T> one = Vec<T>::broadcast(T(1));
     const int64_t hj = row * H + j;
     const T* gr = gates + row * 3 * H + j;
@@ -114,17 +117,16 @@ template <typename T>
 void gru_forward(const CellForwardArgs<T>& a) {
   const int64_t B = a.B, H = a.H, GH = 3 * H;
   const PanelMap map = gru_forward_map<T>(H);
-  const ForwardScratch<T> scratch(a.scratch, map, a.T_, B, a.D, GH, a.train, a.reverse, a.ws_gates);
+  const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
+  const ForwardScratch<T> scratch(a.scratch, map, a.T_, B, a.D, GH, a.train, !rows.identity(), a.ws_gates);
   forward_loop<T, kGruForwardNV>(a, GH, map, scratch, [&](int64_t s, T* gx, const T* h_prev, T* h_out) {
     GruForwardEpilogue<T> e;
     e.H = H;
-    e.B = B;
     e.gx = gx;
     e.b_ih = a.b_ih;
     e.b_hh = a.b_hh;
     e.h_prev = h_prev;
     e.h_out = h_out;
-    e.y = a.y;
     if (a.train) {
       e.gates = gx;
       e.hn_out = a.ws_hn + s * B * H;
@@ -136,9 +138,10 @@ void gru_forward(const CellForwardArgs<T>& a) {
 template <typename T>
 void gru_backward(const CellBackwardArgs<T>& a) {
   const int64_t T_ = a.T_, B = a.B, H = a.H, GH = 3 * H;
-  const BackwardScratch<T, kGruBackwardNV> scratch(a.scratch, T_, B, a.D, H, GH, a.reverse);
-  T* dGh = scratch.extra;             // (T, B, 3H)
-  T* dhz = dGh + T_ * B * GH;         // (B, H)
+  const Rows rows{a.lengths, a.order, T_, B, a.reverse};
+  const BackwardScratch<T, kGruBackwardNV> scratch(a.scratch, T_, B, a.D, H, GH, !rows.identity());
+  T* dGh = scratch.extra;      // (T, B, 3H)
+  T* dhz = dGh + T_ * B * GH;  // (B, H)
   std::memset(dhz, 0, sizeof(T) * B * H);
   backward_loop<T, kGruBackwardNV>(a, GH, scratch.panels, dGh, dhz, [&](int64_t s) {
     GruBackwardEpilogue<T> e;

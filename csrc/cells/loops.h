@@ -2,57 +2,78 @@
 // isa/kernels_impl.h). A cell supplies only its epilogues: what happens to
 // the recurrent product of an iteration, forward and backward.
 //
-// Forward, iteration s, for each unit u a thread owns and each tile of rows:
-//   acc = h_{s} · W_hhᵀ (unit's columns)      then  epi.apply(row, u, acc[r], t)
-// with t the time step the row runs (-1 past its end: carry the state).
+// Forward, iteration s, for each unit u a thread owns, over the rows still
+// running (a prefix of the batch, see CellForwardArgs):
+//   acc = h_s · W_hhᵀ (unit's columns)   then   epi.apply(row, u, acc[r], y_row)
+// and epi.carry(row, u) for the rows past their end.
 // Backward, iteration s from T-1 down to 0:
-//   dh = dGh_{s+1} · W_hh (unit's columns) + dhT (at the row's last step) + dy_t
-//   epi.apply(row, j, n, dh, last)  writes dG_s, dGh_s for those hidden units
-// The thread that owns a unit in the backward computes both dh and the gate
-// gradients of its hidden units, so an iteration needs one barrier: before
-// dGh_s is read whole by the next product.
+//   dh = dGh_{s+1} · W_hh (unit's columns) + dhT (at the row's last step) + dy
+//   epi.apply(row, j, n, dh, last, b)  writes dG_s, dGh_s for those hidden units
+// and epi.skip(row, j, n) for the rows past their end. The thread that owns a
+// unit in the backward computes both dh and the gate gradients of its hidden
+// units, so an iteration needs one barrier: before dGh_s is read whole.
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
 
-// Which time step iteration s of row b runs (see CellForwardArgs).
-struct RowTimes {
-  const int64_t* lengths;
-  int64_t T;
+// The rows of a padded batch as the kernels see them: kernel row r is batch
+// row batch(r); with lengths, rows are in descending length order.
+struct Rows {
+  const int64_t* lengths;  // by batch row, or null: all T
+  const int64_t* order;    // kernel row -> batch row, or null: identity
+  int64_t T, B;
   bool reverse;
 
-  int64_t length(int64_t b) const { return lengths != nullptr ? lengths[b] : T; }
-  // -1 when row b is past its end
-  int64_t time(int64_t s, int64_t b) const {
-    const int64_t n = length(b);
+  int64_t batch(int64_t r) const { return order != nullptr ? order[r] : r; }
+  int64_t length(int64_t r) const { return lengths != nullptr ? lengths[batch(r)] : T; }
+  // The time step row r runs at iteration s, -1 past its end.
+  int64_t time(int64_t s, int64_t r) const {
+    const int64_t n = length(r);
     return s >= n ? -1 : reverse ? n - 1 - s : s;
   }
-  // Whether iteration s reads x_s for every row (no gather needed).
-  bool identity() const { return !reverse; }
+  // Rows still running at iteration s: [0, active(s)).
+  int64_t active(int64_t s) const {
+    int64_t n = B;
+    while (n > 0 && length(n - 1) <= s) --n;
+    return n;
+  }
+  // Whether iteration s reads x_s in batch order (no gather needed).
+  bool identity() const { return !reverse && order == nullptr; }
 };
 
-// X_it (steps, B, D): row b of iteration s0 + i is x at the time step it
-// runs, zeros past its end.
+// X_it (steps, B, D): kernel row r of iteration s0 + i is x at the time step
+// it runs, zeros past its end.
 template <typename T>
-void gather_inputs(const RowTimes& times, const T* x, int64_t s0, int64_t steps, int64_t B,
-                   int64_t D, T* X_it) {
+void gather_inputs(const Rows& rows, const T* x, int64_t s0, int64_t steps, int64_t D, T* X_it) {
+  const int64_t B = rows.B;
   for (int64_t i = 0; i < steps; ++i)
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t t = times.time(s0 + i, b);
-      T* dst = X_it + (i * B + b) * D;
+    for (int64_t r = 0; r < B; ++r) {
+      const int64_t t = rows.time(s0 + i, r);
+      T* dst = X_it + (i * B + r) * D;
       if (t < 0) {
         std::memset(dst, 0, sizeof(T) * D);
       } else {
-        std::memcpy(dst, x + (t * B + b) * D, sizeof(T) * D);
+        std::memcpy(dst, x + (t * B + rows.batch(r)) * D, sizeof(T) * D);
       }
     }
 }
 
-// y[t, b] = 0 for the time steps t >= length[b] that no iteration writes.
+// dst[r] = src[batch(r)] (to kernel order) or dst[batch(r)] = src[r] (back),
+// rows of n elements.
 template <typename T>
-void zero_padding(const RowTimes& times, int64_t B, int64_t H, T* y) {
-  if (times.lengths == nullptr) return;
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = times.length(b); t < times.T; ++t) std::memset(y + (t * B + b) * H, 0, sizeof(T) * H);
+void to_kernel_rows(const Rows& rows, const T* src, int64_t n, T* dst) {
+  for (int64_t r = 0; r < rows.B; ++r) std::memcpy(dst + r * n, src + rows.batch(r) * n, sizeof(T) * n);
+}
+template <typename T>
+void to_batch_rows(const Rows& rows, const T* src, int64_t n, T* dst) {
+  for (int64_t r = 0; r < rows.B; ++r) std::memcpy(dst + rows.batch(r) * n, src + r * n, sizeof(T) * n);
+}
+
+// y[t, b] = 0 for the time steps t >= lengths[b] that no iteration writes.
+template <typename T>
+void zero_padding(const Rows& rows, int64_t H, T* y) {
+  if (rows.lengths == nullptr) return;
+  for (int64_t b = 0; b < rows.B; ++b)
+    for (int64_t t = rows.lengths[b]; t < rows.T; ++t) std::memset(y + (t * rows.B + b) * H, 0, sizeof(T) * H);
 }
 
 // ---------------------------------------------------------------------------
@@ -60,7 +81,7 @@ void zero_padding(const RowTimes& times, int64_t B, int64_t H, T* y) {
 
 // Scratch of a forward, in this order: packed W_hh; Gx (the whole sequence
 // when training, unless the cell keeps it in ws_gates; one chunk of steps
-// for inference); inputs gathered by iteration (reverse only); for
+// for inference); inputs gathered by iteration (unless in batch order); for
 // inference two state buffers, used in turn; then `extra` for the cell.
 template <typename T>
 struct ForwardScratch {
@@ -68,14 +89,14 @@ struct ForwardScratch {
   int64_t chunk;
 
   static int64_t size(const PanelMap& map, int64_t T_, int64_t B, int64_t D, int64_t GH,
-                      bool train, bool reverse, bool gx_in_ws, int64_t extra) {
+                      bool train, bool gather, bool gx_in_ws, int64_t extra) {
     const int64_t chunk = train ? T_ : inference_chunk_steps(T_, B);
     return map.units() * map.panel_size(map.H) + (train && gx_in_ws ? 0 : chunk * B * GH) +
-           (reverse ? chunk * B * D : 0) + (train ? 0 : 2 * B * map.H) + extra;
+           (gather ? chunk * B * D : 0) + (train ? 0 : 2 * B * map.H) + extra;
   }
 
   ForwardScratch(T* p, const PanelMap& map, int64_t T_, int64_t B, int64_t D, int64_t GH,
-                 bool train, bool reverse, T* ws_gates) {
+                 bool train, bool gather, T* ws_gates) {
     chunk = train ? T_ : inference_chunk_steps(T_, B);
     panels = p;
     p += map.units() * map.panel_size(map.H);
@@ -85,41 +106,43 @@ struct ForwardScratch {
       gx = p;
       p += chunk * B * GH;
     }
-    x_it = reverse ? p : nullptr;
-    p += reverse ? chunk * B * D : 0;
+    x_it = gather ? p : nullptr;
+    p += gather ? chunk * B * D : 0;
     h_pair = train ? nullptr : p;
     p += train ? 0 : 2 * B * map.H;
     extra = p;
   }
 };
 
-// Where iteration s reads and writes the state h.
+// Where iteration s reads and writes the state h, in kernel row order:
+// ws_h[s] and ws_h[s+1] when training; for inference two buffers in turn,
+// the second holding h0 before iteration 0.
 template <typename T>
 struct StateSlots {
-  const T* h0;
-  T* ws_h;    // (T+1, B, H) when training
+  T* ws_h;    // (T+1, B, H) or null
   T* h_pair;  // 2 (B, H) buffers for inference
   int64_t BH;
-  const T* in(int64_t s) const {
-    if (ws_h != nullptr) return ws_h + s * BH;
-    return s == 0 ? h0 : h_pair + ((s - 1) % 2) * BH;
-  }
+  T* in(int64_t s) const { return ws_h != nullptr ? ws_h + s * BH : h_pair + ((s + 1) % 2) * BH; }
   T* out(int64_t s) const { return ws_h != nullptr ? ws_h + (s + 1) * BH : h_pair + (s % 2) * BH; }
 };
 
 template <typename T, int NV, typename Epi>
 struct ForwardStep {
   int64_t H = 0, unit = 0, s = 0;
-  RowTimes times{};
+  Rows rows{};
   const T* panel = nullptr;   // this unit's panel (H, NV, V)
   const T* h_prev = nullptr;  // (B, H)
+  T* y = nullptr;             // (T, B, H)
   Epi epi;
 
   template <int R>
   void tile(int64_t row0) {
     Vec<T> acc[R][NV];
     panel_product<T, R, NV>(H, h_prev + row0 * H, H, panel, acc);
-    for (int r = 0; r < R; ++r) epi.apply(row0 + r, unit, acc[r], times.time(s, row0 + r));
+    for (int r = 0; r < R; ++r) {
+      const int64_t row = row0 + r, t = rows.time(s, row);
+      epi.apply(row, unit, acc[r], y + (t * rows.B + rows.batch(row)) * H);
+    }
   }
 };
 
@@ -131,10 +154,10 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
                   const ForwardScratch<T>& scratch, EpiAt epi_at) {
   const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H;
   const int64_t units = map.units(), psize = map.panel_size(H);
-  const RowTimes times{a.lengths, T_, a.reverse};
-  const StateSlots<T> slots{a.h0, a.ws_h, scratch.h_pair, B * H};
-  if (a.ws_h != nullptr) std::memcpy(a.ws_h, a.h0, sizeof(T) * B * H);
-  zero_padding(times, B, H, a.y);
+  const Rows rows{a.lengths, a.order, T_, B, a.reverse};
+  const StateSlots<T> slots{a.ws_h, scratch.h_pair, B * H};
+  to_kernel_rows(rows, a.h0, H, slots.in(0));
+  zero_padding(rows, H, a.y);
   const int nt = static_cast<int>(units < a.num_threads ? units : a.num_threads);
 #pragma omp parallel num_threads(nt)
   {
@@ -148,8 +171,8 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
     // Gx of these iterations; training keeps the whole sequence's.
     T* gx0 = a.train ? scratch.gx + s0 * B * GH : scratch.gx;
     const T* X = a.x + s0 * B * D;
-    if (!times.identity()) {
-      gather_inputs(times, a.x, s0, steps, B, D, scratch.x_it);
+    if (!rows.identity()) {
+      gather_inputs(rows, a.x, s0, steps, D, scratch.x_it);
       X = scratch.x_it;
     }
     project_inputs(X, steps * B, D, a.W_ih, GH, gx0, a.num_threads);
@@ -160,58 +183,60 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
       int64_t u0, u1;
       split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
       for (int64_t i = 0; i < steps; ++i) {
-        const int64_t s = s0 + i;
+        const int64_t s = s0 + i, running = rows.active(s);
         ForwardStep<T, NV, decltype(epi_at(s, gx0, slots.in(s), slots.out(s)))> step;
         step.H = H;
         step.s = s;
-        step.times = times;
+        step.rows = rows;
         step.h_prev = slots.in(s);
+        step.y = a.y;
         step.epi = epi_at(s, gx0 + i * B * GH, slots.in(s), slots.out(s));
         for (int64_t u = u0; u < u1; ++u) {
           step.unit = u;
           step.panel = scratch.panels + u * psize;
-          for_each_tile<NV>(B, step);
+          if (running > 0) for_each_tile<NV>(running, step);
+          for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
         }
 #pragma omp barrier
       }
     }
   }
-  std::memcpy(a.hT, T_ > 0 ? slots.out(T_ - 1) : a.h0, sizeof(T) * B * H);
+  to_batch_rows(rows, slots.out(T_ - 1), H, a.hT);
 }
 
 // ---------------------------------------------------------------------------
 // backward
 
 // Scratch of a backward, in this order: packed W_hh; dG (T, B, GH); then,
-// for reverse, the inputs gathered by iteration and dx by iteration (T, B,
-// D each); then `extra` for the cell.
+// unless in batch order, the inputs gathered by iteration and dx by
+// iteration (T, B, D each); then `extra` for the cell.
 template <typename T, int NV>
 struct BackwardScratch {
   T *panels, *dG, *x_it, *dx_it, *extra;
 
-  static int64_t size(int64_t T_, int64_t B, int64_t D, int64_t H, int64_t GH, bool reverse,
+  static int64_t size(int64_t T_, int64_t B, int64_t D, int64_t H, int64_t GH, bool gather,
                       int64_t extra) {
     const PanelMap map{H, NV, Vec<T>::size, false};
-    return map.units() * map.panel_size(GH) + T_ * B * GH + (reverse ? 2 * T_ * B * D : 0) + extra;
+    return map.units() * map.panel_size(GH) + T_ * B * GH + (gather ? 2 * T_ * B * D : 0) + extra;
   }
 
-  BackwardScratch(T* p, int64_t T_, int64_t B, int64_t D, int64_t H, int64_t GH, bool reverse) {
+  BackwardScratch(T* p, int64_t T_, int64_t B, int64_t D, int64_t H, int64_t GH, bool gather) {
     const PanelMap map{H, NV, Vec<T>::size, false};
     panels = p;
     p += map.units() * map.panel_size(GH);
     dG = p;
     p += T_ * B * GH;
-    x_it = reverse ? p : nullptr;
-    dx_it = reverse ? p + T_ * B * D : nullptr;
-    p += reverse ? 2 * T_ * B * D : 0;
+    x_it = gather ? p : nullptr;
+    dx_it = gather ? p + T_ * B * D : nullptr;
+    p += gather ? 2 * T_ * B * D : 0;
     extra = p;
   }
 };
 
 template <typename T, int NV, typename Epi>
 struct BackwardStep {
-  int64_t H = 0, K = 0, unit = 0, s = 0, B = 0;
-  RowTimes times{};
+  int64_t H = 0, K = 0, unit = 0, s = 0;
+  Rows rows{};
   const T* panel = nullptr;     // this unit's panel (K, NV, V); null at s = T-1
   const T* dGh_next = nullptr;  // (B, K) recurrent-side gradient of iteration s+1
   const T* dhT = nullptr;       // (B, H) or null: added at each row's last step
@@ -229,34 +254,40 @@ struct BackwardStep {
         for (int q = 0; q < NV; ++q) acc[r][q] = Vec<T>::zero();
     }
     for (int r = 0; r < R; ++r) {
-      const int64_t row = row0 + r, t = times.time(s, row);
-      const bool last = s == times.length(row) - 1;
+      const int64_t row = row0 + r, b = rows.batch(row), t = rows.time(s, row);
+      const bool last = s == rows.length(row) - 1;
       for (int q = 0; q < NV; ++q) {
         const int64_t j = (unit * NV + q) * V;
         if (j >= H) break;
         const int n = static_cast<int>(H - j < V ? H - j : V);
-        if (t < 0) {
-          epi.skip(row, j, n);
-          continue;
-        }
         Vec<T> dh = acc[r][q];
-        if (last && dhT != nullptr) dh = dh + load_n(dhT + row * H + j, n);
-        if (dy != nullptr) dh = dh + load_n(dy + (t * B + row) * H + j, n);
-        epi.apply(row, j, n, dh, last);
+        if (last && dhT != nullptr) dh = dh + load_n(dhT + b * H + j, n);
+        if (dy != nullptr) dh = dh + load_n(dy + (t * rows.B + b) * H + j, n);
+        epi.apply(row, j, n, dh, last, b);
       }
+    }
+  }
+
+  // The rows past their end: no gradient at this iteration.
+  void skip(int64_t row) {
+    constexpr int V = Vec<T>::size;
+    for (int q = 0; q < NV; ++q) {
+      const int64_t j = (unit * NV + q) * V;
+      if (j >= H) break;
+      epi.skip(row, j, static_cast<int>(H - j < V ? H - j : V));
     }
   }
 };
 
 // dh0 = dGh_0 · W_hh (+ extra, when given; + dhT for rows of length 0) for
-// one unit and a tile of rows.
+// one unit and a tile of rows, written in batch order.
 template <typename T, int NV>
 struct InitialStateGradient {
   int64_t H = 0, K = 0, unit = 0;
-  RowTimes times{};
+  Rows rows{};
   const T* panel = nullptr;  // (K, NV, V)
   const T* dGh = nullptr;    // (B, K)
-  const T* extra = nullptr;  // (B, H) or null
+  const T* extra = nullptr;  // (B, H) or null, kernel order
   const T* dhT = nullptr;    // (B, H) or null
   T* dh0 = nullptr;          // (B, H) out
 
@@ -267,13 +298,13 @@ struct InitialStateGradient {
     panel_product<T, R, NV>(K, dGh + row0 * K, K, panel, acc);
     for (int r = 0; r < R; ++r)
       for (int q = 0; q < NV; ++q) {
-        const int64_t j = (unit * NV + q) * V, row = row0 + r;
+        const int64_t j = (unit * NV + q) * V, row = row0 + r, b = rows.batch(row);
         if (j >= H) break;
         const int n = static_cast<int>(H - j < V ? H - j : V);
         Vec<T> d = acc[r][q];
         if (extra != nullptr) d = d + load_n(extra + row * H + j, n);
-        if (dhT != nullptr && times.length(row) == 0) d = d + load_n(dhT + row * H + j, n);
-        store_n(d, dh0 + row * H + j, n);
+        if (dhT != nullptr && rows.length(row) == 0) d = d + load_n(dhT + b * H + j, n);
+        store_n(d, dh0 + b * H + j, n);
       }
   }
 };
@@ -288,7 +319,7 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
   const int64_t T_ = a.T_, B = a.B, H = a.H;
   const PanelMap map{H, NV, Vec<T>::size, false};
   const int64_t units = map.units(), psize = map.panel_size(GH);
-  const RowTimes times{a.lengths, T_, a.reverse};
+  const Rows rows{a.lengths, a.order, T_, B, a.reverse};
   const int nt = static_cast<int>(units < a.num_threads ? units : a.num_threads);
 #pragma omp parallel num_threads(nt)
   {
@@ -296,12 +327,12 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
     split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
     pack_panels(map, GH, a.W_hh, H, true, u0, u1, panels);
     for (int64_t s = T_ - 1; s >= 0; --s) {
+      const int64_t running = rows.active(s);
       BackwardStep<T, NV, decltype(epi_at(s))> step;
       step.H = H;
       step.K = GH;
-      step.B = B;
       step.s = s;
-      step.times = times;
+      step.rows = rows;
       step.dGh_next = s == T_ - 1 ? nullptr : dGh + (s + 1) * B * GH;
       step.dhT = a.dhT;
       step.dy = a.dy;
@@ -309,14 +340,15 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
       for (int64_t u = u0; u < u1; ++u) {
         step.unit = u;
         step.panel = s == T_ - 1 ? nullptr : panels + u * psize;
-        for_each_tile<NV>(B, step);
+        if (running > 0) for_each_tile<NV>(running, step);
+        for (int64_t row = running; row < B; ++row) step.skip(row);
       }
 #pragma omp barrier
     }
     InitialStateGradient<T, NV> first;
     first.H = H;
     first.K = GH;
-    first.times = times;
+    first.rows = rows;
     first.dGh = dGh;
     first.extra = dh0_extra;
     first.dhT = a.dhT;
@@ -334,18 +366,18 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
 // for GRU), by iteration:
 //   dx = dG · W_ih      dW_ih = dGᵀ · X      db_ih = Σ_rows dG
 //   dW_hh = Σ_s dGh_sᵀ · h_s = dGhᵀ · ws_h[0:T]      db_hh = Σ_rows dGh (GRU)
-// For reverse, X is gathered by iteration and dx scattered back to time.
+// Unless in batch order, X is gathered by iteration and dx scattered back.
 template <typename T, int NV>
 void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
                                 const BackwardScratch<T, NV>& scratch, const T* dGh) {
   const int64_t TB = a.T_ * a.B, B = a.B, D = a.D, H = a.H;
   const int nt = a.num_threads;
   const T* dG = scratch.dG;
-  const RowTimes times{a.lengths, a.T_, a.reverse};
+  const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
   const T* X = a.x;
   T* dX = a.dx;
-  if (!times.identity()) {
-    gather_inputs(times, a.x, 0, a.T_, B, D, scratch.x_it);
+  if (!rows.identity()) {
+    gather_inputs(rows, a.x, 0, a.T_, D, scratch.x_it);
     X = scratch.x_it;
     dX = scratch.dx_it;
   }
@@ -354,13 +386,13 @@ void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
   gemm<T>(true, false, GH, H, TB, T(1), dGh, GH, a.ws_h, H, T(0), a.dW_hh, H, nt);
   column_sums(dG, TB, GH, a.db_ih, nt);
   if (a.db_hh != nullptr) column_sums(dGh, TB, GH, a.db_hh, nt);
-  if (!times.identity()) {
-    // dx[t, b] = dx_it[s, b] for the iteration s that ran t; 0 past the end
+  if (!rows.identity()) {
+    // dx[t, b] = dx_it[s, r] for the iteration s that ran t; 0 past the end
     std::memset(a.dx, 0, sizeof(T) * TB * D);
     for (int64_t s = 0; s < a.T_; ++s)
-      for (int64_t b = 0; b < B; ++b) {
-        const int64_t t = times.time(s, b);
-        if (t >= 0) std::memcpy(a.dx + (t * B + b) * D, dX + (s * B + b) * D, sizeof(T) * D);
+      for (int64_t r = 0; r < B; ++r) {
+        const int64_t t = rows.time(s, r);
+        if (t >= 0) std::memcpy(a.dx + (t * B + rows.batch(r)) * D, dX + (s * B + r) * D, sizeof(T) * D);
       }
   }
 }

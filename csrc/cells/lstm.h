@@ -12,39 +12,43 @@ PanelMap lstm_forward_map(int64_t H) { return PanelMap{H, kLstmForwardNV, Vec<T>
 
 // Forward scratch (see ForwardScratch) plus, for inference, the cell state.
 template <typename T>
-int64_t lstm_forward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool train, bool reverse) {
-  return ForwardScratch<T>::size(lstm_forward_map<T>(H), T_, B, D, 4 * H, train, reverse, true,
+int64_t lstm_forward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool train, bool gather) {
+  return ForwardScratch<T>::size(lstm_forward_map<T>(H), T_, B, D, 4 * H, train, gather, true,
                                  train ? 0 : B * H);
 }
 
+// Backward scratch plus dc (B, H).
 template <typename T>
-int64_t lstm_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool reverse) {
-  return BackwardScratch<T, kLstmBackwardNV>::size(T_, B, D, H, 4 * H, reverse, 0);
+int64_t lstm_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool gather) {
+  return BackwardScratch<T, kLstmBackwardNV>::size(T_, B, D, H, 4 * H, gather, B * H);
 }
 
-// Iteration s, hidden units [unit·V, unit·V + V) of a row at time step t:
-// the gates from the recurrent product acc = h W_hhᵀ, then c and h.
+// Iteration s, hidden units [unit·V, unit·V + V) of a row: the gates from
+// the recurrent product acc = h W_hhᵀ, then c and h (also written to y_row).
 template <typename T>
 struct LstmForwardEpilogue {
-  int64_t H = 0, B = 0;
+  int64_t H = 0;
   const T* gx = nullptr;      // (B, 4H) x W_ihᵀ of this iteration
   const T* b = nullptr;       // (4H,)
   const T* h_prev = nullptr;  // (B, H)
   const T* c_prev = nullptr;  // (B, H)
   T* h_out = nullptr;         // (B, H)
   T* c_out = nullptr;         // (B, H), may be c_prev (in place)
-  T* y = nullptr;             // (T, B, H)
   T* gates = nullptr;         // (B, 4H) or null; may be gx (in place)
 
-  void apply(int64_t row, int64_t unit, const Vec<T>* acc, int64_t t) const {
+  // Past the row's end: the state is carried.
+  void carry(int64_t row, int64_t unit) const {
     constexpr int V = Vec<T>::size;
     const int64_t j = unit * V, hj = row * H + j;
     const int n = static_cast<int>(H - j < V ? H - j : V);
-    if (t < 0) {  // past the row's end: the state is carried
-      store_n(load_n(h_prev + hj, n), h_out + hj, n);
-      if (c_out != c_prev) store_n(load_n(c_prev + hj, n), c_out + hj, n);
-      return;
-    }
+    store_n(load_n(h_prev + hj, n), h_out + hj, n);
+    if (c_out != c_prev) store_n(load_n(c_prev + hj, n), c_out + hj, n);
+  }
+
+  void apply(int64_t row, int64_t unit, const Vec<T>* acc, T* y_row) const {
+    constexpr int V = Vec<T>::size;
+    const int64_t j = unit * V, hj = row * H + j;
+    const int n = static_cast<int>(H - j < V ? H - j : V);
     const T* gxr = gx + row * 4 * H + j;
     const Vec<T> i = vsigmoid(acc[0] + load_n(gxr, n) + load_n(b + j, n));
     const Vec<T> f = vsigmoid(acc[1] + load_n(gxr + H, n) + load_n(b + H + j, n));
@@ -54,7 +58,7 @@ struct LstmForwardEpilogue {
     const Vec<T> h = o * vtanh(c);
     store_n(c, c_out + hj, n);
     store_n(h, h_out + hj, n);
-    store_n(h, y + (t * B + row) * H + j, n);
+    store_n(h, y_row + j, n);
     if (gates != nullptr) {
       T* gr = gates + row * 4 * H + j;
       store_n(i, gr, n);
@@ -75,7 +79,7 @@ struct LstmBackwardEpilogue {
   const T* gates = nullptr;   // (B, 4H) i, f, g, o of iteration s
   const T* c = nullptr;       // (B, H) c_s
   const T* c_prev = nullptr;  // (B, H) c_{s-1}
-  const T* dcT = nullptr;     // (B, H) or null
+  const T* dcT = nullptr;     // (B, H) or null, batch order
   T* dc = nullptr;            // (B, H) in: from iteration s+1; out: to s-1
   T* dG = nullptr;            // (B, 4H) out
 
@@ -84,7 +88,7 @@ struct LstmBackwardEpilogue {
     for (int k = 0; k < 4; ++k) store_n(Vec<T>::zero(), dgr + k * H, n);
   }
 
-  void apply(int64_t row, int64_t j, int n, Vec<T> dh, bool last) const {
+  void apply(int64_t row, int64_t j, int n, Vec<T> dh, bool last, int64_t b) const {
     const Vec<T> one = Vec<T>::broadcast(T(1));
     const int64_t hj = row * H + j;
     const T* gr = gates + row * 4 * H + j;
@@ -92,7 +96,7 @@ struct LstmBackwardEpilogue {
     const Vec<T> g = load_n(gr + 2 * H, n), o = load_n(gr + 3 * H, n);
     const Vec<T> tc = vtanh(load_n(c + hj, n));
     Vec<T> dc_in = load_n(dc + hj, n);
-    if (last && dcT != nullptr) dc_in = dc_in + load_n(dcT + hj, n);
+    if (last && dcT != nullptr) dc_in = dc_in + load_n(dcT + b * H + j, n);
     const Vec<T> dcs = fmadd(dh * o, fnmadd(tc, tc, one), dc_in);
     store_n(dcs * f, dc + hj, n);
     T* dgr = dG + row * 4 * H + j;
@@ -107,57 +111,54 @@ template <typename T>
 void lstm_forward(const CellForwardArgs<T>& a) {
   const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H, GH = 4 * H;
   const PanelMap map = lstm_forward_map<T>(H);
+  const Rows rows{a.lengths, a.order, T_, B, a.reverse};
   // Training: Gx goes to ws_gates, overwritten in place by the gates.
-  const ForwardScratch<T> scratch(a.scratch, map, T_, B, D, GH, a.train, a.reverse, a.ws_gates);
-  T* c_buf = a.train ? nullptr : scratch.extra;  // inference: c, updated in place
-  if (!a.train) std::memcpy(c_buf, a.c0, sizeof(T) * B * H);
+  const ForwardScratch<T> scratch(a.scratch, map, T_, B, D, GH, a.train, !rows.identity(), a.ws_gates);
+  // Training: c of iteration s in ws_c[s + 1]; inference: c updated in place.
+  T* c_buf = a.train ? a.ws_c : scratch.extra;
+  to_kernel_rows(rows, a.c0, H, c_buf);
   forward_loop<T, kLstmForwardNV>(a, GH, map, scratch, [&](int64_t s, T* gx, const T* h_prev, T* h_out) {
     LstmForwardEpilogue<T> e;
     e.H = H;
-    e.B = B;
     e.gx = gx;
     e.b = a.b_ih;
     e.h_prev = h_prev;
     e.h_out = h_out;
-    e.y = a.y;
-    if (a.train) {
-      e.c_prev = s == 0 ? a.c0 : a.ws_c + (s - 1) * B * H;
-      e.c_out = a.ws_c + s * B * H;
-      e.gates = gx;
-    } else {
-      e.c_prev = e.c_out = c_buf;
-    }
+    e.c_prev = a.train ? a.ws_c + s * B * H : c_buf;
+    e.c_out = a.train ? a.ws_c + (s + 1) * B * H : c_buf;
+    e.gates = a.train ? gx : nullptr;
     return e;
   });
-  std::memcpy(a.cT, T_ == 0 ? a.c0 : a.train ? a.ws_c + (T_ - 1) * B * H : c_buf, sizeof(T) * B * H);
+  to_batch_rows(rows, a.train ? a.ws_c + T_ * B * H : c_buf, H, a.cT);
 }
 
 template <typename T>
 void lstm_backward(const CellBackwardArgs<T>& a) {
   const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H, GH = 4 * H;
-  const BackwardScratch<T, kLstmBackwardNV> scratch(a.scratch, T_, B, D, H, GH, a.reverse);
-  const RowTimes times{a.lengths, T_, a.reverse};
-  // dc0 carries dc through the loop: zero until a row's last step adds dcT
-  // (a row of length 0 passes dcT straight through).
-  for (int64_t b = 0; b < B; ++b) {
-    T* dst = a.dc0 + b * H;
-    if (a.dcT != nullptr && times.length(b) == 0) {
-      std::memcpy(dst, a.dcT + b * H, sizeof(T) * H);
+  const Rows rows{a.lengths, a.order, T_, B, a.reverse};
+  const BackwardScratch<T, kLstmBackwardNV> scratch(a.scratch, T_, B, D, H, GH, !rows.identity());
+  // dc, in kernel order: zero until a row's last step adds dcT (a row of
+  // length 0 passes dcT straight through to dc0).
+  T* dc = scratch.extra;
+  for (int64_t r = 0; r < B; ++r) {
+    if (a.dcT != nullptr && rows.length(r) == 0) {
+      std::memcpy(dc + r * H, a.dcT + rows.batch(r) * H, sizeof(T) * H);
     } else {
-      std::memset(dst, 0, sizeof(T) * H);
+      std::memset(dc + r * H, 0, sizeof(T) * H);
     }
   }
   backward_loop<T, kLstmBackwardNV>(a, GH, scratch.panels, scratch.dG, nullptr, [&](int64_t s) {
     LstmBackwardEpilogue<T> e;
     e.H = H;
     e.gates = a.ws_gates + s * B * GH;
-    e.c = a.ws_c + s * B * H;
-    e.c_prev = s == 0 ? a.c0 : a.ws_c + (s - 1) * B * H;
+    e.c = a.ws_c + (s + 1) * B * H;
+    e.c_prev = a.ws_c + s * B * H;
     e.dcT = a.dcT;
-    e.dc = a.dc0;
+    e.dc = dc;
     e.dG = scratch.dG + s * B * GH;
     return e;
   });
+  to_batch_rows(rows, dc, H, a.dc0);
   input_and_weight_gradients(a, GH, scratch, scratch.dG);
 }
 

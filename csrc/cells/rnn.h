@@ -11,38 +11,45 @@ template <typename T>
 PanelMap rnn_forward_map(int64_t H) { return PanelMap{H, kRnnForwardNV, Vec<T>::size, false}; }
 
 template <typename T>
-int64_t rnn_forward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool train, bool reverse) {
-  return ForwardScratch<T>::size(rnn_forward_map<T>(H), T_, B, D, H, train, reverse, false, 0);
+int64_t rnn_forward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool train, bool gather) {
+  return ForwardScratch<T>::size(rnn_forward_map<T>(H), T_, B, D, H, train, gather, false, 0);
 }
 
 template <typename T>
-int64_t rnn_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool reverse) {
-  return BackwardScratch<T, kRnnBackwardNV>::size(T_, B, D, H, H, reverse, 0);
+int64_t rnn_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool gather) {
+  return BackwardScratch<T, kRnnBackwardNV>::size(T_, B, D, H, H, gather, 0);
 }
 
-// h = tanh(x W_ihᵀ + h_prev W_hhᵀ + b) for 4·V hidden units of a row at t.
+// h = tanh(x W_ihᵀ + h_prev W_hhᵀ + b) for 4·V hidden units of a row (also
+// written to y_row).
 template <typename T>
 struct RnnForwardEpilogue {
-  int64_t H = 0, B = 0;
+  int64_t H = 0;
   const T* gx = nullptr;      // (B, H)
   const T* b = nullptr;       // (H,)
   const T* h_prev = nullptr;  // (B, H)
   T* h_out = nullptr;         // (B, H)
-  T* y = nullptr;             // (T, B, H)
 
-  void apply(int64_t row, int64_t unit, const Vec<T>* acc, int64_t t) const {
+  // Past the row's end: the state is carried.
+  void carry(int64_t row, int64_t unit) const {
     constexpr int V = Vec<T>::size;
     for (int q = 0; q < kRnnForwardNV; ++q) {
       const int64_t j = (unit * kRnnForwardNV + q) * V, hj = row * H + j;
       if (j >= H) break;
       const int n = static_cast<int>(H - j < V ? H - j : V);
-      if (t < 0) {  // past the row's end: the state is carried
-        store_n(load_n(h_prev + hj, n), h_out + hj, n);
-        continue;
-      }
+      store_n(load_n(h_prev + hj, n), h_out + hj, n);
+    }
+  }
+
+  void apply(int64_t row, int64_t unit, const Vec<T>* acc, T* y_row) const {
+    constexpr int V = Vec<T>::size;
+    for (int q = 0; q < kRnnForwardNV; ++q) {
+      const int64_t j = (unit * kRnnForwardNV + q) * V, hj = row * H + j;
+      if (j >= H) break;
+      const int n = static_cast<int>(H - j < V ? H - j : V);
       const Vec<T> h = vtanh(acc[q] + load_n(gx + hj, n) + load_n(b + j, n));
       store_n(h, h_out + hj, n);
-      store_n(h, y + (t * B + row) * H + j, n);
+      store_n(h, y_row + j, n);
     }
   }
 };
@@ -56,7 +63,7 @@ struct RnnBackwardEpilogue {
 
   void skip(int64_t row, int64_t j, int n) const { store_n(Vec<T>::zero(), dG + row * H + j, n); }
 
-  void apply(int64_t row, int64_t j, int n, Vec<T> dh, bool) const {
+  void apply(int64_t row, int64_t j, int n, Vec<T> dh, bool, int64_t) const {
     const Vec<T> ht = load_n(h + row * H + j, n);
     store_n(dh * fnmadd(ht, ht, Vec<T>::broadcast(T(1))), dG + row * H + j, n);
   }
@@ -66,16 +73,15 @@ template <typename T>
 void rnn_forward(const CellForwardArgs<T>& a) {
   const int64_t B = a.B, H = a.H;
   const PanelMap map = rnn_forward_map<T>(H);
-  const ForwardScratch<T> scratch(a.scratch, map, a.T_, B, a.D, H, a.train, a.reverse, nullptr);
+  const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
+  const ForwardScratch<T> scratch(a.scratch, map, a.T_, B, a.D, H, a.train, !rows.identity(), nullptr);
   forward_loop<T, kRnnForwardNV>(a, H, map, scratch, [&](int64_t, T* gx, const T* h_prev, T* h_out) {
     RnnForwardEpilogue<T> e;
     e.H = H;
-    e.B = B;
     e.gx = gx;
     e.b = a.b_ih;
     e.h_prev = h_prev;
     e.h_out = h_out;
-    e.y = a.y;
     return e;
   });
 }
@@ -83,7 +89,8 @@ void rnn_forward(const CellForwardArgs<T>& a) {
 template <typename T>
 void rnn_backward(const CellBackwardArgs<T>& a) {
   const int64_t B = a.B, H = a.H;
-  const BackwardScratch<T, kRnnBackwardNV> scratch(a.scratch, a.T_, B, a.D, H, H, a.reverse);
+  const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
+  const BackwardScratch<T, kRnnBackwardNV> scratch(a.scratch, a.T_, B, a.D, H, H, !rows.identity());
   backward_loop<T, kRnnBackwardNV>(a, H, scratch.panels, scratch.dG, nullptr, [&](int64_t s) {
     RnnBackwardEpilogue<T> e;
     e.H = H;
