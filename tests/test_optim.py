@@ -1,0 +1,312 @@
+"""seqcore.train: SGD, Adam, AdamW and gradient clipping. Oracles: torch's
+optimisers and clip functions (when installed), the update rules written out
+by hand, and an uninterrupted run for checkpoint resumption."""
+
+import numpy as np
+import pytest
+
+from seqcore.nn import Linear, Sequential, Tanh
+from seqcore.train import SGD, Adam, AdamW, clip_by_global_norm, clip_by_value
+
+STEPS = 6
+SHAPES = {"w": (4, 3), "b": (3,)}
+
+
+def make_params(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
+
+
+def grad_sequence(dtype, steps=STEPS, seed=1):
+    """A different gradient at every step."""
+    rng = np.random.default_rng(seed)
+    return [{k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()} for _ in range(steps)]
+
+
+# (class, constructor kwargs, torch class name)
+CONFIGS = [
+    (SGD, dict(lr=0.1), "SGD"),
+    (SGD, dict(lr=0.1, momentum=0.9), "SGD"),
+    (SGD, dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01), "SGD"),
+    (SGD, dict(lr=0.1, weight_decay=0.1), "SGD"),
+    (Adam, dict(), "Adam"),
+    (Adam, dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1), "Adam"),
+    (AdamW, dict(lr=0.01), "AdamW"),
+    (AdamW, dict(lr=0.02, betas=(0.5, 0.9), weight_decay=0.3), "AdamW"),
+]
+CONFIG_IDS = [f"{c.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'}" for c, kw, _ in CONFIGS]
+
+
+# ---------------------------------------------------------------------------
+# update rules
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls,kwargs,torch_name", CONFIGS, ids=CONFIG_IDS)
+def test_matches_torch_after_several_steps(cls, kwargs, torch_name, dtype):
+    torch = pytest.importorskip("torch")
+    params = make_params(dtype)
+    tparams = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in params.items()}
+    opt = cls(params, **kwargs)
+    topt = getattr(torch.optim, torch_name)(list(tparams.values()), **kwargs)
+    for grads in grad_sequence(dtype):
+        opt.step(grads)
+        for k, p in tparams.items():
+            p.grad = torch.tensor(grads[k])
+        topt.step()
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    for k in params:
+        np.testing.assert_allclose(params[k], tparams[k].detach().numpy(), rtol=tol, atol=tol, err_msg=k)
+
+
+def test_sgd_step_is_p_minus_lr_g():
+    params = make_params(np.float64)
+    before = {k: v.copy() for k, v in params.items()}
+    grads = grad_sequence(np.float64, 1)[0]
+    SGD(params, lr=0.5).step(grads)
+    for k in params:
+        np.testing.assert_allclose(params[k], before[k] - 0.5 * grads[k], rtol=1e-15)
+
+
+def test_sgd_momentum_rule_by_hand():
+    """b = g, then b = momentum·b + g; p -= lr·b (oracle: the rule written out)."""
+    p = np.zeros(2)
+    opt = SGD({"p": p}, lr=1.0, momentum=0.5)
+    opt.step({"p": np.array([1.0, 2.0])})
+    opt.step({"p": np.array([1.0, 2.0])})
+    # b1 = g, b2 = 0.5·g + g = 1.5·g; p = -(g + 1.5·g)
+    np.testing.assert_allclose(p, [-2.5, -5.0], rtol=1e-15)
+
+
+def test_adam_first_step_moves_each_entry_by_lr():
+    """At t = 1, m̂ = g and v̂ = g², so each entry moves by lr·g/(|g| + eps) ≈ lr·sign(g)."""
+    params = make_params(np.float64)
+    before = {k: v.copy() for k, v in params.items()}
+    grads = grad_sequence(np.float64, 1)[0]
+    Adam(params, lr=0.01).step(grads)
+    for k in params:
+        np.testing.assert_allclose(params[k], before[k] - 0.01 * grads[k] / (np.abs(grads[k]) + 1e-8), rtol=1e-12)
+
+
+def test_adamw_decays_weights_with_zero_gradient():
+    """With g = 0 the Adam part is 0; only p·(1 - lr·weight_decay) remains."""
+    p = np.ones(3)
+    AdamW({"p": p}, lr=0.1, weight_decay=0.5).step({"p": np.zeros(3)})
+    np.testing.assert_allclose(p, 0.95, rtol=1e-15)
+
+
+def test_parameters_missing_from_grads_are_skipped():
+    params = make_params(np.float64)
+    before = params["b"].copy()
+    opt = Adam(params)
+    opt.step({"w": np.ones(SHAPES["w"])})
+    np.testing.assert_array_equal(params["b"], before)
+    assert list(opt.state) == ["w"]
+
+
+# ---------------------------------------------------------------------------
+# on a Layer
+
+
+def test_optimiser_on_a_layer_reads_its_grads_and_updates_in_place():
+    model = Sequential(Linear(3, 4, dtype=np.float64, seed=0), Tanh(), Linear(4, 2, dtype=np.float64, seed=1))
+    weight = model[0].weight  # the same array before and after
+    before = weight.copy()
+    opt = SGD(model, lr=0.1)
+    model.forward(np.ones((5, 3)))
+    model.backward(np.ones((5, 2)))
+    expected = before - 0.1 * model.grads["0.weight"]
+    opt.step()
+    assert model.params["0.weight"] is weight
+    np.testing.assert_allclose(weight, expected, rtol=1e-15)
+    opt.zero_grad()
+    assert all(not g.any() for g in model.grads.values())
+
+
+def test_training_a_linear_layer_reduces_the_loss():
+    """Adam fits y = x·Aᵀ with a Linear layer (oracle: the loss goes to ~0)."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((2, 3))
+    x = rng.standard_normal((64, 3))
+    layer = Linear(3, 2, dtype=np.float64, seed=0)
+    opt = Adam(layer, lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        diff = layer(x) - x @ A.T
+        layer.backward(2 * diff / diff.size)
+        opt.step()
+    assert np.mean((layer(x) - x @ A.T) ** 2) < 1e-4
+
+
+# ---------------------------------------------------------------------------
+# state dicts
+
+
+def run(cls, kwargs, params, grads_seq, opt=None):
+    opt = opt or cls(params, **kwargs)
+    for grads in grads_seq:
+        opt.step(grads)
+    return opt
+
+
+@pytest.mark.parametrize("cls,kwargs,torch_name", CONFIGS, ids=CONFIG_IDS)
+def test_resume_from_state_dict_is_bitwise_the_same(cls, kwargs, torch_name, tmp_path):
+    """N steps, save (np.savez), load into a new optimiser, M steps == N + M steps straight."""
+    seq = grad_sequence(np.float32, 7)
+    straight = make_params(np.float32)
+    run(cls, kwargs, straight, seq)
+
+    resumed = make_params(np.float32)
+    first = run(cls, kwargs, resumed, seq[:3])
+    np.savez(tmp_path / "opt.npz", **first.state_dict())
+    with np.load(tmp_path / "opt.npz", allow_pickle=False) as f:
+        saved = dict(f)
+    second = cls(resumed, lr=123.0)  # hyperparameters come back from the state dict
+    second.load_state_dict(saved)
+    run(cls, kwargs, resumed, seq[3:], opt=second)
+    for k in straight:
+        np.testing.assert_array_equal(resumed[k], straight[k])
+
+
+@pytest.mark.parametrize("cls,kwargs,torch_name", CONFIGS, ids=CONFIG_IDS)
+def test_state_dict_round_trips_exactly(cls, kwargs, torch_name):
+    opt = run(cls, kwargs, make_params(np.float64), grad_sequence(np.float64, 2))
+    state = opt.state_dict()
+    other = cls(make_params(np.float64), lr=1.0)
+    other.load_state_dict(state)
+    again = other.state_dict()
+    assert sorted(again) == sorted(state)
+    for k, v in state.items():
+        assert isinstance(v, (np.ndarray, int, float, bool)), k  # plain data, nothing pickled
+        np.testing.assert_array_equal(again[k], v, err_msg=k)
+
+
+def test_state_dict_is_a_copy():
+    params = make_params(np.float64)
+    opt = run(SGD, dict(lr=0.1, momentum=0.9), params, grad_sequence(np.float64, 1))
+    state = opt.state_dict()
+    saved = state["momentum_buffer.w"].copy()
+    opt.step(grad_sequence(np.float64, 1, seed=5)[0])
+    np.testing.assert_array_equal(state["momentum_buffer.w"], saved)
+
+
+def test_load_state_dict_rejects_foreign_state_and_changes_nothing():
+    params = make_params(np.float64)
+    opt = run(Adam, {}, params, grad_sequence(np.float64, 1))
+    before = opt.state_dict()
+    sgd_state = SGD(make_params(np.float64), lr=0.1).state_dict()
+    with pytest.raises(KeyError, match="state: missing"):
+        opt.load_state_dict(sgd_state)
+    bad = dict(before, **{"exp_avg.w": np.zeros((2, 2))})
+    with pytest.raises(ValueError, match=r"state\['exp_avg.w'\]: expected the parameter's shape"):
+        opt.load_state_dict(bad)
+    bad = dict(before, lr=-1.0)
+    with pytest.raises(ValueError, match="state: lr"):
+        opt.load_state_dict(bad)
+    bad = {k: v for k, v in before.items() if k != "exp_avg_sq.b"}
+    with pytest.raises(KeyError, match="lacks"):
+        opt.load_state_dict(bad)
+    with pytest.raises(KeyError, match="unexpected"):
+        opt.load_state_dict(dict(before, **{"exp_avg.nope": np.zeros(3)}))
+    after = opt.state_dict()
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k])
+
+
+# ---------------------------------------------------------------------------
+# arguments
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: SGD(p, lr=0), "lr"),
+    (lambda p: SGD(p, lr=-0.1), "lr"),
+    (lambda p: SGD(p, lr=0.1, momentum=-0.5), "momentum"),
+    (lambda p: SGD(p, lr=0.1, nesterov=True), "nesterov"),
+    (lambda p: SGD(p, lr=0.1, weight_decay=-1), "weight_decay"),
+    (lambda p: Adam(p, betas=(1.0, 0.999)), "betas"),
+    (lambda p: Adam(p, betas=(0.9, -0.1)), "betas"),
+    (lambda p: Adam(p, lr=float("nan")), "lr"),
+    (lambda p: AdamW(p, eps=-1e-8), "eps"),
+])
+def test_bad_hyperparameters_raise_naming_them(make, match):
+    with pytest.raises(ValueError, match=match):
+        make(make_params(np.float32))
+
+
+def test_bad_params_and_grads_raise_naming_them():
+    params = make_params(np.float32)
+    with pytest.raises(TypeError, match="params: expected a seqcore.nn.Layer or a dict"):
+        SGD([params["w"]], lr=0.1)
+    with pytest.raises(ValueError, match="params: no parameters"):
+        SGD({}, lr=0.1)
+    with pytest.raises(TypeError, match=r"params\['x'\]"):
+        SGD({"x": np.zeros(3, int)}, lr=0.1)
+    with pytest.raises(TypeError, match="lr: expected a number"):
+        SGD(params, lr="0.1")
+    opt = SGD(params, lr=0.1)
+    with pytest.raises(ValueError, match=r"grads: unknown parameter names \['nope'\]"):
+        opt.step({"nope": np.zeros(3, np.float32)})
+    with pytest.raises(ValueError, match=r"grads\['b'\]: expected the parameter's shape"):
+        opt.step({"b": np.zeros(4, np.float32)})
+    with pytest.raises(ValueError, match="grads: required"):
+        opt.step()
+    with pytest.raises(RuntimeError, match="zero_grad"):
+        opt.zero_grad()
+
+
+# ---------------------------------------------------------------------------
+# clipping
+
+
+def test_clip_by_value_clips_in_place_to_the_interval():
+    grads = {"a": np.array([-7.0, -5.0, 0.5, 6.0]), "b": np.array([[10.0, -1.0]], np.float32)}
+    clip_by_value(grads, 5)
+    np.testing.assert_array_equal(grads["a"], [-5, -5, 0.5, 5])
+    np.testing.assert_array_equal(grads["b"], [[5, -1]])
+
+
+def test_clip_by_global_norm_scales_to_max_norm():
+    """Norm of [3, 4] and [12] is 13 (oracle: arithmetic)."""
+    grads = [np.array([3.0, 4.0]), np.array([12.0])]
+    total = clip_by_global_norm(grads, 6.5)
+    assert total == 13.0
+    np.testing.assert_allclose(grads[0], [1.5, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(grads[1], [6.0], rtol=1e-6)
+    small = [np.array([0.3, 0.4])]
+    assert clip_by_global_norm(small, 1.0) == pytest.approx(0.5)
+    np.testing.assert_array_equal(small[0], [0.3, 0.4])  # under max_norm: untouched
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e3])
+def test_clip_by_global_norm_matches_torch(max_norm):
+    torch = pytest.importorskip("torch")
+    grads = grad_sequence(np.float32, 1)[0]
+    tparams = [torch.zeros(g.shape, requires_grad=True) for g in grads.values()]
+    for p, g in zip(tparams, grads.values()):
+        p.grad = torch.tensor(g)
+    ref = torch.nn.utils.clip_grad_norm_(tparams, max_norm)
+    total = clip_by_global_norm(grads, max_norm)
+    assert total == pytest.approx(ref.item(), rel=1e-6)
+    for p, g in zip(tparams, grads.values()):
+        np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-6)
+
+
+def test_clip_by_value_matches_torch():
+    torch = pytest.importorskip("torch")
+    grads = {k: 4 * v for k, v in grad_sequence(np.float32, 1)[0].items()}
+    tparams = [torch.zeros(g.shape, requires_grad=True) for g in grads.values()]
+    for p, g in zip(tparams, grads.values()):
+        p.grad = torch.tensor(g)
+    torch.nn.utils.clip_grad_value_(tparams, 5.0)
+    clip_by_value(grads, 5.0)
+    for p, g in zip(tparams, grads.values()):
+        np.testing.assert_array_equal(g, p.grad.numpy())
+
+
+def test_clip_rejects_bad_arguments_naming_them():
+    with pytest.raises(ValueError, match="clip_value"):
+        clip_by_value([np.ones(2)], -5)
+    with pytest.raises(ValueError, match="max_norm"):
+        clip_by_global_norm([np.ones(2)], 0)
+    with pytest.raises(TypeError, match="grads"):
+        clip_by_global_norm([[1.0, 2.0]], 1.0)
