@@ -1,0 +1,88 @@
+"""A language model over token ids: embedding (or one-hot) → stacked RNN, LSTM
+or GRU → dropout → linear to the vocabulary, at every step.
+
+It knows nothing of text: ids in, next-token logits out. Trained with
+teacher forcing (step t sees the true token t-1 and predicts token t), and
+stepped one token at a time with the state carried for sampling.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import numpy as np
+
+from .layers import Dropout, Embedding, Linear
+from .module import Layer
+from .recurrent import GRU, LSTM, RNN
+
+RECURRENT = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+class LanguageModel(Layer):
+    """ids (T, B) -> logits (T, B, vocab_size).
+
+    embed_size=0 feeds one-hot vectors (the textbook path; the recurrent
+    layer's input size is then vocab_size). Children, for parameter names:
+    "embedding" (unless one-hot), "rnn", "head".
+    """
+
+    def __init__(self, vocab_size: int, embed_size: int = 64, hidden_size: int = 256, num_layers: int = 2,
+                 cell: str = "lstm", dropout: float = 0.0, dtype=np.float32, seed: Optional[int] = None) -> None:
+        super().__init__()
+        if cell not in RECURRENT:
+            raise ValueError(f"cell: expected one of {sorted(RECURRENT)}, got {cell!r}")
+        if isinstance(embed_size, bool) or not isinstance(embed_size, (int, np.integer)) or embed_size < 0:
+            raise ValueError(f"embed_size: expected an int >= 0 (0: one-hot input), got {embed_size!r}")
+        self._config = dict(vocab_size=int(vocab_size), embed_size=int(embed_size), hidden_size=int(hidden_size),
+                            num_layers=int(num_layers), cell=cell, dropout=float(dropout),
+                            dtype=np.dtype(dtype).name)
+        seeds = np.random.SeedSequence(seed).spawn(4)
+        self.embedding = (Embedding(vocab_size, embed_size, dtype=dtype, seed=_int(seeds[0]))
+                          if embed_size > 0 else None)
+        self.rnn = RECURRENT[cell](embed_size or vocab_size, hidden_size, num_layers=num_layers,
+                                   dropout=dropout, dtype=dtype, seed=_int(seeds[1]))
+        self.dropout = Dropout(dropout, seed=_int(seeds[2]))
+        self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=_int(seeds[3]))
+        self.vocab_size, self.dtype = int(vocab_size), np.dtype(dtype)
+
+    def config(self) -> Dict[str, Any]:
+        """The constructor's arguments (JSON-ready), to build the same model again."""
+        return dict(self._config)
+
+    def children(self) -> Iterator[Tuple[str, Layer]]:
+        if self.embedding is not None:
+            yield "embedding", self.embedding
+        yield "rnn", self.rnn
+        yield "head", self.head
+
+    def _inputs(self, ids, train: bool) -> np.ndarray:
+        ids = np.asarray(ids)
+        if ids.ndim != 2:
+            raise ValueError(f"ids: expected shape (T, B), got {ids.shape}")
+        if self.embedding is not None:
+            return self.embedding.forward(ids, train=train)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"ids: expected integers, got dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise ValueError(f"ids: expected values in [0, {self.vocab_size}), got [{ids.min()}, {ids.max()}]")
+        return np.eye(self.vocab_size, dtype=self.dtype)[ids]  # one-hot (T, B, V)
+
+    def forward(self, ids, state=None, train: bool = True, lengths=None):
+        """ids (T, B) integers; state: the recurrent layer's (None: zeros).
+        Returns (logits (T, B, V), state)."""
+        x = self._inputs(ids, train)
+        y, state = self.rnn.forward(x, state, train=train, lengths=lengths)
+        return self.head.forward(self.dropout.forward(y, train=train), train=train), state
+
+    def backward(self, dlogits: np.ndarray, dstate=None) -> None:
+        """dlogits (T, B, V); dstate: gradient at the returned state or None.
+        Accumulates into grads."""
+        dy = self.dropout.backward(self.head.backward(dlogits))
+        dx = self.rnn.backward(dy, dstate)
+        if self.embedding is not None:
+            self.embedding.backward(dx)
+
+
+def _int(seed_sequence: np.random.SeedSequence) -> int:
+    return int(seed_sequence.generate_state(1)[0])
