@@ -33,10 +33,11 @@ import collections
 import json
 import os
 import re
-import secrets
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from .._atomic import atomic_write_json
 
 LEVELS = ("char", "word")
 DEFAULT_SPECIALS = ("<pad>", "<unk>", "<eos>")
@@ -381,7 +382,7 @@ class Vocabulary:
         it, so a failed write leaves ``path`` as it was."""
         # \uXXXX escapes only where a token holds a lone surrogate, which UTF-8 cannot carry
         ascii_only = any(0xD800 <= ord(c) <= 0xDFFF for t in self._itos for c in t)
-        _atomic_write_json(os.fspath(path), self.to_dict(), ensure_ascii=ascii_only)
+        atomic_write_json(path, self.to_dict(), ensure_ascii=ascii_only)
 
     @classmethod
     def load(cls, path: PathLike) -> "Vocabulary":
@@ -429,24 +430,3 @@ def _count_chars(text: str) -> List[Tuple[str, int]]:
     seen = np.flatnonzero(counts)
     order = np.lexsort((seen, -counts[seen]))  # last key first: count descending, then code point
     return [(chr(cp), int(c)) for cp, c in zip(seen[order].tolist(), counts[seen[order]].tolist())]
-
-
-def _atomic_write_json(path: str, doc: object, ensure_ascii: bool = False) -> None:
-    """json.dump doc to a temporary file in path's directory, then os.replace
-    it onto path; on any failure the temporary file is removed."""
-    directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
-    try:
-        # "x": a fresh file, with the usual permissions (umask), never another's
-        with open(tmp, "x", encoding="utf-8", newline="\n") as f:
-            json.dump(doc, f, ensure_ascii=ensure_ascii, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
