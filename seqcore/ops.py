@@ -77,6 +77,34 @@ def set_isa(name: str) -> None:
 
 
 # ---------------------------------------------------------------------------
+# matrix product
+
+
+def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False,
+           out: Optional[np.ndarray] = None, accumulate: bool = False) -> np.ndarray:
+    """op(a) @ op(b) for 2-D float32/float64 arrays of one dtype, with seqcore's
+    own matrix product: the kernels' threads (not NumPy's BLAS pool, whose
+    spinning threads would fight them for the cores) and a result that does
+    not depend on the thread count. op(a) is a.T when trans_a. Into ``out``
+    (C-contiguous, written in place) when given; with ``accumulate`` the
+    product is added to it."""
+    for name, m in (("a", a), ("b", b)):
+        if not isinstance(m, np.ndarray) or m.ndim != 2 or m.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name}: expected a 2-D float32 or float64 ndarray")
+    if b.dtype != a.dtype:
+        raise TypeError(f"b: expected dtype {a.dtype} (the dtype of a), got {b.dtype}")
+    M = a.shape[1] if trans_a else a.shape[0]
+    N = b.shape[0] if trans_b else b.shape[1]
+    if out is None:
+        if accumulate:
+            raise ValueError("accumulate: needs out")
+        out = np.empty((M, N), dtype=a.dtype)
+    _core.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), out, trans_a, trans_b, 1.0,
+               1.0 if accumulate else 0.0)
+    return out
+
+
+# ---------------------------------------------------------------------------
 # argument checks
 
 

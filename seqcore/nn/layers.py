@@ -18,6 +18,7 @@ from typing import Iterator, Optional, Tuple
 import numpy as np
 
 from ..reference.activations import sigmoid  # exact, no overflow: the same sigmoid as the kernels' oracle
+from .. import ops
 from .module import Layer
 
 FLOATS = (np.float32, np.float64)
@@ -101,8 +102,8 @@ class Linear(Layer):
         if not np.isfinite(x).all():
             raise ValueError("x: contains NaN or inf")
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features)  # all steps and rows as one product
-        y2 = x2 @ self.weight.T
+        x2 = np.ascontiguousarray(x.reshape(-1, self.in_features))  # all steps and rows as one product
+        y2 = ops.matmul(x2, self.weight, trans_b=True)
         if self.bias is not None:
             y2 += self.bias
         self._x2, self._lead = (x2, lead) if train else (None, ())
@@ -112,10 +113,11 @@ class Linear(Layer):
         """dy (..., out_features) -> dx (..., in_features); accumulates dweight, dbias."""
         x2 = _saved(self, self._x2)
         dy2 = _grad_in(dy, self._lead + (self.out_features,), self.dtype).reshape(-1, self.out_features)
-        self._grads["weight"] += dy2.T @ x2  # (out, N) · (N, in)
+        dy2 = np.ascontiguousarray(dy2)
+        ops.matmul(dy2, x2, trans_a=True, out=self._grads["weight"], accumulate=True)  # (out, N) · (N, in)
         if self.bias is not None:
             self._grads["bias"] += dy2.sum(axis=0)
-        return (dy2 @ self.weight).reshape(self._lead + (self.in_features,))
+        return ops.matmul(dy2, self.weight).reshape(self._lead + (self.in_features,))
 
 
 # ---------------------------------------------------------------------------

@@ -48,9 +48,9 @@ def clip_by_global_norm(grads: Grads, max_norm: float) -> float:
     """
     max_norm = _positive("max_norm", max_norm)
     arrays = _arrays(grads)
-    # Σ of squares in float64 (one array at a time): float32 squares overflow early
-    total = math.sqrt(sum(float(np.dot(a, a)) for a in
-                          (g.astype(np.float64, copy=False).ravel() for g in arrays)))
+    # Σ of squares in float64 (float32 squares overflow early), without
+    # np.dot: NumPy's BLAS threads would fight the kernels' for the cores
+    total = math.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in arrays))
     coef = max_norm / (total + 1e-6)
     if coef < 1:
         for g in arrays:
