@@ -1,16 +1,414 @@
-"""The command line: `seqcore info | bench`."""
+"""The command line: `seqcore train | sample | eval | bench | info`.
+
+    seqcore train [CORPUS]     train a language model on a text file, printing its
+                               progress, and a sample at the end; with no CORPUS,
+                               on the standard library's own sources (see
+                               ``stdlib_corpus``), so it needs no download
+    seqcore sample DIR         text sampled from a trained run
+    seqcore eval DIR CORPUS    validation loss, perplexity and bits per character on a text
+    seqcore bench              time each cell's training step and inference
+    seqcore info               version, instruction set, threads and backend
+
+A run directory (``--out``, default ./seqcore-run) holds
+
+    run.json      the run's settings: how to read its corpus, resume it, evaluate with it
+    checkpoint/   the model, vocabulary, optimizer, random state and position in the data
+    loss.csv      step, train_loss, val_loss, tokens_per_s, elapsed_s, lr
+    loss.png      the loss curve, when matplotlib is installed (the "plot" extra)
+
+``seqcore train --resume`` continues the run in ``--out`` with its saved
+settings (flags given again override the training ones; the model's cannot
+change). A run stops early on Ctrl-C, writing a checkpoint first.
+
+Exit status: 0 done, 1 training stopped by a non-finite loss, 2 bad arguments
+(with a message naming the argument), 130 interrupted by Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
-from typing import List, Optional
+import sysconfig
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from . import benchmark, ops
+from ._atomic import atomic_write_json
+from .generate import sample, stream
+from .nn import LanguageModel
+from .text import UnknownTokenError, Vocabulary, train_val_split
 from .timing import format_table
+from .train import SGD, Adam, AdamW, CheckpointError, Trainer, evaluate, load_checkpoint
+from .train.schedules import SCHEDULES
+from .train.trainer import CHECKPOINT_DIR, LOSS_CSV, LOSS_PNG
+
+RUN_JSON = "run.json"
+DEFAULT_OUT = "seqcore-run"
+# The default run: about a minute and a half on 2 cores (see the README).
+TRAIN_DEFAULTS: Dict[str, Any] = dict(
+    corpus=None, level="char", lines=False, cell="lstm", embed=64, hidden=256, layers=1, dropout=0.0,
+    seq_len=100, batch=32, steps=600, epochs=None, lr=6e-3, optimizer="adam", schedule="cosine", clip=5.0,
+    clip_value=None, val_frac=0.05, eval_every=100, patience=None, checkpoint_every=200, seed=0,
+    sample_length=400, temperature=0.8)
+# What a resumed run cannot change: the model and its optimizer's state, and how the text is read.
+FIXED_ON_RESUME = ("level", "lines", "cell", "embed", "hidden", "layers", "dropout", "optimizer")
+OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "sgd": SGD}
+STDLIB_MAX_CHARS = 2_000_000
+
+
+class UsageError(Exception):
+    """A bad argument found after parsing: exit 2 with the message."""
+
+
+# ---------------------------------------------------------------------------
+# the corpus
+
+
+def stdlib_corpus(max_chars: int = STDLIB_MAX_CHARS) -> Tuple[str, List[str]]:
+    """The text ``seqcore train`` uses without a CORPUS: the standard library's
+    own source, found at run time. The selection: the ``*.py`` files directly
+    in ``sysconfig.get_paths()["stdlib"]`` whose names do not start with "_",
+    in name order, each whole and as UTF-8 (others skipped), for as long as
+    the text stays within ``max_chars`` characters (about 2 MB by default;
+    CPython 3.11 gives 60-odd modules, abc.py to nntplib.py). The same
+    installation always gives the same text. Returns (text, the files' paths);
+    FileNotFoundError where there are no such sources."""
+    root = sysconfig.get_paths()["stdlib"]
+    try:
+        names = sorted(n for n in os.listdir(root) if n.endswith(".py") and not n.startswith("_"))
+    except OSError:
+        names = []
+    parts: List[str] = []
+    paths: List[str] = []
+    size = 0
+    for name in names:
+        path = os.path.join(root, name)
+        try:
+            with open(path, encoding="utf-8") as f:
+                source = f.read()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if size + len(source) > max_chars:
+            break
+        parts.append(source)
+        paths.append(path)
+        size += len(source)
+    if not parts:
+        raise FileNotFoundError(f"no Python sources found in the standard library directory {root}; "
+                                f"give a CORPUS text file")
+    return "".join(parts), paths
+
+
+def read_text(path: str, what: str = "CORPUS") -> str:
+    """A UTF-8 text file's contents; UsageError naming ``what`` otherwise."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{what}: {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise UsageError(f"{what}: cannot read {path}: {e.strerror}") from None
+    if not text:
+        raise UsageError(f"{what}: {path} is empty")
+    return text
+
+
+def _lines(text: str) -> List[str]:
+    """The non-blank lines of a text: the sequences of a --lines corpus."""
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _encode(vocab: Vocabulary, text: str, lines: bool):
+    """A stream of ids, or with ``lines`` a list of id arrays, one a line."""
+    return [vocab.encode(line) for line in _lines(text)] if lines else vocab.encode(text)
+
+
+# ---------------------------------------------------------------------------
+# argument types: each names what it expected
+
+
+def _number_type(kind, check, expected: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
+
+
+def _int_at_least(low: int):
+    return _number_type(int, lambda v: v >= low, f"an int >= {low}")
+
+
+_positive_float = _number_type(float, lambda v: 0 < v < math.inf, "a number > 0")
+_non_negative_float = _number_type(float, lambda v: 0 <= v < math.inf, "a number >= 0")
+_fraction = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+_probability = _number_type(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+
+
+def _existing_file(text: str) -> str:
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory, expected a text file")
+    return text
+
+
+def _existing_dir(text: str) -> str:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"no such directory: {text!r}")
+    return text
+
+
+# ---------------------------------------------------------------------------
+# run directories
+
+
+def load_run(directory: str) -> Tuple[Any, Dict[str, Any]]:
+    """(checkpoint, settings) of a run directory, or of a checkpoint directory
+    itself (settings then {}). UsageError when it is neither or unreadable."""
+    if os.path.isdir(os.path.join(directory, CHECKPOINT_DIR)):
+        path = os.path.join(directory, CHECKPOINT_DIR)
+    elif os.path.isfile(os.path.join(directory, "manifest.json")):
+        path = directory
+    else:
+        raise UsageError(f"DIR: {directory} holds no seqcore run (no {CHECKPOINT_DIR}/ inside) and is not a "
+                         f"checkpoint")
+    try:
+        ckpt = load_checkpoint(path)
+    except (CheckpointError, FileNotFoundError) as e:
+        raise UsageError(f"DIR: {e}") from None
+    if ckpt.vocab is None:
+        raise UsageError(f"DIR: the checkpoint {path} has no vocabulary")
+    settings: Dict[str, Any] = {}
+    run_json = os.path.join(directory, RUN_JSON)
+    if path != directory and os.path.isfile(run_json):
+        try:
+            with open(run_json, encoding="utf-8") as f:
+                settings = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"DIR: {run_json} is unreadable: {e}") from None
+        if not isinstance(settings, dict):
+            raise UsageError(f"DIR: {run_json} is not a JSON object")
+    return ckpt, settings
+
+
+def _set_threads(threads: Optional[int]) -> None:
+    if threads:
+        ops.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------
+# train
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _train_settings(args: argparse.Namespace):
+    """(settings, checkpoint to resume or None): the defaults, under the
+    saved run's settings when resuming, under the flags given."""
+    explicit = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k, None) is not None}
+    if "corpus" in explicit:
+        explicit["corpus"] = os.path.abspath(explicit["corpus"])
+    if "epochs" in explicit:
+        explicit["steps"] = None
+    if "steps" in explicit:
+        explicit["epochs"] = None
+    out = args.out
+    if args.resume:
+        if not os.path.isfile(os.path.join(out, RUN_JSON)) or not os.path.isdir(os.path.join(out, CHECKPOINT_DIR)):
+            raise UsageError(f"--resume: {out} holds no run to resume (no {RUN_JSON} and {CHECKPOINT_DIR}/ inside); "
+                             f"give the run's --out, or train without --resume")
+        ckpt, saved = load_run(out)
+        saved = {k: v for k, v in saved.items() if k in TRAIN_DEFAULTS}
+        for key in FIXED_ON_RESUME:
+            if key in explicit and explicit[key] != saved.get(key, TRAIN_DEFAULTS[key]):
+                raise UsageError(f"{_flag(key)}: the run in {out} has {saved.get(key, TRAIN_DEFAULTS[key])!r}; "
+                                 f"a resumed run keeps its model, optimizer and way of reading the text")
+        if ckpt.optimizer is None:
+            raise UsageError(f"--resume: the checkpoint in {out} has no optimizer state")
+        return {**TRAIN_DEFAULTS, **saved, **explicit}, ckpt
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        resumable = os.path.isfile(os.path.join(out, RUN_JSON)) and os.path.isdir(os.path.join(out, CHECKPOINT_DIR))
+        hint = " (it holds a run: add --resume to continue it)" if resumable else ""
+        raise UsageError(f"--out: {out} already exists and is not empty{hint}; choose another --out or remove it")
+    return {**TRAIN_DEFAULTS, **explicit}, None
+
+
+def _describe_corpus(settings: Dict[str, Any]) -> Tuple[str, str]:
+    """(text, a description of it)."""
+    if settings["corpus"] is not None:
+        text = read_text(settings["corpus"])
+        return text, f"{settings['corpus']} ({len(text):,} characters)"
+    try:
+        text, paths = stdlib_corpus()
+    except FileNotFoundError as e:
+        raise UsageError(f"CORPUS: none given, and {e}") from None
+    version = ".".join(map(str, sys.version_info[:2]))
+    names = [os.path.basename(p) for p in paths]
+    return text, (f"the Python {version} standard library: {len(paths)} modules, {names[0]} to {names[-1]}, "
+                  f"in {os.path.dirname(paths[0])} ({len(text):,} characters)")
+
+
+def _split(settings: Dict[str, Any], data):
+    """(train, val or None), checked big enough for the batch."""
+    lines, batch = settings["lines"], settings["batch"]
+    train, val = train_val_split(data, settings["val_frac"])
+    if settings["val_frac"] > 0 and len(val) < (1 if lines else 2):
+        raise UsageError(f"--val-frac: {settings['val_frac']} of {len(data):,} "
+                         f"{'lines' if lines else 'tokens'} leaves {len(val)} for validation; "
+                         f"raise it, or give 0 for no validation")
+    if lines and len(train) == 0:
+        raise UsageError("CORPUS: no line to train on")
+    if not lines and len(train) // batch < 2:
+        raise UsageError(f"--batch: {batch} streams of a training text of {len(train):,} tokens are shorter than "
+                         f"2 tokens each; lower --batch or give a longer CORPUS")
+    return train, (val if settings["val_frac"] > 0 else None)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Trains a language model: see the module doc."""
+    settings, ckpt = _train_settings(args)
+    _set_threads(args.threads)
+    if settings["patience"] is not None and settings["val_frac"] == 0:
+        raise UsageError("--patience: early stopping needs validation data (--val-frac > 0)")
+    out = args.out
+    text, described = _describe_corpus(settings)
+    level, lines = settings["level"], settings["lines"]
+    vocab = ckpt.vocab if ckpt is not None else Vocabulary.from_text(text, level=level)
+    train, val = _split(settings, _encode(vocab, text, lines))
+    if ckpt is not None:
+        model, optimizer = ckpt.model, ckpt.optimizer
+    else:
+        model = LanguageModel(len(vocab), settings["embed"], settings["hidden"], settings["layers"],
+                              settings["cell"], settings["dropout"], seed=settings["seed"])
+        optimizer = OPTIMIZERS[settings["optimizer"]](model, lr=settings["lr"])
+    optimizer.lr = settings["lr"]  # the schedule's base (a resumed optimizer holds the last lr used)
+    try:
+        trainer = Trainer(model, train, val, vocab=vocab, optimizer=optimizer, batch_size=settings["batch"],
+                          seq_len=settings["seq_len"], steps=settings["steps"], epochs=settings["epochs"],
+                          clip_value=settings["clip_value"], clip_norm=settings["clip"] or None,
+                          schedule=settings["schedule"], eval_every=settings["eval_every"],
+                          patience=settings["patience"], out_dir=out,
+                          checkpoint_every=settings["checkpoint_every"], seed=settings["seed"],
+                          progress=not args.quiet)
+        if ckpt is not None:
+            trainer.restore(ckpt)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    os.makedirs(out, exist_ok=True)
+    atomic_write_json(os.path.join(out, RUN_JSON), settings)
+
+    unit = "char" if level == "char" else "token"
+    rnn = model.rnn
+    n_tokens = len(train) if not lines else sum(len(s) for s in train)
+    print(f"corpus: {described}")
+    print(f"vocabulary: {len(vocab)} {unit}s; training on {n_tokens:,} {unit}s"
+          + (f", validating on {len(val):,} {'lines' if lines else unit + 's'}" if val is not None else ""))
+    print(f"model: {settings['cell'].upper()}, {_plural(rnn.num_layers, 'layer')} of "
+          f"{rnn.hidden_size}, embedding {settings['embed'] or 'one-hot'}: {model.num_params():,} parameters; "
+          f"{type(optimizer).__name__} lr {settings['lr']:g} ({settings['schedule']})"
+          + (f", clip norm {settings['clip']:g}" if settings["clip"] else "")
+          + (f", clip value {settings['clip_value']:g}" if settings["clip_value"] else ""))
+    print(f"training: {trainer.total_steps:,} steps of {settings['batch']} × {settings['seq_len']} {unit}s"
+          + (f" from step {trainer.step:,}" if ckpt is not None else "")
+          + f", {_plural(ops.get_num_threads(), 'thread')}; run directory {out}", flush=True)
+
+    result = trainer.fit()
+
+    speed = result.tokens / result.elapsed if result.elapsed > 0 else 0.0
+    if result.stop_reason == "done" or args.quiet:  # otherwise the trainer has just printed it (stderr)
+        print(result.message)
+    print(f"{result.step:,} steps in {_duration(result.elapsed)} ({speed:,.0f} {unit}s/s overall)")
+    if result.val is not None:
+        best = (f" (best {result.best_val_loss:.4f} at step {result.best_step})"
+                if result.best_step is not None and result.best_step != result.step else "")
+        print(f"validation: loss {result.val.loss:.4f} nats/{unit}, perplexity {result.val.perplexity:.3f}, "
+              f"{result.val.bpc:.4f} bits/{unit}{best}")
+    curves = [f for f in (LOSS_CSV, LOSS_PNG) if os.path.isfile(os.path.join(out, f))]
+    if curves:
+        print(f"loss curve: {', '.join(os.path.join(out, f) for f in curves)}")
+    if result.stop_reason == "non-finite":
+        return 1
+    prime = "\n" if level == "char" and "\n" in vocab else ""
+    text = sample(model, vocab, settings["sample_length"], prime=prime, temperature=settings["temperature"],
+                  seed=settings["seed"])
+    print(f"sample (temperature {settings['temperature']:g}; more with `seqcore sample {out}`):")
+    print(text, flush=True)
+    return 130 if result.stop_reason == "interrupted" else 0
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{seconds:.1f}s"
+
+
+# ---------------------------------------------------------------------------
+# sample and eval
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Prints the prime and a sample continuing it (char level: as it is drawn)."""
+    _set_threads(args.threads)
+    ckpt, _ = load_run(args.dir)
+    vocab = ckpt.vocab
+    # Without a prime, a char-level text starts after a newline (not printed).
+    prime = args.prime if args.prime else ("\n" if vocab.level == "char" and "\n" in vocab else "")
+    options = dict(prime=prime, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    try:
+        if vocab.level == "char":
+            tokens = stream(ckpt.model, vocab, args.length, **options)
+            sys.stdout.write(args.prime)
+            for token in tokens:
+                sys.stdout.write(token)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+        else:
+            text = sample(ckpt.model, vocab, args.length, **options)
+            print(f"{args.prime} {text}" if args.prime else text)
+    except UnknownTokenError as e:
+        raise UsageError(f"--prime: {e}") from None
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Prints the loss, perplexity and bits per token of a run's model on a text."""
+    _set_threads(args.threads)
+    ckpt, settings = load_run(args.dir)
+    vocab = ckpt.vocab
+    lines = bool(settings.get("lines", False))
+    data = _encode(vocab, read_text(args.corpus), lines)
+    if (lines and not data) or (not lines and len(data) < 2):
+        raise UsageError(f"CORPUS: {args.corpus} is too short to score (fewer than 2 tokens)")
+    batch = args.batch or settings.get("batch", TRAIN_DEFAULTS["batch"])
+    seq_len = args.seq_len or settings.get("seq_len", TRAIN_DEFAULTS["seq_len"])
+    result = evaluate(ckpt.model, data, batch, seq_len, vocab)
+    unit = "char" if vocab.level == "char" else "token"
+    ids = np.concatenate(data) if lines else data
+    unknown = int(np.count_nonzero(ids == vocab.unk_id)) if vocab.unk_id is not None else 0
+    print(f"{args.corpus}: {result.tokens:,} {unit}s scored"
+          + (f" ({unknown:,} not in the vocabulary, scored as <unk>)" if unknown else "")
+          + f"; loss {result.loss:.4f} nats/{unit}, perplexity {result.perplexity:.3f}, "
+            f"{result.bpc:.4f} bits/{unit}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# bench and info
+
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Each cell's training step and inference at one configuration: seqcore
@@ -41,9 +439,116 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------
+# the parser
+
+
+def _default(key: str) -> str:
+    value = TRAIN_DEFAULTS[key]
+    return f" (default {value:g})" if isinstance(value, float) else f" (default {value})"
+
+
+def _add_train_parser(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a language model on a text file (default: the standard library's sources)",
+        description="Train a character- or word-level language model with teacher forcing and truncated "
+                    "backpropagation through time, printing progress, validation results and a sample. "
+                    "With no CORPUS, the text is the standard library's own Python sources, found at run time, "
+                    "so nothing needs downloading. Writes the run directory --out (run.json, checkpoint/, "
+                    "loss.csv, loss.png) and resumes it with --resume.")
+    d = _default
+    p.add_argument("corpus", metavar="CORPUS", nargs="?", type=_existing_file,
+                   help="a UTF-8 text file (default: the standard library's *.py files, about 2 MB)")
+    data = p.add_argument_group("data")
+    data.add_argument("--level", choices=["char", "word"], help="tokens: characters or words" + d("level"))
+    data.add_argument("--lines", action="store_true", default=None,
+                      help="each non-blank line is a sequence of its own (padded batches), not one stream")
+    data.add_argument("--seq-len", metavar="N", type=_int_at_least(1),
+                      help="steps of truncated BPTT per chunk" + d("seq_len"))
+    data.add_argument("--batch", metavar="N", type=_int_at_least(1), help="streams (or lines) per batch" + d("batch"))
+    data.add_argument("--val-frac", metavar="F", type=_fraction,
+                      help="share of the text held out at its end" + d("val_frac"))
+    model = p.add_argument_group("model")
+    model.add_argument("--cell", choices=["rnn", "lstm", "gru"], help="recurrent cell" + d("cell"))
+    model.add_argument("--embed", metavar="N", type=_int_at_least(0),
+                       help="embedding size, 0 for one-hot input" + d("embed"))
+    model.add_argument("--hidden", metavar="N", type=_int_at_least(1), help="hidden units per layer" + d("hidden"))
+    model.add_argument("--layers", metavar="N", type=_int_at_least(1), help="stacked recurrent layers" + d("layers"))
+    model.add_argument("--dropout", metavar="P", type=_fraction,
+                       help="dropout between layers and before the head" + d("dropout"))
+    opt = p.add_argument_group("optimisation")
+    length = opt.add_mutually_exclusive_group()
+    length.add_argument("--steps", metavar="N", type=_int_at_least(1), help="optimizer steps in all" + d("steps"))
+    length.add_argument("--epochs", metavar="N", type=_int_at_least(1),
+                        help="passes over the training text, instead of --steps")
+    opt.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="optimizer" + d("optimizer"))
+    opt.add_argument("--lr", metavar="LR", type=_positive_float, help="learning rate" + d("lr"))
+    opt.add_argument("--schedule", choices=list(SCHEDULES),
+                     help="learning-rate schedule: constant, step (halved each quarter), cosine (to lr/100)"
+                          + d("schedule"))
+    opt.add_argument("--clip", metavar="NORM", type=_non_negative_float,
+                     help="clip the gradients' global norm to this, 0 for no clipping" + d("clip"))
+    opt.add_argument("--clip-value", metavar="X", type=_positive_float,
+                     help="clip each gradient entry to [-x, x] (default off)")
+    opt.add_argument("--seed", metavar="N", type=_int_at_least(0),
+                     help="initial weights, data order and the sample" + d("seed"))
+    run = p.add_argument_group("run")
+    run.add_argument("--eval-every", metavar="N", type=_int_at_least(1),
+                     help="steps between validations" + d("eval_every"))
+    run.add_argument("--patience", metavar="N", type=_int_at_least(1),
+                     help="stop after this many validations without improvement (default: never)")
+    run.add_argument("--checkpoint-every", metavar="N", type=_int_at_least(1),
+                     help="steps between checkpoints, besides the last" + d("checkpoint_every"))
+    run.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                     help=f"the run directory (default ./{DEFAULT_OUT})")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --out from its checkpoint, with its settings")
+    run.add_argument("--threads", metavar="N", type=_int_at_least(1), help="kernel threads (default: all cores)")
+    run.add_argument("--sample-length", metavar="N", type=_int_at_least(0),
+                     help="tokens sampled at the end" + d("sample_length"))
+    run.add_argument("--temperature", metavar="T", type=_positive_float,
+                     help="of the sample at the end" + d("temperature"))
+    run.add_argument("--quiet", action="store_true", help="no progress bar or validation lines")
+    p.set_defaults(run=cmd_train, parser=p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqcore", description="Fast recurrent sequence models on the CPU.")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    _add_train_parser(sub)
+
+    p = sub.add_parser("sample", help="sample text from a trained run",
+                       description="Print text sampled from the model of a run directory (or a checkpoint "
+                                   "directory), one token at a time.")
+    p.add_argument("dir", metavar="DIR", type=_existing_dir,
+                   help="a run directory (seqcore train --out) or checkpoint")
+    p.add_argument("--length", metavar="N", type=_int_at_least(0), default=500, help="tokens to sample (default 500)")
+    p.add_argument("--temperature", metavar="T", type=_positive_float, default=0.8,
+                   help="below 1 sharpens, above 1 flattens the distribution (default 0.8)")
+    p.add_argument("--top-k", metavar="K", type=_int_at_least(1),
+                   help="draw from the k most likely tokens only (default off)")
+    p.add_argument("--top-p", metavar="P", type=_probability,
+                   help="draw from the nucleus of this probability (default off)")
+    p.add_argument("--seed", metavar="N", type=_int_at_least(0),
+                   help="the same seed gives the same text (default: random)")
+    p.add_argument("--prime", metavar="TEXT", default="",
+                   help="text to continue (printed first; default: a new line)")
+    p.add_argument("--threads", metavar="N", type=_int_at_least(1), help="kernel threads (default: all cores)")
+    p.set_defaults(run=cmd_sample, parser=p)
+
+    p = sub.add_parser("eval", help="loss, perplexity and bits per character of a run's model on a text",
+                       description="Score a text with the model of a run directory: the mean loss in nats "
+                                   "per token, the perplexity exp(loss) and bits per token loss / ln 2 (bits "
+                                   "per character at char level). The text is read as the run read its own.")
+    p.add_argument("dir", metavar="DIR", type=_existing_dir,
+                   help="a run directory (seqcore train --out) or checkpoint")
+    p.add_argument("corpus", metavar="CORPUS", type=_existing_file, help="a UTF-8 text file")
+    p.add_argument("--batch", metavar="N", type=_int_at_least(1),
+                   help="streams read side by side (default: the run's)")
+    p.add_argument("--seq-len", metavar="N", type=_int_at_least(1), help="steps per chunk (default: the run's)")
+    p.add_argument("--threads", metavar="N", type=_int_at_least(1), help="kernel threads (default: all cores)")
+    p.set_defaults(run=cmd_eval, parser=p)
 
     p = sub.add_parser("info", help="print the version, instruction set, threads and backend")
     p.set_defaults(run=cmd_info)
@@ -54,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--D", type=int, default=128, help="input size (default 128)")
     p.add_argument("--H", type=int, default=256, help="hidden size (default 256)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--threads", type=int, default=0, help="kernel threads (default: as configured)")
+    p.add_argument("--threads", metavar="N", type=int, default=0, help="kernel threads (default: as configured)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per figure (default 5)")
     p.set_defaults(run=cmd_bench)
     return parser
@@ -66,7 +571,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         if getattr(args, name, 1) < 1:
             print(f"seqcore: error: --{name} must be at least 1", file=sys.stderr)
             return 2
-    return args.run(args)
+    try:
+        return args.run(args)
+    except UsageError as e:
+        args.parser.error(str(e))  # prints "seqcore <command>: error: ..." and exits with 2
+    except KeyboardInterrupt:  # outside training's own handling (which saves first): no traceback
+        print(f"seqcore {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

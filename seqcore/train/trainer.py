@@ -1,0 +1,784 @@
+"""Training a language model with teacher forcing: step t sees the true token
+t-1 and is scored on token t.
+
+Two shapes of data (see ``seqcore.text``):
+
+- a stream, one 1-D array of ids (a book, source code): read as
+  ``batch_size`` contiguous streams, ``seq_len`` steps at a time, with
+  truncated BPTT: the state a chunk ends with is the next chunk's initial
+  state, detached (no gradient flows from one chunk into the one before). The
+  state starts from zeros at each epoch.
+- a set of sequences, a list of 1-D arrays (one name a line): padded batches,
+  each sequence framed by ``<eos>`` when the vocabulary has one, the loss
+  masked at the padding, shuffled each epoch from ``seed``.
+
+One step: forward, softmax cross-entropy (mean over the counted tokens),
+backward, clipping (by value, then by global norm), the learning rate from the
+schedule, the optimizer's update::
+
+    model = LanguageModel(len(vocab), 64, 256, 2)
+    trainer = Trainer(model, train_ids, val_ids, vocab=vocab, optimizer=Adam(model, 2e-3),
+                      steps=2000, clip_norm=5.0, schedule="cosine", eval_every=200,
+                      out_dir="run", checkpoint_every=500)
+    result = trainer.fit()          # result.val.loss, .perplexity, .bpc; result.history
+
+What ``out_dir`` receives: ``checkpoint/`` (``save_checkpoint``: the model,
+vocabulary, optimizer, random state and the trainer's position), written every
+``checkpoint_every`` steps and at the end; ``loss.csv`` (step, train_loss,
+val_loss, tokens_per_s, elapsed_s, lr) and, when matplotlib is importable,
+``loss.png``, written with each checkpoint.
+
+Resuming: build the same model, optimizer and trainer (same data and
+settings), ``trainer.restore()`` (reads ``out_dir/checkpoint``), ``fit()``.
+The checkpoint holds the position in the data, the carried TBPTT state
+(base64 in ``extra``), the early-stopping counters and the random state of
+the model, so N steps, save, resume, M steps gives bitwise the weights of
+N + M steps straight (same threads).
+
+Stopping. ``fit()`` returns a ``TrainResult`` whose ``stop_reason`` is
+"done" (all steps), "early_stopping" (``patience`` validations without a
+better validation loss), "interrupted" (Ctrl-C: a checkpoint of the last
+completed step is written, and ``fit`` returns normally) or "non-finite" (a
+NaN or infinite output, loss or gradient: training stops with a message,
+writing no checkpoint, so the last one written stays the last good one; with
+``on_nonfinite="skip"`` such a step is skipped instead, its update not made,
+and the carried state reset; an update that makes the weights themselves
+non-finite stops training whatever the option, as it cannot be undone). When
+``fit`` runs in the main thread, Ctrl-C during a step is acted on when the
+step ends (a second Ctrl-C interrupts at once).
+
+Progress: a tqdm bar on stderr (loss, tokens/s, time left), or without tqdm a
+line every 5% of the steps; validation results as lines. ``progress=False``
+prints nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import itertools
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .._atomic import atomic_write
+from ..nn.language_model import LanguageModel
+from ..nn.losses import log_softmax, softmax_cross_entropy
+from ..text.batches import StreamBatches, length_mask, next_token_pairs, pad_batches
+from ..text.vocab import Vocabulary
+from .checkpoint import load_checkpoint, save_checkpoint
+from .clip import clip_by_global_norm, clip_by_value
+from .optim import Adam, Optimizer
+from .schedules import SCHEDULES, Constant, Schedule, make_schedule
+
+try:
+    from tqdm import tqdm
+except ImportError:  # the progress bar is optional: plain lines instead
+    tqdm = None
+
+CHECKPOINT_DIR, LOSS_CSV, LOSS_PNG = "checkpoint", "loss.csv", "loss.png"
+CSV_COLUMNS = ("step", "train_loss", "val_loss", "tokens_per_s", "elapsed_s", "lr")
+STOP_REASONS = ("done", "early_stopping", "interrupted", "non-finite")
+
+Data = Union[np.ndarray, Sequence[np.ndarray]]
+# (inputs (T, B), targets (T, B), lengths (B,) or None, mask (T, B) or None)
+Batch = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
+
+
+# ---------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class Evaluation:
+    """The loss of a model on held-out data: ``loss`` in nats per token (the
+    mean over ``tokens`` scored tokens)."""
+
+    loss: float
+    tokens: int
+
+    @property
+    def perplexity(self) -> float:
+        """exp(loss): the number of equally likely tokens the model hesitates between."""
+        return math.exp(self.loss) if self.loss < 700 else math.inf
+
+    @property
+    def bpc(self) -> float:
+        """loss / ln 2: bits per character at char level (bits per token otherwise)."""
+        return self.loss / math.log(2)
+
+    def __str__(self) -> str:
+        return f"loss {self.loss:.4f} nats/token, perplexity {self.perplexity:.3f}, bpc {self.bpc:.4f}"
+
+
+@dataclass
+class TrainResult:
+    """What ``Trainer.fit`` did. ``step``: steps taken in all (before a resume
+    too); ``stop_reason``: one of ``STOP_REASONS``, ``message``: the same in
+    words; ``train_loss``: the mean training loss of the last row of the
+    curve; ``val``: the last validation (None without validation data);
+    ``history``: the rows of loss.csv, as dicts; ``checkpoint``: the path of
+    the checkpoint written at the end (None if none was)."""
+
+    step: int
+    stop_reason: str
+    message: str
+    train_loss: Optional[float]
+    val: Optional[Evaluation]
+    best_val_loss: Optional[float]
+    best_step: Optional[int]
+    skipped_steps: int
+    elapsed: float
+    tokens: int
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    checkpoint: Optional[str] = None
+
+
+# ---------------------------------------------------------------------------
+# batches
+
+
+def _is_stream(data) -> bool:
+    return isinstance(data, np.ndarray) and data.ndim == 1
+
+
+def _check_data(name: str, data) -> Data:
+    if _is_stream(data):
+        if data.dtype.kind not in "iu":
+            raise TypeError(f"{name}: expected integer ids, got dtype {data.dtype}")
+        return data
+    if isinstance(data, (str, bytes, np.ndarray)) or not isinstance(data, Sequence):
+        raise TypeError(f"{name}: expected a 1-D array of ids (a stream) or a list of 1-D arrays (sequences), "
+                        f"got {type(data).__name__}" + (f" of shape {data.shape}" if isinstance(data, np.ndarray)
+                                                        else ""))
+    if len(data) == 0:
+        raise ValueError(f"{name}: expected at least one sequence, got an empty list")
+    return data
+
+
+def _sequence_batch(padded: np.ndarray, lengths: np.ndarray) -> Batch:
+    inputs, targets, lengths = next_token_pairs(padded, lengths)
+    return inputs, targets, lengths, length_mask(lengths, len(targets))
+
+
+def _sequence_framing(vocab: Optional[Vocabulary]) -> Tuple[int, Optional[int]]:
+    """(pad id, the <eos> that starts and ends each sequence, or None)."""
+    if vocab is None:
+        return 0, None
+    return (vocab.pad_id if vocab.pad_id is not None else 0), vocab.eos_id
+
+
+def _stream_eval_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> StreamBatches:
+    """Evaluation reads a stream as at most ``batch_size`` streams, fewer when
+    it is short, so that each stream is at least one chunk long."""
+    B = max(1, min(batch_size, len(ids) // (seq_len + 1)))
+    return StreamBatches(ids, B, seq_len)
+
+
+def evaluate(model: LanguageModel, data: Data, batch_size: int = 32, seq_len: int = 100,
+             vocab: Optional[Vocabulary] = None, max_batches: Optional[int] = None) -> Evaluation:
+    """The mean loss (nats per token) of ``model`` on ``data``, without dropout:
+    a stream (1-D ids) read as in training with the state carried from chunk
+    to chunk (at most ``batch_size`` streams), or a list of sequences in
+    padded batches (framed by the vocabulary's ``<eos>``, padding not
+    counted). ``max_batches``: score only the first so many batches (None:
+    all). A non-finite output gives a loss of NaN."""
+    data = _check_data("data", data)
+    total, count = 0.0, 0
+    if _is_stream(data):
+        if len(data) < 2:
+            raise ValueError(f"data: expected at least 2 ids (an input and its target), got {len(data)}")
+        batches: Iterator[Batch] = ((x, y, None, None) for x, y in
+                                    _stream_eval_batches(data, batch_size, seq_len))
+    else:
+        pad, eos = _sequence_framing(vocab)
+        batches = (_sequence_batch(p, n) for p, n in pad_batches(data, batch_size, pad, bos=eos, eos=eos))
+    state = None
+    for inputs, targets, lengths, mask in itertools.islice(batches, max_batches):
+        logits, state = model.forward(inputs, state if lengths is None else None, train=False, lengths=lengths)
+        if not np.isfinite(logits).all():
+            return Evaluation(math.nan, count)
+        # -log p(target) at each step (T, B)
+        nll = -np.take_along_axis(log_softmax(logits), targets[..., None], axis=-1)[..., 0]
+        if mask is not None:
+            nll = nll[mask]
+        total += float(nll.sum(dtype=np.float64))
+        count += nll.size
+    return Evaluation(total / count if count else math.nan, count)
+
+
+# ---------------------------------------------------------------------------
+# progress
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class _Progress:
+    """A tqdm bar on stderr, or without tqdm a line every ``every`` steps."""
+
+    def __init__(self, enabled: bool, total: int, initial: int) -> None:
+        self.enabled, self.total, self.initial = enabled, total, initial
+        self.every = max(1, total // 20)
+        self.started = time.perf_counter()
+        self.bar = None
+        if enabled and tqdm is not None:
+            # redrawn up to 10 times a second on a terminal; every 10 s into a log file
+            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr,
+                            mininterval=0.1 if sys.stderr.isatty() else 10.0)
+
+    def update(self, step: int, loss: Optional[float], tokens_per_s: float) -> None:
+        if not self.enabled:
+            return
+        text = ("loss ?" if loss is None else f"loss {loss:.3f}") + f", {tokens_per_s:,.0f} tok/s"
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.update(step - self.bar.n)
+        elif step % self.every == 0 or step == self.total:
+            spent = time.perf_counter() - self.started
+            left = spent / (step - self.initial) * (self.total - step) if step > self.initial else math.nan
+            self.write(f"step {step}/{self.total}: {text}, {_duration(spent)} elapsed, {_duration(left)} left")
+
+    def write(self, message: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _InterruptAtStepEnd:
+    """While active (main thread only), a first Ctrl-C sets ``requested``
+    instead of raising, so that the step in progress completes; a second one
+    raises KeyboardInterrupt at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        # not through tqdm: a signal handler must not wait for the bar's lock
+        sys.stderr.write("\nCtrl-C: stopping after this step (Ctrl-C again to stop at once)\n")
+
+    def __enter__(self) -> "_InterruptAtStepEnd":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# ---------------------------------------------------------------------------
+# the carried state, in a checkpoint's extra (JSON)
+
+
+def _encode_state(state) -> Optional[Dict[str, Any]]:
+    """The TBPTT state (h, or (h, c) for LSTM) as JSON: each array's dtype,
+    shape and bytes in base64, so that it comes back bitwise."""
+    if state is None:
+        return None
+    arrays = state if isinstance(state, tuple) else (state,)
+    return {"tuple": isinstance(state, tuple),
+            "arrays": [{"dtype": a.dtype.name, "shape": list(a.shape),
+                        "data": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")}
+                       for a in arrays]}
+
+
+def _decode_state(doc, dtype: np.dtype, where: str):
+    if doc is None:
+        return None
+    try:
+        arrays = []
+        for entry in doc["arrays"]:
+            if entry["dtype"] != dtype.name:
+                raise ValueError(f"dtype {entry['dtype']!r}, the model's is {dtype.name}")
+            a = np.frombuffer(base64.b64decode(entry["data"], validate=True), dtype=dtype)
+            arrays.append(a.reshape([int(n) for n in entry["shape"]]).copy())
+        return tuple(arrays) if doc["tuple"] else arrays[0]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{where}: the carried state in the checkpoint is unreadable: {e}") from None
+
+
+# ---------------------------------------------------------------------------
+# loss curve files
+
+
+def write_loss_csv(path: str, history: Sequence[Dict[str, Any]]) -> None:
+    """``history`` rows as CSV with the columns ``CSV_COLUMNS`` (an empty
+    cell where a row has no value), written atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in history:
+        writer.writerow(["" if row.get(k) is None else (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k])
+                         for k in CSV_COLUMNS])
+    atomic_write(path, lambda f: f.write(buf.getvalue()), text=True)
+
+
+def read_loss_csv(path: str) -> List[Dict[str, Any]]:
+    """The rows ``write_loss_csv`` wrote (numbers, None for empty cells)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: (None if not row.get(k) else (int(row[k]) if k == "step" else float(row[k])))
+             for k in CSV_COLUMNS} for row in rows]
+
+
+def write_loss_plot(path: str, history: Sequence[Dict[str, Any]]) -> bool:
+    """The training and validation loss against the step, as a PNG, when
+    matplotlib is importable (the "plot" extra); returns whether it wrote one.
+    Uses matplotlib's object API, so pyplot's global state is left alone."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.add_subplot()
+    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
+        points = [(r["step"], r[key]) for r in history if r.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points), label=label, marker="o" if key == "val_loss" else None, markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend()
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    return True
+
+
+# ---------------------------------------------------------------------------
+# the trainer
+
+
+def _count(name: str, v, low: int = 1, none_ok: bool = True) -> Optional[int]:
+    if v is None and none_ok:
+        return None
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < low:
+        raise ValueError(f"{name}: expected an int >= {low}{' or None' if none_ok else ''}, got {v!r}")
+    return int(v)
+
+
+def _positive(name: str, v) -> Optional[float]:
+    if v is None:
+        return None
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)) or not 0 < v < math.inf:
+        raise ValueError(f"{name}: expected a number > 0 or None, got {v!r}")
+    return float(v)
+
+
+class Trainer:
+    """Trains ``model`` (a ``seqcore.nn.LanguageModel``) on ``train_data`` with
+    teacher forcing (see the module doc).
+
+    Args:
+        model: the language model, trained in place.
+        train_data: a stream (1-D int array of ids) or a list of 1-D id arrays.
+        val_data: held-out data of the same kind, or None.
+        vocab: the model's vocabulary: saved with checkpoints; for sequences,
+            its ``<pad>`` pads and its ``<eos>`` starts and ends each one.
+        optimizer: an Optimizer built on ``model`` (default: Adam at 2e-3).
+        batch_size, seq_len: a stream is read as ``batch_size`` streams,
+            ``seq_len`` steps at a time; sequences come ``batch_size`` at a time.
+        steps, epochs: how long (at most one of them; neither: one epoch).
+        clip_value: clip every gradient entry to [-clip_value, clip_value].
+        clip_norm: scale the gradients to a global L2 norm of at most this.
+        schedule: None (the optimizer's lr throughout), "constant", "step",
+            "cosine" (``schedules.make_schedule`` from the optimizer's lr now
+            and the total steps), or a callable step -> lr.
+        eval_every: steps between validations (None: only at the end).
+        eval_batches: batches per validation (None: all of ``val_data``).
+        patience: stop after this many validations in a row without a lower
+            validation loss (None: never stop early).
+        out_dir: where checkpoints and the loss curve go (None: nowhere).
+        checkpoint_every: steps between checkpoints (None: only at the end).
+        log_every: steps per row of the loss curve.
+        on_nonfinite: "stop" or "skip" a step whose output, loss or gradient
+            is NaN or infinite.
+        progress: print a progress bar and validation results on stderr.
+        callbacks: each called as ``callback(trainer)`` after every step.
+        seed: the order of sequences in each epoch (streams are not shuffled).
+        shuffle: shuffle sequences each epoch.
+    """
+
+    def __init__(self, model: LanguageModel, train_data: Data, val_data: Optional[Data] = None, *,
+                 vocab: Optional[Vocabulary] = None, optimizer: Optional[Optimizer] = None,
+                 batch_size: int = 32, seq_len: int = 100, steps: Optional[int] = None,
+                 epochs: Optional[int] = None, clip_value: Optional[float] = None,
+                 clip_norm: Optional[float] = None, schedule: Union[None, str, Schedule] = None,
+                 eval_every: Optional[int] = None, eval_batches: Optional[int] = None,
+                 patience: Optional[int] = None, out_dir: Optional[str] = None,
+                 checkpoint_every: Optional[int] = None, log_every: int = 10, on_nonfinite: str = "stop",
+                 progress: bool = True, callbacks: Sequence[Callable[["Trainer"], Any]] = (), seed: int = 0,
+                 shuffle: bool = True) -> None:
+        if not isinstance(model, LanguageModel):
+            raise TypeError(f"model: expected a seqcore.nn.LanguageModel, got {type(model).__name__}")
+        if vocab is not None and not isinstance(vocab, Vocabulary):
+            raise TypeError(f"vocab: expected a seqcore.text.Vocabulary or None, got {type(vocab).__name__}")
+        if vocab is not None and len(vocab) != model.vocab_size:
+            raise ValueError(f"vocab: has {len(vocab)} tokens, the model's vocab_size is {model.vocab_size}")
+        if optimizer is None:
+            optimizer = Adam(model, lr=2e-3)
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer: expected a seqcore.train.Optimizer, got {type(optimizer).__name__}")
+        params = model.params
+        if any(params.get(k) is not p for k, p in optimizer.params.items()):
+            raise ValueError("optimizer: its parameters are not the model's; build it on the model")
+        if steps is not None and epochs is not None:
+            raise ValueError(f"steps, epochs: give one of them, not both (got steps={steps!r}, epochs={epochs!r})")
+        if on_nonfinite not in ("stop", "skip"):
+            raise ValueError(f"on_nonfinite: expected 'stop' or 'skip', got {on_nonfinite!r}")
+        if patience is not None and val_data is None:
+            raise ValueError("patience: early stopping needs val_data")
+        self.model, self.vocab, self.optimizer = model, vocab, optimizer
+        self.batch_size = _count("batch_size", batch_size, none_ok=False)
+        self.seq_len = _count("seq_len", seq_len, none_ok=False)
+        self.clip_value, self.clip_norm = _positive("clip_value", clip_value), _positive("clip_norm", clip_norm)
+        self.eval_every, self.eval_batches = _count("eval_every", eval_every), _count("eval_batches", eval_batches)
+        self.patience = _count("patience", patience)
+        self.checkpoint_every = _count("checkpoint_every", checkpoint_every)
+        self.log_every = _count("log_every", log_every, none_ok=False)
+        self.on_nonfinite, self.progress, self.shuffle = on_nonfinite, bool(progress), bool(shuffle)
+        self.callbacks = list(callbacks)
+        self.seed = _count("seed", seed, low=0, none_ok=False)
+        self.out_dir = None if out_dir is None else os.fspath(out_dir)
+
+        # -- data
+        self.train_data = _check_data("train_data", train_data)
+        self.val_data = None if val_data is None else _check_data("val_data", val_data)
+        self.mode = "stream" if _is_stream(self.train_data) else "sequences"
+        if self.val_data is not None and _is_stream(self.val_data) != (self.mode == "stream"):
+            raise TypeError("val_data: expected the same kind as train_data (a stream or a list of sequences)")
+        if self.val_data is not None and _is_stream(self.val_data) and len(self.val_data) < 2:
+            raise ValueError(f"val_data: expected at least 2 ids (an input and its target), got {len(self.val_data)}")
+        if self.mode == "stream":
+            self._stream = StreamBatches(self.train_data, self.batch_size, self.seq_len)
+            self.batches_per_epoch = len(self._stream)
+        else:
+            for i, s in enumerate(self.train_data):
+                if not isinstance(s, np.ndarray) or s.ndim != 1 or s.dtype.kind not in "iu":
+                    raise TypeError(f"train_data[{i}]: expected a 1-D integer numpy array")
+            self.batches_per_epoch = math.ceil(len(self.train_data) / self.batch_size)
+        self.steps = _count("steps", steps)
+        self.epochs = _count("epochs", epochs)
+        self.total_steps = self.steps if self.steps is not None else (self.epochs or 1) * self.batches_per_epoch
+
+        if schedule is None:
+            schedule = Constant(optimizer.lr)
+        elif isinstance(schedule, str):
+            if schedule not in SCHEDULES:
+                raise ValueError(f"schedule: expected one of {list(SCHEDULES)} or a callable, got {schedule!r}")
+            schedule = make_schedule(schedule, optimizer.lr, self.total_steps)
+        elif not callable(schedule):
+            raise TypeError(f"schedule: expected None, a name or a callable step -> lr, got {schedule!r}")
+        self.schedule = schedule
+
+        # -- where training stands (all of it goes into a checkpoint)
+        self.step = 0                    # steps taken (skipped ones included)
+        self.epoch, self.batch_index = 0, 0  # the next batch
+        self.state = None                # the carried TBPTT state (stream)
+        self.best_val_loss: Optional[float] = None
+        self.best_step: Optional[int] = None
+        self.bad_evals = 0               # validations since the best one
+        self.skipped = 0
+        self.tokens = 0                  # training targets scored
+        self.elapsed_before = 0.0        # seconds of training before a resume
+        self.history: List[Dict[str, Any]] = []
+        self.last_loss: Optional[float] = None
+        self.last_val: Optional[Evaluation] = None
+        self._updating = False           # between the update and the position's move
+        self._started: Optional[float] = None  # perf_counter at fit()'s start
+
+    # -- paths ----------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Optional[str]:
+        return None if self.out_dir is None else os.path.join(self.out_dir, CHECKPOINT_DIR)
+
+    # -- data -----------------------------------------------------------------
+
+    def _batches(self) -> Iterator[Tuple[int, int, Batch]]:
+        """(epoch, index, batch) from the current position on, epoch after epoch."""
+        epoch, start = self.epoch, self.batch_index
+        while True:
+            if self.mode == "stream":
+                batches: Iterator[Batch] = ((x, y, None, None) for x, y in self._stream.iter(start))
+            else:
+                pad, eos = _sequence_framing(self.vocab)
+                order = np.random.default_rng([self.seed, epoch])  # the same order for an epoch when resumed
+                padded = pad_batches(self.train_data, self.batch_size, pad, shuffle=self.shuffle, seed=order,
+                                     bos=eos, eos=eos)
+                batches = (_sequence_batch(p, n) for p, n in itertools.islice(padded, start, None))
+            for index, batch in enumerate(batches, start):
+                yield epoch, index, batch
+            epoch, start = epoch + 1, 0
+
+    # -- one step ---------------------------------------------------------------
+
+    def _train_step(self, epoch: int, index: int, batch: Batch) -> Tuple[Optional[float], str]:
+        """Forward, loss, backward, clipping, update, then the position moves
+        to the next batch. Returns (loss, ""), or for a non-finite output, loss
+        or gradient (None, what was non-finite) with nothing updated or moved."""
+        inputs, targets, lengths, mask = batch
+        model = self.model
+        logits, state = model.forward(inputs, self.state, train=True, lengths=lengths)
+        if not np.isfinite(logits).all():
+            return None, "the model's output (logits) holds NaN or inf"
+        loss, dlogits = softmax_cross_entropy(logits, targets, mask=mask)
+        if not math.isfinite(loss):
+            return None, f"the loss is {loss}"
+        model.zero_grad()
+        model.backward(dlogits)  # the carried state is a constant: no gradient into the chunk before
+        grads = model.grads
+        if not all(np.isfinite(g).all() for g in grads.values()):
+            return None, "a gradient holds NaN or inf"
+        if self.clip_value is not None:
+            clip_by_value(grads, self.clip_value)
+        if self.clip_norm is not None:
+            clip_by_global_norm(grads, self.clip_norm)
+        lr = self.schedule(self.step)
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not 0 < lr < math.inf:
+            raise ValueError(f"schedule: returned {lr!r} at step {self.step}; expected a number > 0")
+        self.optimizer.lr = float(lr)
+        # From here until the position has moved, an interrupt would leave the
+        # weights ahead of the step count: no checkpoint is written then.
+        self._updating = True
+        self.optimizer.step()
+        self._advance(epoch, index, state if self.mode == "stream" else None)
+        self._updating = False
+        return loss, ""
+
+    def _advance(self, epoch: int, index: int, state) -> None:
+        """One step taken on batch ``index`` of ``epoch``: the position moves on."""
+        self.step += 1
+        self.epoch, self.batch_index = (epoch + 1, 0) if index + 1 == self.batches_per_epoch else (epoch, index + 1)
+        self.state = state
+
+    def _weights_finite(self) -> bool:
+        return all(np.isfinite(p).all() for p in self.model.params.values())
+
+    # -- evaluation -------------------------------------------------------------
+
+    def evaluate(self, data: Optional[Data] = None) -> Evaluation:
+        """The loss, perplexity and bpc on ``data`` (default: the validation
+        data), at most ``eval_batches`` batches."""
+        data = self.val_data if data is None else data
+        if data is None:
+            raise ValueError("data: no data given and the trainer has no val_data")
+        return evaluate(self.model, data, self.batch_size, self.seq_len, self.vocab, self.eval_batches)
+
+    def _validate(self, progress: _Progress) -> Tuple[Evaluation, bool]:
+        """Runs a validation; returns it and whether patience has run out."""
+        result = self.evaluate()
+        self.last_val = result
+        if math.isfinite(result.loss) and (self.best_val_loss is None or result.loss < self.best_val_loss):
+            self.best_val_loss, self.best_step, self.bad_evals = result.loss, self.step, 0
+            mark = " (best)"
+        else:
+            self.bad_evals += 1
+            mark = f" (best {self.best_val_loss:.4f} at step {self.best_step})" if self.best_step is not None else ""
+        unit = "char" if self.vocab is not None and self.vocab.level == "char" else "token"
+        progress.write(f"step {self.step}: validation loss {result.loss:.4f} nats/{unit}, perplexity "
+                       f"{result.perplexity:.3f}, {result.bpc:.4f} bits/{unit}{mark}")
+        return result, self.patience is not None and self.bad_evals >= self.patience
+
+    # -- checkpoints ------------------------------------------------------------
+
+    def _extra(self) -> Dict[str, Any]:
+        return {"trainer": {
+            "mode": self.mode, "batch_size": self.batch_size, "seq_len": self.seq_len,
+            "batches_per_epoch": self.batches_per_epoch, "seed": self.seed, "shuffle": self.shuffle,
+            "epoch": self.epoch, "batch_index": self.batch_index,
+            "state": _encode_state(self.state), "best_val_loss": self.best_val_loss, "best_step": self.best_step,
+            "bad_evals": self.bad_evals, "skipped": self.skipped, "tokens": self.tokens,
+            "elapsed": self._elapsed()}}
+
+    def save(self) -> Optional[str]:
+        """Writes the checkpoint and the loss curve into ``out_dir`` (nothing
+        without one); returns the checkpoint's path. Refuses (ValueError,
+        nothing written) weights holding NaN or inf."""
+        if self.out_dir is None:
+            return None
+        os.makedirs(self.out_dir, exist_ok=True)
+        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.vocab, step=self.step,
+                        extra=self._extra())
+        self.write_curves()
+        return self.checkpoint_path
+
+    def write_curves(self) -> None:
+        """loss.csv, and loss.png when matplotlib is importable, into ``out_dir``."""
+        if self.out_dir is None:
+            return
+        os.makedirs(self.out_dir, exist_ok=True)
+        write_loss_csv(os.path.join(self.out_dir, LOSS_CSV), self.history)
+        write_loss_plot(os.path.join(self.out_dir, LOSS_PNG), self.history)
+
+    def restore(self, checkpoint=None) -> None:
+        """Continues from a checkpoint a Trainer wrote (a path, a loaded
+        ``Checkpoint``, or None for ``out_dir/checkpoint``): the model's
+        weights and random state, the optimizer's state, the position in the
+        data, the carried state, the early-stopping counters and the loss
+        curve up to that step. The data and settings must be the run's own."""
+        if checkpoint is None:
+            if self.checkpoint_path is None:
+                raise ValueError("checkpoint: none given and the trainer has no out_dir")
+            checkpoint = self.checkpoint_path
+        ckpt = checkpoint if hasattr(checkpoint, "restore_into") else load_checkpoint(checkpoint)
+        doc = ckpt.extra.get("trainer")
+        if not isinstance(doc, dict):
+            raise ValueError(f"checkpoint: {ckpt.path} was not written by a Trainer (no 'trainer' in extra)")
+        try:
+            mine = {"mode": self.mode, "batch_size": self.batch_size, "seq_len": self.seq_len,
+                    "batches_per_epoch": self.batches_per_epoch, "seed": self.seed, "shuffle": self.shuffle}
+            for key, value in mine.items():
+                if doc[key] != value:
+                    raise ValueError(f"checkpoint: {ckpt.path} was trained with {key} {doc[key]!r}, this trainer has "
+                                     f"{value!r}; resume with the same data and settings")
+            state = _decode_state(doc["state"], self.model.dtype, ckpt.path)
+            position = (int(doc["epoch"]), int(doc["batch_index"]))
+            counters = (doc["best_val_loss"], doc["best_step"], int(doc["bad_evals"]), int(doc["skipped"]),
+                        int(doc["tokens"]), float(doc["elapsed"]))
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"checkpoint: {ckpt.path}: the trainer's entry in extra is incomplete: {e!r}") from None
+        if ckpt.model is not self.model or ckpt.optimizer is not self.optimizer:
+            ckpt.restore_into(self.model, self.optimizer)
+        self.step, (self.epoch, self.batch_index), self.state = ckpt.step, position, state
+        (self.best_val_loss, self.best_step, self.bad_evals, self.skipped, self.tokens,
+         self.elapsed_before) = counters
+        self.history = []
+        if self.out_dir is not None:
+            try:
+                self.history = [r for r in read_loss_csv(os.path.join(self.out_dir, LOSS_CSV))
+                                if r["step"] is not None and r["step"] <= self.step]
+            except (OSError, ValueError, KeyError):
+                pass  # no curve, or an unreadable one: it starts again here
+
+    # -- the loop ---------------------------------------------------------------
+
+    def _elapsed(self) -> float:
+        """Seconds of training, before a resume included."""
+        return self.elapsed_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
+
+    def fit(self) -> TrainResult:
+        """Trains until ``total_steps`` (or early stopping, a non-finite loss,
+        Ctrl-C); see the module doc. Returns a ``TrainResult``."""
+        self._started = time.perf_counter()
+        start_step = self.step
+        progress = _Progress(self.progress, self.total_steps, self.step)
+        # the current loss-curve row: its loss sum, scored tokens, seconds in steps
+        loss_sum, tokens, seconds = 0.0, 0, 0.0
+        tokens_per_s = 0.0
+        stop_reason, message = "done", ""
+        try:
+            with _InterruptAtStepEnd() as interrupt:
+                batches = self._batches()
+                while self.step < self.total_steps:
+                    epoch, index, batch = next(batches)
+                    if index == 0:
+                        self.state = None  # a new epoch: the streams start over
+                    t0 = time.perf_counter()
+                    loss, problem = self._train_step(epoch, index, batch)
+                    seconds += time.perf_counter() - t0
+                    if loss is None and self.on_nonfinite == "stop":
+                        stop_reason = "non-finite"
+                        message = f"stopped at step {self.step + 1}: {problem}; the weights were not updated"
+                        break
+                    if loss is None:
+                        self.skipped += 1
+                        self._advance(epoch, index, None)  # the state the bad step gave is dropped
+                        progress.write(f"step {self.step}: skipped ({problem})")
+                    else:
+                        if not self._weights_finite():
+                            stop_reason = "non-finite"
+                            message = (f"stopped at step {self.step}: the update made the weights NaN or inf "
+                                       f"(is the learning rate too high?)")
+                            break
+                        n = int(batch[1].size if batch[3] is None else batch[3].sum())
+                        loss_sum, tokens = loss_sum + loss * n, tokens + n
+                        self.tokens += n
+                        self.last_loss = loss
+
+                    last = self.step == self.total_steps
+                    val, early_stop = None, False
+                    if self.val_data is not None and (
+                            last or (self.eval_every is not None and self.step % self.eval_every == 0)):
+                        val, early_stop = self._validate(progress)
+                    if val is not None or last or self.step % self.log_every == 0:
+                        tokens_per_s = tokens / seconds if seconds > 0 else 0.0
+                        self.history.append({"step": self.step, "train_loss": loss_sum / tokens if tokens else None,
+                                             "val_loss": None if val is None else val.loss,
+                                             "tokens_per_s": tokens_per_s, "elapsed_s": self._elapsed(),
+                                             "lr": self.optimizer.lr})
+                        loss_sum, tokens, seconds = 0.0, 0, 0.0
+                    # shown: the current row's mean loss and speed, else the last row's
+                    progress.update(self.step, loss_sum / tokens if tokens else self.last_loss,
+                                    tokens / seconds if tokens and seconds > 0 else tokens_per_s)
+                    if self.checkpoint_every is not None and self.step % self.checkpoint_every == 0 and not last:
+                        self.save()
+                    for callback in self.callbacks:
+                        callback(self)
+                    if early_stop:
+                        stop_reason = "early_stopping"
+                        message = (f"stopped early at step {self.step}: no better validation loss in "
+                                   f"{self.patience} validations (best {self.best_val_loss:.4f} at step "
+                                   f"{self.best_step})")
+                        break
+                    if interrupt.requested:
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            stop_reason, message = "interrupted", f"interrupted at step {self.step}"
+        finally:
+            progress.close()
+
+        if stop_reason == "done":
+            message = f"done: {self.step - start_step} steps" + (f", to step {self.step}" if start_step else "")
+        checkpoint = None
+        if stop_reason == "non-finite" or self._updating:
+            # the weights are suspect (non-finite) or half-updated: keep the last checkpoint
+            if self._updating:
+                self._updating = False
+                message += ", in the middle of the weight update"
+            message += "; no checkpoint was written"
+            if self.out_dir is not None:
+                message += f", the last one in {self.checkpoint_path} stays"
+            if stop_reason == "non-finite":
+                message += ". Try a lower learning rate, gradient clipping, or on_nonfinite='skip'"
+            self.write_curves()
+        else:
+            checkpoint = self.save()
+            if checkpoint is not None:
+                message += f"; checkpoint saved to {checkpoint}"
+        if stop_reason != "done":
+            progress.write(f"seqcore: {message}")
+        self.elapsed_before, self._started = self._elapsed(), None
+        return self._result(stop_reason, message, checkpoint)
+
+    def _result(self, stop_reason: str, message: str, checkpoint: Optional[str]) -> TrainResult:
+        train_loss = next((r["train_loss"] for r in reversed(self.history) if r["train_loss"] is not None), None)
+        return TrainResult(step=self.step, stop_reason=stop_reason, message=message,
+                           train_loss=train_loss, val=self.last_val, best_val_loss=self.best_val_loss,
+                           best_step=self.best_step, skipped_steps=self.skipped, elapsed=self._elapsed(),
+                           tokens=self.tokens, history=list(self.history), checkpoint=checkpoint)
