@@ -4,6 +4,7 @@
 // seqcore::avx2; the standard headers come first, outside it.
 #include "isa/prelude.h"
 #include "simd/avx2.h"
+#include "gemm/config_avx2.h"
 
 #define SEQCORE_ISA_NS avx2
 #include "isa/kernels_impl.h"

@@ -4,6 +4,7 @@
 // seqcore::avx512; the standard headers come first, outside it.
 #include "isa/prelude.h"
 #include "simd/avx512.h"
+#include "gemm/config_avx512.h"
 
 #define SEQCORE_ISA_NS avx512
 #include "isa/kernels_impl.h"

@@ -4,6 +4,7 @@
 // seqcore::scalar; the standard headers come first, outside it.
 #include "isa/prelude.h"
 #include "simd/scalar.h"
+#include "gemm/config_scalar.h"
 
 #define SEQCORE_ISA_NS scalar
 #include "isa/kernels_impl.h"
