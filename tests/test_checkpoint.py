@@ -12,12 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-import seqcore
+from children import CHILD_CWD, child_env
 from seqcore.nn import LanguageModel, softmax_cross_entropy
 from seqcore.text import Vocabulary
 from seqcore.train import (SGD, Adam, Checkpoint, CheckpointError, checkpoint as checkpoint_module,
@@ -527,8 +526,8 @@ def save_step_1(path, hidden_size):
 
 
 def kill_child_saving(path, stage, hidden_size, delay=0.0):
-    env = dict(os.environ, PYTHONPATH=str(Path(seqcore.__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), stage, str(hidden_size)], env=env,
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), stage, str(hidden_size)],
+                             env=child_env(OMP_NUM_THREADS="1"), cwd=CHILD_CWD,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = child.stdout.readline()

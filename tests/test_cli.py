@@ -16,13 +16,13 @@ import time
 import numpy as np
 import pytest
 
+from children import CHILD_CWD, child_env
 from seqcore import cli
 from seqcore.train import load_checkpoint
 
 TEXT = ("def add(a, b):\n    return a + b\n\n" * 40 + "class Point:\n    x = 0\n    y = 0\n\n" * 40)
 TINY = ["--embed", "8", "--hidden", "16", "--batch", "4", "--seq-len", "16", "--threads", "1", "--quiet",
         "--sample-length", "20"]
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -198,9 +198,8 @@ def test_a_resume_cannot_change_the_model(corpus, tmp_path, capsys):
 
 
 def test_the_console_command_exits_2_on_a_bad_flag():
-    env = dict(os.environ, PYTHONPATH=REPO)
     proc = subprocess.run([sys.executable, "-m", "seqcore.cli", "train", "--hidden", "0"], capture_output=True,
-                          text=True, env=env, timeout=60)
+                          text=True, env=child_env(), cwd=CHILD_CWD, timeout=60)
     assert proc.returncode == 2
     assert "argument --hidden: expected an int >= 1, got '0'" in proc.stderr
 
@@ -212,10 +211,10 @@ def test_the_console_command_exits_2_on_a_bad_flag():
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(corpus, tmp_path):
     out = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=REPO)
     proc = subprocess.Popen([sys.executable, "-m", "seqcore.cli", "train", corpus, *TINY, "--steps", "1000000",
                              "--checkpoint-every", "5", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+                            cwd=CHILD_CWD)
     deadline = time.monotonic() + 60
     while not (out / "checkpoint").exists() and time.monotonic() < deadline:  # in the training loop
         time.sleep(0.05)

@@ -232,6 +232,7 @@ def test_an_empty_prime_starts_from_eos():
     model = random_model()
     calls = Recorder(model)
     tokens = list(stream(model, VOCAB, 10, seed=0, stop_at_eos=False))
+    assert len(tokens) == 10
     assert calls.ids[0].tolist() == [[EOS]]
     assert calls.steps == 1 + 10 - 1
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from cellcases import CELLS, backward, forward, input_names, make_inputs, make_output_weights, state_names
-from seqcore import ops
 
 
 def inputs32(cell):

@@ -6,23 +6,18 @@ import sys
 
 import pytest
 
+from children import CHILD_CWD, child_env
+
 import seqcore
 from seqcore import ops
 
 ALL_ISAS = ["scalar", "avx2", "avx512"]
 
 
-# A child interpreter imports the seqcore this process imported, from
-# outside the source tree (whose seqcore/ may have no built extension).
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(seqcore.__file__)))
-
-
 def run_python(code, env=None, **extra):
     """Runs `code` in a fresh interpreter with extra environment variables."""
-    full_env = dict(os.environ if env is None else env, **extra)
-    full_env["PYTHONPATH"] = PACKAGE_PARENT
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
-                          timeout=120, cwd="/")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=child_env(env, **extra), timeout=120, cwd=CHILD_CWD)
 
 
 def test_info_has_the_documented_keys():

@@ -11,7 +11,7 @@ PyTorch.
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
