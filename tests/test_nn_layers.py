@@ -380,12 +380,13 @@ def test_sequential_rejects_non_layers():
 
 
 def test_sequential_with_a_recurrent_layer_matches_finite_differences():
-    """Embedding -> bidirectional LSTM -> Linear at every step -> cross-entropy,
-    float64: the gradient of every parameter (oracle: finite differences)."""
+    """Embedding -> 2-layer bidirectional LSTM -> Linear at every step ->
+    cross-entropy, float64: the gradient of every parameter (oracle: finite
+    differences)."""
     from seqcore.nn import LSTM, softmax_cross_entropy
 
     model = Sequential(Embedding(5, 3, dtype=np.float64, seed=0),
-                       LSTM(3, 2, bidirectional=True, dtype=np.float64, seed=1),
+                       LSTM(3, 2, num_layers=2, bidirectional=True, dtype=np.float64, seed=1),
                        Linear(4, 5, dtype=np.float64, seed=2))
     ids = np.array([[1, 4], [0, 2], [3, 3]])  # (T, B) = (3, 2)
     targets = np.array([[4, 0], [2, 2], [1, 3]])
