@@ -28,15 +28,6 @@ MAX_ABS = {np.float32: 2.0**-23, np.float64: 2.0**-51}
 LONGDOUBLE_IS_EXTENDED = np.finfo(np.longdouble).nmant >= 63
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    """Switches seqcore to one instruction set for the test, then back."""
-    before = _core.isa()
-    _core.set_isa(request.param)
-    yield request.param
-    _core.set_isa(before)
-
-
 def native(name):
     return getattr(_core, name)
 

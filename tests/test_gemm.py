@@ -39,15 +39,6 @@ def shape_id(shape):
     return "x".join(str(s) for s in shape)
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    """Switches seqcore to one instruction set for the test, then back."""
-    before = _core.isa()
-    _core.set_isa(request.param)
-    yield request.param
-    _core.set_isa(before)
-
-
 @pytest.fixture
 def restore_threads():
     before = _core.get_num_threads()

@@ -17,14 +17,6 @@ TOLERANCE = {np.float64: 1e-10, np.float32: 1e-4}
 SHAPES = [(1, 1, 1, 1), (5, 3, 4, 6), (7, 2, 9, 37), (3, 13, 5, 40), (4, 7, 17, 33), (2, 1, 3, 100)]
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    before = seqcore.info()["isa"]
-    ops.set_isa(request.param)
-    yield request.param
-    ops.set_isa(before)
-
-
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def threads(request):
     before = seqcore.get_num_threads()
