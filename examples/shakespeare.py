@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -62,22 +61,6 @@ def build_model(vocab_size: int, seed: int, config: Dict[str, Any] = CONFIG) -> 
     """Embedding -> stacked LSTM -> linear, float32, PyTorch's initialisation."""
     return LanguageModel(vocab_size, embed_size=config["embed"], hidden_size=config["hidden"],
                          num_layers=config["layers"], cell="lstm", seed=seed)
-
-
-def stop_after(seconds: Optional[float]) -> Callable[[Trainer], None]:
-    """A Trainer callback: once ``seconds`` have passed since it was made, the
-    next step is the last one (the Trainer then validates and saves as at any
-    end). None: never.
-
-    It lowers ``trainer.total_steps``, an attribute the Trainer does not
-    document: the Trainer has no time budget of its own."""
-    start = time.perf_counter()
-
-    def callback(trainer: Trainer) -> None:
-        if seconds is not None and time.perf_counter() - start >= seconds \
-                and trainer.total_steps > trainer.step + 1:
-            trainer.total_steps = trainer.step + 1
-    return callback
 
 
 def parser() -> argparse.ArgumentParser:
@@ -136,7 +119,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                       seq_len=args.seq_len, steps=args.steps, clip_norm=args.clip, eval_every=args.eval_every,
                       eval_batches=args.eval_batches, out_dir=args.out,
                       checkpoint_every=1000 if args.out else None, progress=not args.quiet,
-                      callbacks=[stop_after(60 * args.minutes)])
+                      max_seconds=60 * args.minutes)
     result = trainer.fit()
     text = sample(model, vocab, args.sample_length, prime="\n", temperature=args.temperature, seed=args.seed)
 

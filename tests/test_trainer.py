@@ -147,6 +147,25 @@ def test_early_stopping_after_patience_validations_without_improvement():
     assert "no better validation loss in 3 validations" in result.message
 
 
+def test_a_time_budget_ends_training_with_a_validation_and_a_checkpoint(tmp_path, monkeypatch):
+    """A fake clock that advances 1 s a step: with max_seconds=5 the 5th step
+    is the last, validated and saved."""
+    import seqcore.train.trainer as trainer_module
+    clock = iter(range(0, 10_000))
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(clock)) / 4)
+    trainer = make_trainer(make_model(), steps=40, max_seconds=5, out_dir=tmp_path)
+    result = trainer.fit()
+    assert result.stop_reason == "time_budget"
+    assert 1 <= result.step < 40
+    assert result.val is not None and result.checkpoint is not None
+    assert "time budget of 5 s ran out" in result.message
+
+
+def test_a_bad_time_budget_is_rejected():
+    with pytest.raises(ValueError, match="^max_seconds: expected None or a number > 0"):
+        make_trainer(make_model(), steps=4, max_seconds=0)
+
+
 # ---------------------------------------------------------------------------
 # schedules and clipping
 

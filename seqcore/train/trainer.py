@@ -36,7 +36,9 @@ the model, so N steps, save, resume, M steps gives bitwise the weights of
 N + M steps straight (same threads).
 
 Stopping. ``fit()`` returns a ``TrainResult`` whose ``stop_reason`` is
-"done" (all steps), "early_stopping" (``patience`` validations without a
+"done" (all steps), "time_budget" (``max_seconds`` of training spent: the
+step that crossed it was the last, validated and saved as at any end),
+"early_stopping" (``patience`` validations without a
 better validation loss), "interrupted" (Ctrl-C: a checkpoint of the last
 completed step is written, and ``fit`` returns normally) or "non-finite" (a
 NaN or infinite output, loss or gradient: training stops with a message,
@@ -86,7 +88,7 @@ except ImportError:  # the progress bar is optional: plain lines instead
 
 CHECKPOINT_DIR, LOSS_CSV, LOSS_PNG = "checkpoint", "loss.csv", "loss.png"
 CSV_COLUMNS = ("step", "train_loss", "val_loss", "tokens_per_s", "elapsed_s", "lr")
-STOP_REASONS = ("done", "early_stopping", "interrupted", "non-finite")
+STOP_REASONS = ("done", "time_budget", "early_stopping", "interrupted", "non-finite")
 
 Data = Union[np.ndarray, Sequence[np.ndarray]]
 # (inputs (T, B), targets (T, B), lengths (B,) or None, mask (T, B) or None)
@@ -420,6 +422,8 @@ class Trainer:
             is NaN or infinite.
         progress: print a progress bar and validation results on stderr.
         callbacks: each called as ``callback(trainer)`` after every step.
+        max_seconds: a training-time budget for this ``fit`` (validation
+            included; None: none): the step that crosses it is the last.
         seed: the order of sequences in each epoch (streams are not shuffled).
         shuffle: shuffle sequences each epoch.
     """
@@ -433,7 +437,7 @@ class Trainer:
                  patience: Optional[int] = None, out_dir: Optional[str] = None,
                  checkpoint_every: Optional[int] = None, log_every: int = 10, on_nonfinite: str = "stop",
                  progress: bool = True, callbacks: Sequence[Callable[["Trainer"], Any]] = (), seed: int = 0,
-                 shuffle: bool = True) -> None:
+                 shuffle: bool = True, max_seconds: Optional[float] = None) -> None:
         if not isinstance(model, LanguageModel):
             raise TypeError(f"model: expected a seqcore.nn.LanguageModel, got {type(model).__name__}")
         if vocab is not None and not isinstance(vocab, Vocabulary):
@@ -463,6 +467,10 @@ class Trainer:
         self.log_every = _count("log_every", log_every, none_ok=False)
         self.on_nonfinite, self.progress, self.shuffle = on_nonfinite, bool(progress), bool(shuffle)
         self.callbacks = list(callbacks)
+        if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and not isinstance(max_seconds, bool)
+                                            and max_seconds > 0):
+            raise ValueError(f"max_seconds: expected None or a number > 0, got {max_seconds!r}")
+        self.max_seconds = max_seconds
         self.seed = _count("seed", seed, low=0, none_ok=False)
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
 
@@ -686,6 +694,7 @@ class Trainer:
         """Trains until ``total_steps`` (or early stopping, a non-finite loss,
         Ctrl-C); see the module doc. Returns a ``TrainResult``."""
         self._started = time.perf_counter()
+        fit_started = self._started
         start_step = self.step
         progress = _Progress(self.progress, self.total_steps, self.step)
         # the current loss-curve row: its loss sum, scored tokens, seconds in steps
@@ -721,7 +730,9 @@ class Trainer:
                         self.tokens += n
                         self.last_loss = loss
 
-                    last = self.step == self.total_steps
+                    out_of_time = (self.max_seconds is not None
+                                   and time.perf_counter() - fit_started >= self.max_seconds)
+                    last = self.step == self.total_steps or out_of_time
                     val, early_stop = None, False
                     if self.val_data is not None and (
                             last or (self.eval_every is not None and self.step % self.eval_every == 0)):
@@ -748,6 +759,10 @@ class Trainer:
                         break
                     if interrupt.requested:
                         raise KeyboardInterrupt
+                    if out_of_time and self.step < self.total_steps:
+                        stop_reason = "time_budget"
+                        message = f"stopped at step {self.step}: the time budget of {self.max_seconds:g} s ran out"
+                        break
         except KeyboardInterrupt:
             stop_reason, message = "interrupted", f"interrupted at step {self.step}"
         finally:
