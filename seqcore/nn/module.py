@@ -34,21 +34,22 @@ class Layer:
         """(name, layer) of the layers inside this one; none by default."""
         return iter(())
 
+    def _with_children(self, own: Dict[str, np.ndarray], attr: str) -> Dict[str, np.ndarray]:
+        """own, plus each child's ``attr`` dict under "<child>.<name>"."""
+        out = dict(own)
+        for prefix, child in self.children():
+            out.update({f"{prefix}.{k}": v for k, v in getattr(child, attr).items()})
+        return out
+
     @property
     def params(self) -> Dict[str, np.ndarray]:
         """name -> parameter, children's under "<child>.<name>" (PyTorch's naming)."""
-        out = dict(self._params)
-        for prefix, child in self.children():
-            out.update({f"{prefix}.{k}": v for k, v in child.params.items()})
-        return out
+        return self._with_children(self._params, "params")
 
     @property
     def grads(self) -> Dict[str, np.ndarray]:
         """name -> accumulated gradient, the names of ``params``."""
-        out = dict(self._grads)
-        for prefix, child in self.children():
-            out.update({f"{prefix}.{k}": v for k, v in child.grads.items()})
-        return out
+        return self._with_children(self._grads, "grads")
 
     def zero_grad(self) -> None:
         for g in self.grads.values():
