@@ -1,0 +1,172 @@
+"""Models that label sequences, as the Trainer trains them:
+
+- ``SequenceClassifier`` (many-to-one): one label per sequence, read from the
+  recurrent layer's final state (``pool="last"``: each direction's state at
+  the end of its own pass, at each sequence's own last step) or from its
+  outputs pooled over the real steps (``"mean"``, ``"max"``);
+- ``SequenceTagger`` (many-to-many, Tx = Ty): one label per step.
+
+Both: input -> stacked, optionally bidirectional RNN/LSTM/GRU over the padded
+batch (``lengths=``) -> dropout -> Linear to ``num_classes`` logits. The input
+is token ids (T, B) through an Embedding when ``vocab_size`` is given (id 0,
+the Vocabulary's ``<pad>``, embeds to zeros), or feature vectors
+(T, B, input_size) as they are otherwise. Time-major, as the recurrent layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import numpy as np
+
+from .language_model import RECURRENT, _int
+from .layers import Dropout, Embedding, Linear
+from .module import Layer
+
+POOLS = ("last", "mean", "max")
+
+
+def _size(name: str, v, low: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+        raise ValueError(f"{name}: expected an int >= {low}, got {v!r}")
+    return int(v)
+
+
+class _Labeler(Layer):
+    """The body both models share: input, recurrent layer, dropout, head."""
+
+    def __init__(self, num_classes: int, vocab_size: Optional[int] = None, input_size: Optional[int] = None,
+                 embed_size: int = 64, hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm",
+                 bidirectional: bool = False, dropout: float = 0.0, dtype=np.float32,
+                 seed: Optional[int] = None) -> None:
+        super().__init__()
+        if cell not in RECURRENT:
+            raise ValueError(f"cell: expected one of {sorted(RECURRENT)}, got {cell!r}")
+        if (vocab_size is None) == (input_size is None):
+            raise ValueError(f"vocab_size, input_size: give one of them (token ids or feature vectors), "
+                             f"got vocab_size={vocab_size!r}, input_size={input_size!r}")
+        self.num_classes = _size("num_classes", num_classes)
+        self.vocab_size = None if vocab_size is None else _size("vocab_size", vocab_size)
+        self.input_size = None if input_size is None else _size("input_size", input_size)
+        embed_size = _size("embed_size", embed_size)
+        self.dtype = np.dtype(dtype)
+        self._config: Dict[str, Any] = dict(
+            num_classes=self.num_classes, vocab_size=self.vocab_size, input_size=self.input_size,
+            embed_size=embed_size, hidden_size=int(hidden_size), num_layers=int(num_layers), cell=cell,
+            bidirectional=bool(bidirectional), dropout=float(dropout), dtype=self.dtype.name)
+        seeds = np.random.SeedSequence(seed).spawn(4)
+        self.embedding = (Embedding(self.vocab_size, embed_size, padding_idx=0, dtype=dtype, seed=_int(seeds[0]))
+                          if self.vocab_size is not None else None)
+        self.rnn = RECURRENT[cell](embed_size if self.embedding is not None else self.input_size, hidden_size,
+                                   num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
+                                   dtype=dtype, seed=_int(seeds[1]))
+        self.dropout = Dropout(dropout, seed=_int(seeds[2]))
+        self.head = Linear(self.rnn.output_size, self.num_classes, dtype=dtype, seed=_int(seeds[3]))
+
+    def config(self) -> Dict[str, Any]:
+        """The constructor's arguments (JSON-ready), to build the same model again."""
+        return dict(self._config)
+
+    def children(self) -> Iterator[Tuple[str, Layer]]:
+        if self.embedding is not None:
+            yield "embedding", self.embedding
+        yield "rnn", self.rnn
+        yield "head", self.head
+
+    def _encode(self, x, state, train: bool, lengths):
+        """x -> the recurrent layer's (y (T, B, F), state)."""
+        if self.embedding is not None:
+            ids = np.asarray(x)
+            if ids.ndim != 2:
+                raise ValueError(f"x: expected token ids of shape (T, B), got {ids.shape}")
+            x = self.embedding.forward(ids, train=train)
+        return self.rnn.forward(x, state, train=train, lengths=lengths)
+
+    def _decode(self, dy: np.ndarray, dstate) -> Optional[np.ndarray]:
+        """The gradient at the recurrent layer's outputs and state -> dx
+        (feature input) or None (ids: the embedding takes it)."""
+        dx = self.rnn.backward(dy, dstate)
+        if self.embedding is None:
+            return dx
+        self.embedding.backward(dx)
+        return None
+
+
+class SequenceClassifier(_Labeler):
+    """x (T, B) ids or (T, B, input_size) features, lengths (B,) -> logits
+    (B, num_classes): one label per sequence (see the module doc).
+
+    ``pool``: "last" (the top layer's final state of each direction,
+    concatenated), "mean" or "max" (of the outputs over each sequence's real
+    steps). Children, for parameter names: "embedding" (ids only), "rnn",
+    "head".
+    """
+
+    def __init__(self, num_classes: int, vocab_size: Optional[int] = None, input_size: Optional[int] = None,
+                 pool: str = "last", **kwargs) -> None:
+        if pool not in POOLS:
+            raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
+        super().__init__(num_classes, vocab_size, input_size, **kwargs)
+        self.pool = pool
+        self._config["pool"] = pool
+        self._saved: Optional[tuple] = None
+
+    def forward(self, x, state=None, train: bool = True, lengths=None):
+        """Returns (logits (B, num_classes), the recurrent layer's final state)."""
+        y, final = self._encode(x, state, train, lengths)
+        T, B, F = y.shape
+        n = np.full(B, T, np.int64) if lengths is None else np.asarray(lengths, np.int64)
+        argmax = None
+        if self.pool == "last":
+            h = final[0] if isinstance(final, tuple) else final     # (layers·dirs, B, H)
+            feats = np.concatenate(list(h[-self.rnn.directions:]), axis=1)  # (B, dirs·H), y's feature order
+        elif self.pool == "mean":
+            # padded steps output zeros: the sum over T is the sum over the real steps
+            feats = y.sum(axis=0) / np.maximum(n, 1)[:, None].astype(y.dtype)
+        else:
+            real = np.arange(T)[:, None] < n[None, :]                 # (T, B)
+            argmax = np.where(real[:, :, None], y, -np.inf).argmax(axis=0) if T else np.zeros((B, F), np.int64)
+            feats = np.take_along_axis(y, argmax[None], axis=0)[0] if T else np.zeros((B, F), y.dtype)
+            feats = np.where((n > 0)[:, None], feats, 0).astype(y.dtype)  # an empty sequence pools to zeros
+        self._saved = (y.shape, n, argmax, isinstance(final, tuple)) if train else None
+        logits = self.head.forward(self.dropout.forward(feats, train=train), train=train)
+        return logits, final
+
+    def backward(self, dlogits: np.ndarray, dstate=None) -> Optional[np.ndarray]:
+        """dlogits (B, num_classes); dstate: gradient at the returned state or
+        None. Accumulates into grads; returns dx for feature input (None for ids)."""
+        if self._saved is None:
+            raise RuntimeError("backward: call forward(train=True) first")
+        (T, B, F), n, argmax, lstm = self._saved
+        self._saved = None
+        dfeats = self.dropout.backward(self.head.backward(dlogits))  # (B, F)
+        dy = np.zeros((T, B, F), dfeats.dtype)
+        if self.pool == "last":
+            H, dirs = self.rnn.hidden_size, self.rnn.directions
+            dh = np.zeros((self.rnn.num_layers * dirs, B, H), dfeats.dtype)
+            dh[-dirs:] = np.stack(np.split(dfeats, dirs, axis=1))
+            if dstate is not None:
+                dh += dstate[0] if lstm else dstate
+            dstate = (dh, np.zeros_like(dh) if dstate is None else dstate[1]) if lstm else dh
+        elif self.pool == "mean":
+            real = (np.arange(T)[:, None] < n[None, :])[:, :, None]
+            dy[...] = np.where(real, dfeats / np.maximum(n, 1)[:, None].astype(dfeats.dtype), 0)
+        elif T:
+            np.put_along_axis(dy, argmax[None], np.where((n > 0)[:, None], dfeats, 0)[None], axis=0)
+        return self._decode(dy, dstate)
+
+
+class SequenceTagger(_Labeler):
+    """x (T, B) ids or (T, B, input_size) features, lengths (B,) -> logits
+    (T, B, num_classes): one label per step (the loss masks the padding).
+    Children, for parameter names: "embedding" (ids only), "rnn", "head"."""
+
+    def forward(self, x, state=None, train: bool = True, lengths=None):
+        """Returns (logits (T, B, num_classes), the recurrent layer's final state)."""
+        y, final = self._encode(x, state, train, lengths)
+        return self.head.forward(self.dropout.forward(y, train=train), train=train), final
+
+    def backward(self, dlogits: np.ndarray, dstate=None) -> Optional[np.ndarray]:
+        """dlogits (T, B, num_classes). Accumulates into grads; returns dx for
+        feature input (None for ids)."""
+        return self._decode(self.dropout.backward(self.head.backward(dlogits)), dstate)
