@@ -386,8 +386,9 @@ def test_the_loss_curve_is_written_as_csv(tmp_path):
     result = make_trainer(make_model(), steps=12, eval_every=6, log_every=5, out_dir=tmp_path).fit()
     with open(tmp_path / "loss.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["step", "train_loss", "val_loss", "tokens_per_s", "elapsed_s", "lr"]
+    assert list(rows[0]) == ["step", "train_loss", "val_loss", "tokens_per_s", "elapsed_s", "lr", "val_accuracy"]
     assert [int(r["step"]) for r in rows] == [5, 6, 10, 12]
+    assert all(r["val_accuracy"] == "" for r in rows)  # a language model has none
     assert [r["val_loss"] != "" for r in rows] == [False, True, False, True]
     assert float(rows[-1]["val_loss"]) == pytest.approx(result.val.loss, rel=1e-5)
     assert all(float(r["tokens_per_s"]) > 0 and float(r["train_loss"]) > 0 for r in rows)

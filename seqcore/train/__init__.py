@@ -1,5 +1,5 @@
 """Training: optimisers, gradient clipping, learning-rate schedules, checkpoints
-and the Trainer of language models."""
+and the Trainer of language models, sequence classifiers and taggers."""
 
 from . import schedules
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint

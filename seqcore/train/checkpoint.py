@@ -1,4 +1,4 @@
-"""Checkpoints: a language model with its vocabulary, optimizer, random state
+"""Checkpoints: a model (language model, sequence classifier or tagger) with its vocabulary, optimizer, random state
 and step, in one directory, written atomically and read without executing
 anything.
 
@@ -17,7 +17,7 @@ Layout of a checkpoint directory (format "seqcore.checkpoint", version 1):
 Reading. ``load_checkpoint`` checks the manifest first (format, version, every
 file's size and sha256), then each file: arrays come from ``np.load(...,
 allow_pickle=False)``, the model class from a fixed whitelist
-(``LanguageModel``), the optimizer class from another (SGD, Adam, AdamW).
+(``LanguageModel``, ``SequenceClassifier``, ``SequenceTagger``), the optimizer class from another (SGD, Adam, AdamW).
 Nothing in a checkpoint is ever executed. Anything wrong raises
 ``CheckpointError`` (a ValueError) naming the file and what is wrong.
 
@@ -62,6 +62,7 @@ import numpy as np
 from .._atomic import atomic_write, atomic_write_json, fsync_directory
 from ..nn.language_model import LanguageModel
 from ..nn.module import Layer
+from ..nn.sequence_models import SequenceClassifier, SequenceTagger
 from ..text.vocab import Vocabulary
 from .optim import SGD, Adam, AdamW, Optimizer, _plain
 
@@ -71,7 +72,8 @@ FORMAT = "seqcore.checkpoint"
 VERSION = 1
 
 # The only classes a checkpoint can name: looked up here, never imported by name.
-MODEL_CLASSES: Dict[str, Type[Layer]] = {"LanguageModel": LanguageModel}
+MODEL_CLASSES: Dict[str, Type[Layer]] = {cls.__name__: cls for cls in (LanguageModel, SequenceClassifier,
+                                                                        SequenceTagger)}
 OPTIMIZER_CLASSES: Dict[str, Type[Optimizer]] = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}
 
 WEIGHTS, MODEL, VOCAB, STATE, MANIFEST = "weights.npz", "model.json", "vocab.json", "state.json", "manifest.json"
@@ -101,7 +103,7 @@ class Checkpoint:
     """
 
     path: str
-    model: LanguageModel
+    model: Layer
     vocab: Optional[Vocabulary]
     step: int
     extra: Dict[str, Any]
@@ -144,7 +146,7 @@ class Checkpoint:
 # saving
 
 
-def save_checkpoint(directory: PathLike, model: LanguageModel, optimizer: Optional[Optimizer] = None,
+def save_checkpoint(directory: PathLike, model: Layer, optimizer: Optional[Optimizer] = None,
                     vocab: Optional[Vocabulary] = None, *, step: int,
                     extra: Optional[Mapping[str, Any]] = None) -> None:
     """Writes the checkpoint directory ``directory`` (see the module's
@@ -157,7 +159,7 @@ def save_checkpoint(directory: PathLike, model: LanguageModel, optimizer: Option
     non-empty directory that is not a checkpoint."""
     # -- check and gather everything before touching the disk
     if type(model) not in MODEL_CLASSES.values():
-        raise TypeError(f"model: expected a seqcore.nn.LanguageModel (the classes a checkpoint can rebuild), "
+        raise TypeError(f"model: expected one of the classes a checkpoint can rebuild ({', '.join(MODEL_CLASSES)}), "
                         f"got {type(model).__name__}")
     if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 0:
         raise ValueError(f"step: expected an int >= 0, got {step!r}")
@@ -165,7 +167,7 @@ def save_checkpoint(directory: PathLike, model: LanguageModel, optimizer: Option
     if vocab is not None:
         if not isinstance(vocab, Vocabulary):
             raise TypeError(f"vocab: expected a seqcore.text.Vocabulary, got {type(vocab).__name__}")
-        if len(vocab) != model.vocab_size:
+        if model.vocab_size is None or len(vocab) != model.vocab_size:
             raise ValueError(f"vocab: has {len(vocab)} tokens, the model's vocab_size is {model.vocab_size}")
     weights = model.state_dict()
     for name, p in weights.items():

@@ -1,7 +1,7 @@
-"""Training a language model with teacher forcing: step t sees the true token
-t-1 and is scored on token t.
+"""Training a language model with teacher forcing (step t sees the true token
+t-1 and is scored on token t), a sequence classifier or a sequence tagger.
 
-Two shapes of data (see ``seqcore.text``):
+Three shapes of data (see ``seqcore.text``):
 
 - a stream, one 1-D array of ids (a book, source code): read as
   ``batch_size`` contiguous streams, ``seq_len`` steps at a time, with
@@ -11,6 +11,14 @@ Two shapes of data (see ``seqcore.text``):
 - a set of sequences, a list of 1-D arrays (one name a line): padded batches,
   each sequence framed by ``<eos>`` when the vocabulary has one, the loss
   masked at the padding, shuffled each epoch from ``seed``.
+- labelled sequences, for a ``SequenceClassifier`` or ``SequenceTagger``
+  (``seqcore.nn``): a pair ``(inputs, labels)``. ``inputs``: a list of 1-D id
+  arrays (a model with ``vocab_size``; 0 pads) or of (T_i, input_size) float
+  arrays (a model with ``input_size``); ``labels``: one int per sequence
+  (classifier) or one 1-D int array per sequence, as long as it (tagger).
+  Padded batches with lengths, shuffled each epoch from ``seed``; the loss is
+  the mean over sequences (classifier) or over real steps (tagger), and
+  validation also reports the accuracy.
 
 One step: forward, softmax cross-entropy (mean over the counted tokens),
 backward, clipping (by value, then by global norm), the learning rate from the
@@ -73,6 +81,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 from ..nn.language_model import LanguageModel
+from ..nn.sequence_models import SequenceClassifier, SequenceTagger
 from ..nn.losses import log_softmax, softmax_cross_entropy
 from ..text.batches import StreamBatches, length_mask, next_token_pairs, pad_batches
 from ..text.vocab import Vocabulary
@@ -87,10 +96,13 @@ except ImportError:  # the progress bar is optional: plain lines instead
     tqdm = None
 
 CHECKPOINT_DIR, LOSS_CSV, LOSS_PNG = "checkpoint", "loss.csv", "loss.png"
-CSV_COLUMNS = ("step", "train_loss", "val_loss", "tokens_per_s", "elapsed_s", "lr")
+CSV_COLUMNS = ("step", "train_loss", "val_loss", "tokens_per_s", "elapsed_s", "lr", "val_accuracy")
 STOP_REASONS = ("done", "time_budget", "early_stopping", "interrupted", "non-finite")
 
-Data = Union[np.ndarray, Sequence[np.ndarray]]
+LABELERS = (SequenceClassifier, SequenceTagger)
+Model = Union[LanguageModel, SequenceClassifier, SequenceTagger]
+# a stream, a list of sequences, or (inputs, labels) for a labeler
+Data = Union[np.ndarray, Sequence[np.ndarray], Tuple[Sequence[np.ndarray], Any]]
 # (inputs (T, B), targets (T, B), lengths (B,) or None, mask (T, B) or None)
 Batch = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
 
@@ -102,10 +114,12 @@ Batch = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]
 @dataclass
 class Evaluation:
     """The loss of a model on held-out data: ``loss`` in nats per token (the
-    mean over ``tokens`` scored tokens)."""
+    mean over ``tokens`` scored tokens, or scored labels for a labeler), and
+    for a classifier or tagger the ``accuracy`` (None for a language model)."""
 
     loss: float
     tokens: int
+    accuracy: Optional[float] = None
 
     @property
     def perplexity(self) -> float:
@@ -118,6 +132,8 @@ class Evaluation:
         return self.loss / math.log(2)
 
     def __str__(self) -> str:
+        if self.accuracy is not None:
+            return f"loss {self.loss:.4f} nats/label, accuracy {self.accuracy:.4f}"
         return f"loss {self.loss:.4f} nats/token, perplexity {self.perplexity:.3f}, bpc {self.bpc:.4f}"
 
 
@@ -178,6 +194,77 @@ def _sequence_framing(vocab: Optional[Vocabulary]) -> Tuple[int, Optional[int]]:
     return (vocab.pad_id if vocab.pad_id is not None else 0), vocab.eos_id
 
 
+def _check_labeled(name: str, data, model: Model) -> Tuple[List[np.ndarray], Any]:
+    """``(inputs, labels)`` for a classifier or tagger, checked and converted:
+    (a list of 1-D int64 id arrays or of (T_i, input_size) arrays in the
+    model's dtype, labels: an int64 array (N,) for a classifier, a list of
+    1-D int64 arrays as long as their inputs for a tagger)."""
+    kind = type(model).__name__
+    if isinstance(data, (str, bytes, np.ndarray)) or not isinstance(data, Sequence) or len(data) != 2:
+        raise TypeError(f"{name}: expected a pair (inputs, labels) for a {kind}, got {type(data).__name__}")
+    inputs, labels = data
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (Sequence, np.ndarray)) or len(inputs) == 0:
+        raise ValueError(f"{name}: expected inputs as a non-empty list of sequences, got {type(inputs).__name__}")
+    ids = model.vocab_size is not None
+    checked = []
+    for i, x in enumerate(inputs):
+        x = np.asarray(x)
+        if ids and (x.ndim != 1 or x.dtype.kind not in "iu"):
+            raise TypeError(f"{name}: inputs[{i}]: expected a 1-D array of token ids, got {x.dtype} {x.shape}")
+        if not ids and (x.ndim != 2 or x.shape[1] != model.input_size or x.dtype.kind not in "fiu"):
+            raise TypeError(f"{name}: inputs[{i}]: expected a (T, input_size) = (T, {model.input_size}) array of "
+                            f"numbers, got {x.dtype} {x.shape}")
+        if len(x) == 0:
+            raise ValueError(f"{name}: inputs[{i}]: expected at least one step, got an empty sequence")
+        if ids and (x.min() < 0 or x.max() >= model.vocab_size):
+            raise ValueError(f"{name}: inputs[{i}]: expected ids in [0, {model.vocab_size}), got "
+                             f"[{x.min()}, {x.max()}]")
+        checked.append(x.astype(np.int64 if ids else model.dtype, copy=False))
+    C = model.num_classes
+    if isinstance(model, SequenceClassifier):
+        y = np.asarray(labels)
+        if y.dtype.kind not in "iu" or y.shape != (len(checked),):
+            raise ValueError(f"{name}: expected labels as {len(checked)} integers (one per sequence), got "
+                             f"{y.dtype} {y.shape}")
+        tags = [y]
+    else:
+        if isinstance(labels, (str, bytes)) or not isinstance(labels, (Sequence, np.ndarray)) \
+                or len(labels) != len(checked):
+            raise ValueError(f"{name}: expected labels as {len(checked)} integer arrays (one per sequence)")
+        tags = [np.asarray(t) for t in labels]
+        for i, (t, x) in enumerate(zip(tags, checked)):
+            if t.dtype.kind not in "iu" or t.shape != (len(x),):
+                raise ValueError(f"{name}: labels[{i}]: expected {len(x)} integers (one per step of "
+                                 f"inputs[{i}]), got {t.dtype} {t.shape}")
+        y = tags
+    for t in tags:
+        if t.min() < 0 or t.max() >= C:
+            raise ValueError(f"{name}: expected labels in [0, num_classes) = [0, {C}), got [{t.min()}, {t.max()}]")
+    return checked, (y.astype(np.int64) if isinstance(y, np.ndarray) else [t.astype(np.int64) for t in y])
+
+
+def _labeled_batches(model: Model, data: Tuple[List[np.ndarray], Any], batch_size: int,
+                     order: np.ndarray) -> Iterator[Batch]:
+    """The sequences in ``order``, ``batch_size`` at a time, padded with
+    zeros: (x (T, B) ids or (T, B, D) features, targets (B,) for a classifier
+    or (T, B) for a tagger, lengths (B,), mask (T, B) for a tagger)."""
+    inputs, labels = data
+    for k in range(0, len(order), batch_size):
+        idx = order[k:k + batch_size]
+        lengths = np.array([len(inputs[i]) for i in idx], np.int64)
+        T = int(lengths.max())
+        x = np.zeros((T, len(idx)) + inputs[idx[0]].shape[1:], inputs[idx[0]].dtype)
+        for b, i in enumerate(idx):
+            x[:lengths[b], b] = inputs[i]
+        if isinstance(model, SequenceClassifier):
+            yield x, labels[idx], lengths, None
+            continue
+        y = np.zeros((T, len(idx)), np.int64)
+        for b, i in enumerate(idx):
+            y[:lengths[b], b] = labels[i]
+        yield x, y, lengths, length_mask(lengths, T)
+
+
 def _stream_eval_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> StreamBatches:
     """Evaluation reads a stream as at most ``batch_size`` streams, fewer when
     it is short, so that each stream is at least one chunk long."""
@@ -185,21 +272,27 @@ def _stream_eval_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> Stre
     return StreamBatches(ids, B, seq_len)
 
 
-def evaluate(model: LanguageModel, data: Data, batch_size: int = 32, seq_len: int = 100,
+def evaluate(model: Model, data: Data, batch_size: int = 32, seq_len: int = 100,
              vocab: Optional[Vocabulary] = None, max_batches: Optional[int] = None) -> Evaluation:
     """The mean loss (nats per token) of ``model`` on ``data``, without dropout:
     a stream (1-D ids) read as in training with the state carried from chunk
-    to chunk (at most ``batch_size`` streams), or a list of sequences in
-    padded batches (framed by the vocabulary's ``<eos>``, padding not
-    counted). ``max_batches``: score only the first so many batches (None:
-    all). A non-finite output gives a loss of NaN."""
-    data = _check_data("data", data)
-    total, count = 0.0, 0
-    if _is_stream(data):
+    to chunk (at most ``batch_size`` streams), a list of sequences in padded
+    batches (framed by the vocabulary's ``<eos>``, padding not counted), or
+    for a classifier or tagger ``(inputs, labels)`` in padded batches (then
+    the loss is per label, and the accuracy is reported too).
+    ``max_batches``: score only the first so many batches (None: all). A
+    non-finite output gives a loss of NaN."""
+    if not isinstance(model, LABELERS):
+        data = _check_data("data", data)
+    labeler = isinstance(model, LABELERS)
+    total, count, correct = 0.0, 0, 0
+    if labeler:
+        labeled = _check_labeled("data", data, model)
+        batches: Iterator[Batch] = _labeled_batches(model, labeled, batch_size, np.arange(len(labeled[0])))
+    elif _is_stream(data):
         if len(data) < 2:
             raise ValueError(f"data: expected at least 2 ids (an input and its target), got {len(data)}")
-        batches: Iterator[Batch] = ((x, y, None, None) for x, y in
-                                    _stream_eval_batches(data, batch_size, seq_len))
+        batches = ((x, y, None, None) for x, y in _stream_eval_batches(data, batch_size, seq_len))
     else:
         pad, eos = _sequence_framing(vocab)
         batches = (_sequence_batch(p, n) for p, n in pad_batches(data, batch_size, pad, bos=eos, eos=eos))
@@ -207,14 +300,18 @@ def evaluate(model: LanguageModel, data: Data, batch_size: int = 32, seq_len: in
     for inputs, targets, lengths, mask in itertools.islice(batches, max_batches):
         logits, state = model.forward(inputs, state if lengths is None else None, train=False, lengths=lengths)
         if not np.isfinite(logits).all():
-            return Evaluation(math.nan, count)
-        # -log p(target) at each step (T, B)
+            return Evaluation(math.nan, count, math.nan if labeler else None)
+        # -log p(target) at each step (T, B), or of each sequence (B,)
         nll = -np.take_along_axis(log_softmax(logits), targets[..., None], axis=-1)[..., 0]
         if mask is not None:
             nll = nll[mask]
         total += float(nll.sum(dtype=np.float64))
         count += nll.size
-    return Evaluation(total / count if count else math.nan, count)
+        if labeler:
+            hits = logits.argmax(axis=-1) == targets
+            correct += int((hits if mask is None else hits[mask]).sum())
+    accuracy = (correct / count if count else math.nan) if labeler else None
+    return Evaluation(total / count if count else math.nan, count, accuracy)
 
 
 # ---------------------------------------------------------------------------
@@ -230,10 +327,11 @@ def _duration(seconds: float) -> str:
 
 
 class _Progress:
-    """A tqdm bar on stderr, or without tqdm a line every ``every`` steps."""
+    """A tqdm bar on stderr, or without tqdm a line every ``every`` steps.
+    ``unit``: what the speed counts ("tok/s"; "seq/s" for a classifier)."""
 
-    def __init__(self, enabled: bool, total: int, initial: int) -> None:
-        self.enabled, self.total, self.initial = enabled, total, initial
+    def __init__(self, enabled: bool, total: int, initial: int, unit: str = "tok/s") -> None:
+        self.enabled, self.total, self.initial, self.unit = enabled, total, initial, unit
         self.every = max(1, total // 20)
         self.started = time.perf_counter()
         self.bar = None
@@ -245,7 +343,7 @@ class _Progress:
     def update(self, step: int, loss: Optional[float], tokens_per_s: float) -> None:
         if not self.enabled:
             return
-        text = ("loss ?" if loss is None else f"loss {loss:.3f}") + f", {tokens_per_s:,.0f} tok/s"
+        text = ("loss ?" if loss is None else f"loss {loss:.3f}") + f", {tokens_per_s:,.0f} {self.unit}"
         if self.bar is not None:
             self.bar.set_postfix_str(text, refresh=False)
             self.bar.update(step - self.bar.n)
@@ -393,12 +491,15 @@ def _positive(name: str, v) -> Optional[float]:
 
 
 class Trainer:
-    """Trains ``model`` (a ``seqcore.nn.LanguageModel``) on ``train_data`` with
-    teacher forcing (see the module doc).
+    """Trains ``model`` on ``train_data`` (see the module doc): a
+    ``seqcore.nn.LanguageModel`` with teacher forcing, or a
+    ``SequenceClassifier`` / ``SequenceTagger`` on labelled sequences.
 
     Args:
-        model: the language model, trained in place.
-        train_data: a stream (1-D int array of ids) or a list of 1-D id arrays.
+        model: the model, trained in place.
+        train_data: for a language model, a stream (1-D int array of ids) or
+            a list of 1-D id arrays; for a classifier or tagger, a pair
+            ``(inputs, labels)``.
         val_data: held-out data of the same kind, or None.
         vocab: the model's vocabulary: saved with checkpoints; for sequences,
             its ``<pad>`` pads and its ``<eos>`` starts and ends each one.
@@ -425,10 +526,11 @@ class Trainer:
         max_seconds: a training-time budget for this ``fit`` (validation
             included; None: none): the step that crosses it is the last.
         seed: the order of sequences in each epoch (streams are not shuffled).
+        (``seq_len`` is for streams only.)
         shuffle: shuffle sequences each epoch.
     """
 
-    def __init__(self, model: LanguageModel, train_data: Data, val_data: Optional[Data] = None, *,
+    def __init__(self, model: Model, train_data: Data, val_data: Optional[Data] = None, *,
                  vocab: Optional[Vocabulary] = None, optimizer: Optional[Optimizer] = None,
                  batch_size: int = 32, seq_len: int = 100, steps: Optional[int] = None,
                  epochs: Optional[int] = None, clip_value: Optional[float] = None,
@@ -438,10 +540,13 @@ class Trainer:
                  checkpoint_every: Optional[int] = None, log_every: int = 10, on_nonfinite: str = "stop",
                  progress: bool = True, callbacks: Sequence[Callable[["Trainer"], Any]] = (), seed: int = 0,
                  shuffle: bool = True, max_seconds: Optional[float] = None) -> None:
-        if not isinstance(model, LanguageModel):
-            raise TypeError(f"model: expected a seqcore.nn.LanguageModel, got {type(model).__name__}")
+        if not isinstance(model, (LanguageModel,) + LABELERS):
+            raise TypeError(f"model: expected a seqcore.nn LanguageModel, SequenceClassifier or SequenceTagger, "
+                            f"got {type(model).__name__}")
         if vocab is not None and not isinstance(vocab, Vocabulary):
             raise TypeError(f"vocab: expected a seqcore.text.Vocabulary or None, got {type(vocab).__name__}")
+        if vocab is not None and model.vocab_size is None:
+            raise ValueError("vocab: the model reads feature vectors (input_size), not token ids; give no vocab")
         if vocab is not None and len(vocab) != model.vocab_size:
             raise ValueError(f"vocab: has {len(vocab)} tokens, the model's vocab_size is {model.vocab_size}")
         if optimizer is None:
@@ -475,16 +580,24 @@ class Trainer:
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
 
         # -- data
-        self.train_data = _check_data("train_data", train_data)
-        self.val_data = None if val_data is None else _check_data("val_data", val_data)
-        self.mode = "stream" if _is_stream(self.train_data) else "sequences"
-        if self.val_data is not None and _is_stream(self.val_data) != (self.mode == "stream"):
+        if isinstance(model, LABELERS):
+            self.mode = "labeled"
+            self.train_data = _check_labeled("train_data", train_data, model)
+            self.val_data = None if val_data is None else _check_labeled("val_data", val_data, model)
+        else:
+            self.train_data = _check_data("train_data", train_data)
+            self.val_data = None if val_data is None else _check_data("val_data", val_data)
+            self.mode = "stream" if _is_stream(self.train_data) else "sequences"
+        if self.mode != "labeled" and self.val_data is not None \
+                and _is_stream(self.val_data) != (self.mode == "stream"):
             raise TypeError("val_data: expected the same kind as train_data (a stream or a list of sequences)")
         if self.val_data is not None and _is_stream(self.val_data) and len(self.val_data) < 2:
             raise ValueError(f"val_data: expected at least 2 ids (an input and its target), got {len(self.val_data)}")
         if self.mode == "stream":
             self._stream = StreamBatches(self.train_data, self.batch_size, self.seq_len)
             self.batches_per_epoch = len(self._stream)
+        elif self.mode == "labeled":
+            self.batches_per_epoch = math.ceil(len(self.train_data[0]) / self.batch_size)
         else:
             for i, s in enumerate(self.train_data):
                 if not isinstance(s, np.ndarray) or s.ndim != 1 or s.dtype.kind not in "iu":
@@ -534,6 +647,11 @@ class Trainer:
         while True:
             if self.mode == "stream":
                 batches: Iterator[Batch] = ((x, y, None, None) for x, y in self._stream.iter(start))
+            elif self.mode == "labeled":
+                n = len(self.train_data[0])
+                order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
+                batches = _labeled_batches(self.model, self.train_data, self.batch_size,
+                                           order[start * self.batch_size:])
             else:
                 pad, eos = _sequence_framing(self.vocab)
                 order = np.random.default_rng([self.seed, epoch])  # the same order for an epoch when resumed
@@ -608,9 +726,13 @@ class Trainer:
         else:
             self.bad_evals += 1
             mark = f" (best {self.best_val_loss:.4f} at step {self.best_step})" if self.best_step is not None else ""
-        unit = "char" if self.vocab is not None and self.vocab.level == "char" else "token"
-        progress.write(f"step {self.step}: validation loss {result.loss:.4f} nats/{unit}, perplexity "
-                       f"{result.perplexity:.3f}, {result.bpc:.4f} bits/{unit}{mark}")
+        if result.accuracy is not None:
+            progress.write(f"step {self.step}: validation loss {result.loss:.4f} nats/label, accuracy "
+                           f"{result.accuracy:.4f}{mark}")
+        else:
+            unit = "char" if self.vocab is not None and self.vocab.level == "char" else "token"
+            progress.write(f"step {self.step}: validation loss {result.loss:.4f} nats/{unit}, perplexity "
+                           f"{result.perplexity:.3f}, {result.bpc:.4f} bits/{unit}{mark}")
         return result, self.patience is not None and self.bad_evals >= self.patience
 
     # -- checkpoints ------------------------------------------------------------
@@ -696,7 +818,8 @@ class Trainer:
         self._started = time.perf_counter()
         fit_started = self._started
         start_step = self.step
-        progress = _Progress(self.progress, self.total_steps, self.step)
+        progress = _Progress(self.progress, self.total_steps, self.step,
+                             "seq/s" if isinstance(self.model, SequenceClassifier) else "tok/s")
         # the current loss-curve row: its loss sum, scored tokens, seconds in steps
         loss_sum, tokens, seconds = 0.0, 0, 0.0
         tokens_per_s = 0.0
@@ -742,7 +865,8 @@ class Trainer:
                         self.history.append({"step": self.step, "train_loss": loss_sum / tokens if tokens else None,
                                              "val_loss": None if val is None else val.loss,
                                              "tokens_per_s": tokens_per_s, "elapsed_s": self._elapsed(),
-                                             "lr": self.optimizer.lr})
+                                             "lr": self.optimizer.lr,
+                                             "val_accuracy": None if val is None else val.accuracy})
                         loss_sum, tokens, seconds = 0.0, 0, 0.0
                     # shown: the current row's mean loss and speed, else the last row's
                     progress.update(self.step, loss_sum / tokens if tokens else self.last_loss,
