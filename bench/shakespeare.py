@@ -7,7 +7,9 @@ threads, from the same initial weights, on the same batches in the same order.
     python bench/shakespeare.py --threads 2 --json shakespeare.json
 
 Both train embedding 64 -> LSTM 256 ×2 -> linear (examples/shakespeare.py's
-CONFIG) with Adam at 2e-3 and gradients clipped to a global norm of 5, on 32
+CONFIG) with Adam at 2e-3 decaying along a cosine to 2e-5 at step 5,000 (the
+example's schedule, by step: the faster library gets further down it in the
+same time) and gradients clipped to a global norm of 5, on 32
 streams of 100 characters with truncated BPTT (the state carried from chunk
 to chunk, reset at each epoch), the last 10% of the text held out. seqcore
 runs through its Trainer; PyTorch is torch.nn.Embedding -> torch.nn.LSTM ->
@@ -169,7 +171,8 @@ def train_seqcore(example, vocab, train: np.ndarray, val: np.ndarray, init: Dict
     # validation is the recorder's (timed apart), so the Trainer gets none
     trainer = Trainer(model, train, None, vocab=vocab, optimizer=Adam(model, lr=cfg["lr"]),
                       batch_size=cfg["batch"], seq_len=cfg["seq_len"], steps=args.steps or 10**9,
-                      clip_norm=cfg["clip"], progress=False, callbacks=[callback])
+                      clip_norm=cfg["clip"], schedule=example.schedule(cfg["lr"], cfg["decay_steps"]),
+                      progress=False, callbacks=[callback])
     recorder.start()
     trainer.fit()
     return run
@@ -223,6 +226,7 @@ def train_torch(torch, example, vocab, train: np.ndarray, val: np.ndarray, init:
     cfg = example.CONFIG
     model = torch_model(torch, len(vocab), cfg, init)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    schedule = example.schedule(cfg["lr"], cfg["decay_steps"])  # the Trainer's, by step
     batches = StreamBatches(train, cfg["batch"], cfg["seq_len"])  # the Trainer's batches, in its order
     run = Run("torch")
     recorder = Recorder(run, lambda: torch_evaluate(torch, model, val, cfg["batch"], cfg["seq_len"],
@@ -240,6 +244,8 @@ def train_torch(torch, example, vocab, train: np.ndarray, val: np.ndarray, init:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
+        for group in optimizer.param_groups:
+            group["lr"] = schedule(run.steps)
         optimizer.step()
         state = tuple(s.detach() for s in state)  # truncated BPTT: no gradient into the chunk before
         index = (index + 1) % len(batches)
@@ -308,7 +314,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
           f"{args.threads} threads")
     print(f"{len(train):,} training and {len(val):,} validation characters, {len(vocab)} symbols; embedding "
           f"{cfg['embed']}, LSTM {cfg['hidden']}×{cfg['layers']}, batch {cfg['batch']} × {cfg['seq_len']}, Adam "
-          f"{cfg['lr']:g}, global-norm clip {cfg['clip']:g}; {args.minutes:g} min of training per library"
+          f"{cfg['lr']:g} (cosine decay over {cfg['decay_steps']} steps), global-norm clip {cfg['clip']:g}; {args.minutes:g} min of training per library"
           + (f" or {args.steps} steps" if args.steps else "") + f", validation every {args.eval_every} steps",
           flush=True)
 
