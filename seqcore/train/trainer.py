@@ -80,6 +80,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from .._atomic import atomic_write
+from ..distributed import Communicator, batch_rows, row_range
 from ..nn.language_model import LanguageModel
 from ..nn.sequence_models import SequenceClassifier, SequenceTagger
 from ..nn.losses import log_softmax, softmax_cross_entropy
@@ -187,6 +188,11 @@ def _sequence_batch(padded: np.ndarray, lengths: np.ndarray) -> Batch:
     return inputs, targets, lengths, length_mask(lengths, len(targets))
 
 
+def _scored(batch: Batch) -> int:
+    """The targets a batch's loss counts (its mean is over them)."""
+    return int(batch[1].size if batch[3] is None else batch[3].sum())
+
+
 def _sequence_framing(vocab: Optional[Vocabulary]) -> Tuple[int, Optional[int]]:
     """(pad id, the <eos> that starts and ends each sequence, or None)."""
     if vocab is None:
@@ -273,7 +279,8 @@ def _stream_eval_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> Stre
 
 
 def evaluate(model: Model, data: Data, batch_size: int = 32, seq_len: int = 100,
-             vocab: Optional[Vocabulary] = None, max_batches: Optional[int] = None) -> Evaluation:
+             vocab: Optional[Vocabulary] = None, max_batches: Optional[int] = None, *,
+             distributed: Optional[Communicator] = None) -> Evaluation:
     """The mean loss (nats per token) of ``model`` on ``data``, without dropout:
     a stream (1-D ids) read as in training with the state carried from chunk
     to chunk (at most ``batch_size`` streams), a list of sequences in padded
@@ -281,7 +288,10 @@ def evaluate(model: Model, data: Data, batch_size: int = 32, seq_len: int = 100,
     for a classifier or tagger ``(inputs, labels)`` in padded batches (then
     the loss is per label, and the accuracy is reported too).
     ``max_batches``: score only the first so many batches (None: all). A
-    non-finite output gives a loss of NaN."""
+    non-finite output gives a loss of NaN. With ``distributed`` (a
+    ``seqcore.distributed.Communicator``), each rank scores its rows of every
+    batch and the sums are added over the ranks: every rank returns the
+    evaluation of the whole data."""
     if not isinstance(model, LABELERS):
         data = _check_data("data", data)
     labeler = isinstance(model, LABELERS)
@@ -296,11 +306,17 @@ def evaluate(model: Model, data: Data, batch_size: int = 32, seq_len: int = 100,
     else:
         pad, eos = _sequence_framing(vocab)
         batches = (_sequence_batch(p, n) for p, n in pad_batches(data, batch_size, pad, bos=eos, eos=eos))
-    state = None
-    for inputs, targets, lengths, mask in itertools.islice(batches, max_batches):
+    state, finite = None, True
+    for batch in itertools.islice(batches, max_batches):
+        if distributed is not None:  # this rank's rows only
+            batch = batch_rows(batch, *row_range(batch[0].shape[1], distributed.rank, distributed.size))
+            if batch is None:
+                continue
+        inputs, targets, lengths, mask = batch
         logits, state = model.forward(inputs, state if lengths is None else None, train=False, lengths=lengths)
         if not np.isfinite(logits).all():
-            return Evaluation(math.nan, count, math.nan if labeler else None)
+            finite = False
+            break
         # -log p(target) at each step (T, B), or of each sequence (B,)
         nll = -np.take_along_axis(log_softmax(logits), targets[..., None], axis=-1)[..., 0]
         if mask is not None:
@@ -310,6 +326,11 @@ def evaluate(model: Model, data: Data, batch_size: int = 32, seq_len: int = 100,
         if labeler:
             hits = logits.argmax(axis=-1) == targets
             correct += int((hits if mask is None else hits[mask]).sum())
+    if distributed is not None:
+        sums = distributed.sum([total, count, correct, not finite], "the validation's sums")
+        total, count, correct, finite = float(sums[0]), int(sums[1]), int(sums[2]), sums[3] == 0
+    if not finite:
+        return Evaluation(math.nan, count, math.nan if labeler else None)
     accuracy = (correct / count if count else math.nan) if labeler else None
     return Evaluation(total / count if count else math.nan, count, accuracy)
 
@@ -528,6 +549,11 @@ class Trainer:
         seed: the order of sequences in each epoch (streams are not shuffled).
         (``seq_len`` is for streams only.)
         shuffle: shuffle sequences each epoch.
+        distributed: a ``seqcore.distributed.Communicator`` to train on all
+            its ranks (data parallel, MPI; None: this process alone). Every
+            rank builds the same trainer; each trains on its rows of every
+            batch of ``batch_size`` (the global batch), gradients are reduced
+            after backward, and only rank 0 prints and writes ``out_dir``.
     """
 
     def __init__(self, model: Model, train_data: Data, val_data: Optional[Data] = None, *,
@@ -539,7 +565,8 @@ class Trainer:
                  patience: Optional[int] = None, out_dir: Optional[str] = None,
                  checkpoint_every: Optional[int] = None, log_every: int = 10, on_nonfinite: str = "stop",
                  progress: bool = True, callbacks: Sequence[Callable[["Trainer"], Any]] = (), seed: int = 0,
-                 shuffle: bool = True, max_seconds: Optional[float] = None) -> None:
+                 shuffle: bool = True, max_seconds: Optional[float] = None,
+                 distributed: Optional[Communicator] = None) -> None:
         if not isinstance(model, (LanguageModel,) + LABELERS):
             raise TypeError(f"model: expected a seqcore.nn LanguageModel, SequenceClassifier or SequenceTagger, "
                             f"got {type(model).__name__}")
@@ -578,6 +605,11 @@ class Trainer:
         self.max_seconds = max_seconds
         self.seed = _count("seed", seed, low=0, none_ok=False)
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
+        if distributed is not None and not isinstance(distributed, Communicator):
+            raise TypeError(f"distributed: expected a seqcore.distributed.Communicator or None, got "
+                            f"{type(distributed).__name__}")
+        self.distributed = distributed
+        self.progress = self.progress and self._is_writer
 
         # -- data
         if isinstance(model, LABELERS):
@@ -632,6 +664,36 @@ class Trainer:
         self.last_val: Optional[Evaluation] = None
         self._updating = False           # between the update and the position's move
         self._started: Optional[float] = None  # perf_counter at fit()'s start
+        self._step_tokens = 0                # targets scored in the last step (all ranks)
+        self._interrupt: Optional[_InterruptAtStepEnd] = None  # fit()'s Ctrl-C handler
+        self._fit_started: Optional[float] = None
+        self._stop_flags = (False, False)    # (Ctrl-C, out of time) on some rank, at the last step
+        if distributed is not None:
+            self._join(distributed)
+
+    # -- data parallel ----------------------------------------------------------
+
+    @property
+    def _is_writer(self) -> bool:
+        """Whether this process prints and writes files (rank 0, or alone)."""
+        return self.distributed is None or self.distributed.rank == 0
+
+    def _join(self, comm: Communicator) -> None:
+        """Checks that every rank built the same trainer, and gives each rank
+        its own dropout stream."""
+        if self.mode == "stream" and self.batch_size < comm.size:
+            raise ValueError(f"batch_size: {self.batch_size} streams cannot be shared by {comm.size} ranks; "
+                             f"expected at least one stream per rank")
+        comm.check_same((self.mode, self.out_dir is None, self.batch_size, self.seq_len, self.batches_per_epoch, self.total_steps,
+                         self.seed, self.shuffle, sorted((k, p.shape, p.dtype.name)
+                                                         for k, p in self.model.params.items())),
+                        "the trainer's data, settings or model")
+        comm.own_random_state(self.model)
+
+    def _my_rows(self, B: int) -> Tuple[int, int]:
+        if self.distributed is None:
+            return 0, B
+        return row_range(B, self.distributed.rank, self.distributed.size)
 
     # -- paths ----------------------------------------------------------------
 
@@ -668,6 +730,8 @@ class Trainer:
         """Forward, loss, backward, clipping, update, then the position moves
         to the next batch. Returns (loss, ""), or for a non-finite output, loss
         or gradient (None, what was non-finite) with nothing updated or moved."""
+        if self.distributed is not None:
+            return self._train_step_distributed(epoch, index, batch)
         inputs, targets, lengths, mask = batch
         model = self.model
         logits, state = model.forward(inputs, self.state, train=True, lengths=lengths)
@@ -681,6 +745,42 @@ class Trainer:
         grads = model.grads
         if not all(np.isfinite(g).all() for g in grads.values()):
             return None, "a gradient holds NaN or inf"
+        self._step_tokens = _scored(batch)
+        return self._update(epoch, index, state, grads, loss)
+
+    def _train_step_distributed(self, epoch: int, index: int, batch: Batch) -> Tuple[Optional[float], str]:
+        """``_train_step`` on this rank's rows of the global batch, the
+        gradients summed over the ranks between backward and clipping (see
+        ``seqcore.distributed``). Every rank takes part in the reduction,
+        whatever its batch gave, so that all take the same decisions."""
+        model = self.model
+        local = batch_rows(batch, *self._my_rows(batch[0].shape[1]))  # None: no rows here this step
+        model.zero_grad()
+        state, loss, count, bad_output, bad_loss = None, 0.0, 0, False, False
+        if local is not None:
+            inputs, targets, lengths, mask = local
+            logits, state = model.forward(inputs, self.state, train=True, lengths=lengths)
+            bad_output = not np.isfinite(logits).all()
+            if not bad_output:
+                loss, dlogits = softmax_cross_entropy(logits, targets, mask=mask)
+                bad_loss = not math.isfinite(loss)
+                if not bad_loss:
+                    model.backward(dlogits)
+                    count = _scored(local)
+        interrupt = self._interrupt is not None and self._interrupt.requested
+        out_of_time = (self.max_seconds is not None and self._fit_started is not None
+                       and time.perf_counter() - self._fit_started >= self.max_seconds)
+        grads = model.grads
+        totals = self.distributed.reduce_step(grads, count, loss, bad_output, bad_loss, interrupt, out_of_time)
+        self._stop_flags = (totals.interrupt, totals.out_of_time)
+        if totals.problem:
+            return None, totals.problem
+        self._step_tokens = int(round(totals.count))
+        return self._update(epoch, index, state, grads, totals.loss)
+
+    def _update(self, epoch: int, index: int, state, grads: Dict[str, np.ndarray],
+                loss: float) -> Tuple[Optional[float], str]:
+        """Clipping, the learning rate, the optimizer's step, the move."""
         if self.clip_value is not None:
             clip_by_value(grads, self.clip_value)
         if self.clip_norm is not None:
@@ -714,7 +814,8 @@ class Trainer:
         data = self.val_data if data is None else data
         if data is None:
             raise ValueError("data: no data given and the trainer has no val_data")
-        return evaluate(self.model, data, self.batch_size, self.seq_len, self.vocab, self.eval_batches)
+        return evaluate(self.model, data, self.batch_size, self.seq_len, self.vocab, self.eval_batches,
+                        distributed=self.distributed)
 
     def _validate(self, progress: _Progress) -> Tuple[Evaluation, bool]:
         """Runs a validation; returns it and whether patience has run out."""
@@ -737,30 +838,35 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------
 
-    def _extra(self) -> Dict[str, Any]:
+    def _extra(self, state) -> Dict[str, Any]:
         return {"trainer": {
             "mode": self.mode, "batch_size": self.batch_size, "seq_len": self.seq_len,
             "batches_per_epoch": self.batches_per_epoch, "seed": self.seed, "shuffle": self.shuffle,
             "epoch": self.epoch, "batch_index": self.batch_index,
-            "state": _encode_state(self.state), "best_val_loss": self.best_val_loss, "best_step": self.best_step,
+            "state": _encode_state(state), "best_val_loss": self.best_val_loss, "best_step": self.best_step,
             "bad_evals": self.bad_evals, "skipped": self.skipped, "tokens": self.tokens,
             "elapsed": self._elapsed()}}
 
     def save(self) -> Optional[str]:
         """Writes the checkpoint and the loss curve into ``out_dir`` (nothing
         without one); returns the checkpoint's path. Refuses (ValueError,
-        nothing written) weights holding NaN or inf."""
+        nothing written) weights holding NaN or inf. Distributed: every rank
+        calls it (the carried state of all rows is gathered), rank 0 writes."""
         if self.out_dir is None:
             return None
+        state = self.state if self.distributed is None else self.distributed.gather_rows(self.state)
+        if not self._is_writer:
+            return self.checkpoint_path
         os.makedirs(self.out_dir, exist_ok=True)
         save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.vocab, step=self.step,
-                        extra=self._extra())
+                        extra=self._extra(state))
         self.write_curves()
         return self.checkpoint_path
 
     def write_curves(self) -> None:
-        """loss.csv, and loss.png when matplotlib is importable, into ``out_dir``."""
-        if self.out_dir is None:
+        """loss.csv, and loss.png when matplotlib is importable, into ``out_dir``
+        (by rank 0 only when distributed)."""
+        if self.out_dir is None or not self._is_writer:
             return
         os.makedirs(self.out_dir, exist_ok=True)
         write_loss_csv(os.path.join(self.out_dir, LOSS_CSV), self.history)
@@ -771,7 +877,9 @@ class Trainer:
         ``Checkpoint``, or None for ``out_dir/checkpoint``): the model's
         weights and random state, the optimizer's state, the position in the
         data, the carried state, the early-stopping counters and the loss
-        curve up to that step. The data and settings must be the run's own."""
+        curve up to that step. The data and settings must be the run's own;
+        distributed, every rank restores (from a path all of them can read),
+        and the number of ranks may differ from the run's that wrote it."""
         if checkpoint is None:
             if self.checkpoint_path is None:
                 raise ValueError("checkpoint: none given and the trainer has no out_dir")
@@ -795,6 +903,13 @@ class Trainer:
             raise ValueError(f"checkpoint: {ckpt.path}: the trainer's entry in extra is incomplete: {e!r}") from None
         if ckpt.model is not self.model or ckpt.optimizer is not self.optimizer:
             ckpt.restore_into(self.model, self.optimizer)
+        if self.distributed is not None:
+            # the checkpoint holds the state of the global batch's rows: this rank's are its own
+            lo, hi = self._my_rows(self.batch_size)
+            if state is not None:
+                state = tuple(a[:, lo:hi].copy() for a in state) if isinstance(state, tuple) \
+                    else state[:, lo:hi].copy()
+            self.distributed.own_random_state(self.model)
         self.step, (self.epoch, self.batch_index), self.state = ckpt.step, position, state
         (self.best_val_loss, self.best_step, self.bad_evals, self.skipped, self.tokens,
          self.elapsed_before) = counters
@@ -824,8 +939,11 @@ class Trainer:
         loss_sum, tokens, seconds = 0.0, 0, 0.0
         tokens_per_s = 0.0
         stop_reason, message = "done", ""
+        if self.distributed is not None:  # every rank starts from rank 0's weights
+            self.distributed.broadcast_params(self.model.params)
         try:
             with _InterruptAtStepEnd() as interrupt:
+                self._interrupt, self._fit_started = interrupt, fit_started
                 batches = self._batches()
                 while self.step < self.total_steps:
                     epoch, index, batch = next(batches)
@@ -848,13 +966,15 @@ class Trainer:
                             message = (f"stopped at step {self.step}: the update made the weights NaN or inf "
                                        f"(is the learning rate too high?)")
                             break
-                        n = int(batch[1].size if batch[3] is None else batch[3].sum())
+                        n = self._step_tokens
                         loss_sum, tokens = loss_sum + loss * n, tokens + n
                         self.tokens += n
                         self.last_loss = loss
 
                     out_of_time = (self.max_seconds is not None
                                    and time.perf_counter() - fit_started >= self.max_seconds)
+                    if self.distributed is not None:  # as agreed in the step's reduction
+                        out_of_time = self._stop_flags[1]
                     last = self.step == self.total_steps or out_of_time
                     val, early_stop = None, False
                     if self.val_data is not None and (
@@ -881,7 +1001,7 @@ class Trainer:
                                    f"{self.patience} validations (best {self.best_val_loss:.4f} at step "
                                    f"{self.best_step})")
                         break
-                    if interrupt.requested:
+                    if interrupt.requested if self.distributed is None else self._stop_flags[0]:
                         raise KeyboardInterrupt
                     if out_of_time and self.step < self.total_steps:
                         stop_reason = "time_budget"
