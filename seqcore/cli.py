@@ -275,10 +275,22 @@ def _split(settings: Dict[str, Any], data):
     return train, (val if settings["val_frac"] > 0 else None)
 
 
+def _communicator():
+    """The MPI job's ``seqcore.distributed.Communicator`` (``--distributed``)."""
+    try:
+        from .distributed import Communicator
+        return Communicator()
+    except (ImportError, ValueError) as e:
+        raise UsageError(f"--distributed: {e}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Trains a language model: see the module doc."""
+    comm = _communicator() if args.distributed else None
     settings, ckpt = _train_settings(args)
     _set_threads(args.threads)
+    if comm is not None and comm.rank != 0:
+        sys.stdout = open(os.devnull, "w")  # rank 0 speaks for the job (errors still go to stderr)
     if settings["patience"] is not None and settings["val_frac"] == 0:
         raise UsageError("--patience: early stopping needs validation data (--val-frac > 0)")
     out = args.out
@@ -300,13 +312,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                           schedule=settings["schedule"], eval_every=settings["eval_every"],
                           patience=settings["patience"], out_dir=out,
                           checkpoint_every=settings["checkpoint_every"], seed=settings["seed"],
-                          progress=not args.quiet)
+                          progress=not args.quiet, distributed=comm)
         if ckpt is not None:
             trainer.restore(ckpt)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    os.makedirs(out, exist_ok=True)
-    atomic_write_json(os.path.join(out, RUN_JSON), settings)
+    if comm is None or comm.rank == 0:
+        os.makedirs(out, exist_ok=True)
+        atomic_write_json(os.path.join(out, RUN_JSON), settings)
 
     unit = "char" if level == "char" else "token"
     rnn = model.rnn
@@ -321,7 +334,9 @@ def cmd_train(args: argparse.Namespace) -> int:
           + (f", clip value {settings['clip_value']:g}" if settings["clip_value"] else ""))
     print(f"training: {trainer.total_steps:,} steps of {settings['batch']} × {settings['seq_len']} {unit}s"
           + (f" from step {trainer.step:,}" if ckpt is not None else "")
-          + f", {_plural(ops.get_num_threads(), 'thread')}; run directory {out}", flush=True)
+          + f", {_plural(ops.get_num_threads(), 'thread')}"
+          + (f" on each of {comm.size} MPI ranks ({settings['batch']} streams or lines shared among them)"
+             if comm is not None else "") + f"; run directory {out}", flush=True)
 
     result = trainer.fit()
 
@@ -339,6 +354,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"loss curve: {', '.join(os.path.join(out, f) for f in curves)}")
     if result.stop_reason == "non-finite":
         return 1
+    if comm is not None and comm.rank != 0:
+        return 130 if result.stop_reason == "interrupted" else 0
     prime = "\n" if level == "char" and "\n" in vocab else ""
     text = sample(model, vocab, settings["sample_length"], prime=prime, temperature=settings["temperature"],
                   seed=settings["seed"])
@@ -504,6 +521,10 @@ def _add_train_parser(sub) -> None:
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out from its checkpoint, with its settings")
     run.add_argument("--threads", metavar="N", type=_int_at_least(1), help="kernel threads (default: all cores)")
+    run.add_argument("--distributed", action="store_true",
+                     help="train on every rank of an MPI job (mpiexec -n R seqcore train ... --distributed), "
+                          "each on its share of the batch; threads default to the node's cores / its ranks "
+                          "(needs the mpi extra: pip install \"seqcore[mpi]\")")
     run.add_argument("--sample-length", metavar="N", type=_int_at_least(0),
                      help="tokens sampled at the end" + d("sample_length"))
     run.add_argument("--temperature", metavar="T", type=_positive_float,
