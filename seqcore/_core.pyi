@@ -1,0 +1,103 @@
+"""Type stubs of seqcore's native kernels (csrc/bindings.cpp).
+
+Arrays are NumPy, C-contiguous, float32 or float64 (every array of a call has
+x's dtype); the kernels never convert. Shapes (G = 1 for RNN, 4 for LSTM,
+3 for GRU): x (T, B, D), y (T, B, H), h0, c0, hT, cT (B, H), W_ih (G·H, D),
+W_hh (G·H, H), b_ih, b_hh (G·H,), lengths int64 (B,). Only seqcore.ops calls
+this module; keep these signatures in step with csrc/bindings.cpp
+(tests/test_wheel.py compares them).
+"""
+
+from typing import Optional, Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+_Array = npt.NDArray[np.floating]
+
+__version__: str
+
+def isa() -> str:
+    """The instruction set whose kernels are in use."""
+
+def isas() -> list[str]:
+    """The instruction sets this CPU can run, slowest first."""
+
+def set_isa(name: str) -> None:
+    """Use the kernels of another instruction set."""
+
+def openmp() -> bool:
+    """Whether the kernels were built with OpenMP."""
+
+def get_num_threads() -> int: ...
+def set_num_threads(n: int) -> None: ...
+def gemm(
+    a: _Array,
+    b: _Array,
+    c: _Array,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+) -> None:
+    """c = alpha * op(a) @ op(b) + beta * c, in place; float32 or float64, C-contiguous."""
+
+def cell_forward(
+    cell: str,
+    x: _Array,
+    h0: _Array,
+    c0: Optional[_Array],
+    W_ih: _Array,
+    W_hh: _Array,
+    b_ih: _Array,
+    b_hh: Optional[_Array],
+    train: bool,
+    lengths: Optional[npt.NDArray[np.int64]] = None,
+    reverse: bool = False,
+    num_threads: int = 0,
+) -> Tuple[
+    _Array,
+    _Array,
+    Optional[_Array],
+    Optional[_Array],
+    Optional[_Array],
+    Optional[_Array],
+    Optional[_Array],
+]:
+    """One layer, one direction, over a padded batch -> (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn).
+
+    cell is 'rnn', 'lstm' or 'gru'; c0 is used by LSTM only, b_hh by GRU only.
+    cT is None but for LSTM; the ws_* arrays (kept for cell_backward) are None
+    unless train, ws_gates None for RNN, ws_c None but for LSTM, ws_hn None
+    but for GRU. num_threads 0 means get_num_threads().
+    """
+
+def cell_backward(
+    cell: str,
+    x: _Array,
+    W_ih: _Array,
+    W_hh: _Array,
+    ws_h: _Array,
+    ws_gates: Optional[_Array],
+    ws_c: Optional[_Array],
+    ws_hn: Optional[_Array],
+    dy: Optional[_Array],
+    dhT: Optional[_Array],
+    dcT: Optional[_Array],
+    lengths: Optional[npt.NDArray[np.int64]] = None,
+    reverse: bool = False,
+    num_threads: int = 0,
+) -> Tuple[_Array, _Array, Optional[_Array], _Array, _Array, _Array, Optional[_Array]]:
+    """BPTT of cell_forward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh).
+
+    dy (T, B, H), dhT and dcT (B, H) may be None (zero). dc0 is None but for
+    LSTM, db_hh None but for GRU.
+    """
+
+def forward_workspace_bytes(
+    cell: str, T: int, B: int, D: int, H: int, train: bool, gather: bool, float64: bool
+) -> int:
+    """Bytes a forward allocates beyond its inputs and outputs."""
+
+def sigmoid(x: _Array) -> _Array: ...
+def tanh(x: _Array) -> _Array: ...
