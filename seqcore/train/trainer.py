@@ -57,6 +57,10 @@ non-finite stops training whatever the option, as it cannot be undone). When
 ``fit`` runs in the main thread, Ctrl-C during a step is acted on when the
 step ends (a second Ctrl-C interrupts at once).
 
+Data parallel: ``distributed=seqcore.distributed.Communicator()`` on every
+rank of an MPI job trains on all of them, each on its rows of every batch,
+with the step of one process on the whole batch (see ``seqcore.distributed``).
+
 Progress: a tqdm bar on stderr (loss, tokens/s, time left), or without tqdm a
 line every 5% of the steps; validation results as lines. ``progress=False``
 prints nothing.
@@ -810,7 +814,8 @@ class Trainer:
 
     def evaluate(self, data: Optional[Data] = None) -> Evaluation:
         """The loss, perplexity and bpc on ``data`` (default: the validation
-        data), at most ``eval_batches`` batches."""
+        data), at most ``eval_batches`` batches. Distributed, every rank must
+        call it: each scores its rows and the sums are reduced."""
         data = self.val_data if data is None else data
         if data is None:
             raise ValueError("data: no data given and the trainer has no val_data")
