@@ -7,8 +7,10 @@
 #      stubs against the extension, and tests/test_wheel.py installs the wheel
 #      into another fresh venv with no compiler on PATH (binaries only), runs
 #      tools/smoke_wheel.py under each SEQCORE_ISA the CPU has and with torch
-#      imported first, and builds and installs the sdist alone in a third
-#      fresh venv, with the oldest Python found (3.9 when there is one).
+#      imported first (and, where qemu-user is installed, on emulated
+#      Nehalem and Haswell CPUs: no AVX, no AVX-512), and builds and installs
+#      the sdist alone in a third fresh venv, with the oldest Python found
+#      (3.9 when there is one).
 # Prints the time of each step. About 3 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -7,6 +7,7 @@ wheel repaired by tools/build_wheel.sh (.ci/wheel.sh sets it):
   SEQCORE_WHEEL_TORCH  a requirement for torch, e.g. "torch==2.13.0+cpu", to
                        run the smoke test with torch imported first
   SEQCORE_SDIST_PYTHON the interpreter that builds the sdist (default: this one)
+With qemu-x86_64 on PATH, the wheel also runs on emulated older CPUs.
 """
 
 import ast
@@ -202,6 +203,26 @@ def test_wheel_installs_without_compiler_and_runs_every_isa(no_compiler_python):
     for isa in _core.isas():
         assert f"SEQCORE_ISA={isa}:" in done.stdout
     assert "smoke test passed" in done.stdout
+
+
+# Emulated CPUs older than this machine's: (qemu -cpu model, the ISAs seqcore
+# must find there). qemu raises SIGILL on an instruction the model lacks.
+OLDER_CPUS = [("Nehalem", ["scalar"]), ("Haswell", ["scalar", "avx2"])]
+
+
+@needs_wheel
+@pytest.mark.parametrize("cpu, isas", OLDER_CPUS)
+def test_wheel_runs_on_an_older_cpu(no_compiler_python, cpu, isas):
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None:
+        pytest.skip("qemu-x86_64 (Debian: qemu-user) is not installed")
+    python, env = no_compiler_python
+    # The smoke's child mode: the cells on the ISA seqcore chooses for this CPU.
+    done = run([qemu, "-cpu", cpu, str(python), str(SMOKE), "--child"], env=env, cwd=os.sep)
+    print(done.stdout)
+    assert f"isa {isas[-1]}: " in done.stdout
+    assert f"'isas': {isas}" in done.stdout
+    assert "match the reference" in done.stdout
 
 
 @needs_wheel
