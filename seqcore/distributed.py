@@ -248,6 +248,7 @@ class Communicator:
         for a in arrays:
             np.multiply(a.reshape(-1), weight, out=buf[offset:offset + a.size])
             offset += a.size
+        # in the gradients' dtype: float32 counts are exact up to 2**24 tokens a step
         buf[n:] = (count, loss * count if count else 0.0, bad_output, bad_loss, interrupt, out_of_time)
 
         t0 = time.perf_counter()
@@ -311,16 +312,11 @@ class Communicator:
         keeps its own (a 1-rank job draws what one process draws)."""
         if self.rank == 0:
             return
-        from .train.checkpoint import _generators
+        from .train.checkpoint import _generators  # the generators a checkpoint saves
         for g in _generators(model).values():
             fresh = np.random.default_rng([int(g.integers(2 ** 63)), self.rank])
             g.bit_generator.state = fresh.bit_generator.state
 
 
-def init(**kwargs) -> Communicator:
-    """``Communicator(**kwargs)`` on MPI.COMM_WORLD."""
-    return Communicator(**kwargs)
-
-
-__all__ = ["Communicator", "StepTotals", "init", "row_range", "stream_shard", "batch_rows",
+__all__ = ["Communicator", "StepTotals", "row_range", "stream_shard", "batch_rows",
            "DEFAULT_TIMEOUT", "DEFAULT_BUCKET_BYTES"]
