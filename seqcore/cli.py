@@ -147,6 +147,7 @@ def _int_at_least(low: int):
     return _number_type(int, lambda v: v >= low, f"an int >= {low}")
 
 
+_threads = _number_type(int, lambda v: 1 <= v <= 2**31 - 1, "an int in [1, 2**31 - 1]")
 _positive_float = _number_type(float, lambda v: 0 < v < math.inf, "a number > 0")
 _non_negative_float = _number_type(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 _fraction = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
@@ -520,7 +521,7 @@ def _add_train_parser(sub) -> None:
                      help=f"the run directory (default ./{DEFAULT_OUT})")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out from its checkpoint, with its settings")
-    run.add_argument("--threads", metavar="N", type=_int_at_least(1), help="kernel threads (default: all cores)")
+    run.add_argument("--threads", metavar="N", type=_threads, help="kernel threads (default: all cores)")
     run.add_argument("--distributed", action="store_true",
                      help="train on every rank of an MPI job (mpiexec -n R seqcore train ... --distributed), "
                           "each on its share of the batch; threads default to the node's cores / its ranks "
@@ -555,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the same seed gives the same text (default: random)")
     p.add_argument("--prime", metavar="TEXT", default="",
                    help="text to continue (printed first; default: a new line)")
-    p.add_argument("--threads", metavar="N", type=_int_at_least(1), help="kernel threads (default: all cores)")
+    p.add_argument("--threads", metavar="N", type=_threads, help="kernel threads (default: all cores)")
     p.set_defaults(run=cmd_sample, parser=p)
 
     p = sub.add_parser("eval", help="loss, perplexity and bits per character of a run's model on a text",
@@ -568,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", metavar="N", type=_int_at_least(1),
                    help="streams read side by side (default: the run's)")
     p.add_argument("--seq-len", metavar="N", type=_int_at_least(1), help="steps per chunk (default: the run's)")
-    p.add_argument("--threads", metavar="N", type=_int_at_least(1), help="kernel threads (default: all cores)")
+    p.add_argument("--threads", metavar="N", type=_threads, help="kernel threads (default: all cores)")
     p.set_defaults(run=cmd_eval, parser=p)
 
     p = sub.add_parser("info", help="print the version, instruction set, threads and backend")
@@ -599,6 +600,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:  # outside training's own handling (which saves first): no traceback
         print(f"seqcore {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as e:  # sizes (--hidden, --embed, --batch, ...) too large for this machine
+        print(f"seqcore {args.command}: error: out of memory ({e}); lower the sizes", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -61,8 +61,8 @@ def set_num_threads(n: int) -> None:
     """Sets the threads the native kernels use for later calls; ``n`` >= 1."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"n: the number of threads must be at least 1, got {n}")
+    if not 1 <= n <= _MAX_THREADS:
+        raise ValueError(f"n: the number of threads must be in [1, {_MAX_THREADS}], got {n}")
     _core.set_num_threads(int(n))
 
 
@@ -93,12 +93,19 @@ def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool
             raise TypeError(f"{name}: expected a 2-D float32 or float64 ndarray")
     if b.dtype != a.dtype:
         raise TypeError(f"b: expected dtype {a.dtype} (the dtype of a), got {b.dtype}")
-    M = a.shape[1] if trans_a else a.shape[0]
-    N = b.shape[0] if trans_b else b.shape[1]
+    M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    Kb, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if Kb != K:
+        raise ValueError(f"b: op(a) is {(M, K)}, so op(b) must have {K} rows, got {(Kb, N)}")
     if out is None:
         if accumulate:
             raise ValueError("accumulate: needs out")
         out = np.empty((M, N), dtype=a.dtype)
+    elif not isinstance(out, np.ndarray) or out.dtype != a.dtype or out.shape != (M, N):
+        got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise TypeError(f"out: expected a {a.dtype} ndarray of shape {(M, N)}, got {got}")
+    elif not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out: expected a C-contiguous, writeable array (the product is written in place)")
     _core.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), out, trans_a, trans_b, 1.0,
                1.0 if accumulate else 0.0)
     return out
@@ -182,19 +189,27 @@ def _lengths(lengths, x: np.ndarray) -> Optional[np.ndarray]:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
+# The kernels take a C int for thread counts.
+_MAX_THREADS = 2**31 - 1
+
+
 def _num_threads(n) -> int:
     """Threads for one call: None (0 to the kernels) is seqcore.get_num_threads()."""
     if n is None:
         return 0
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"num_threads: expected None or an int >= 1, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= _MAX_THREADS:
+        raise ValueError(f"num_threads: expected None or an int in [1, {_MAX_THREADS}], got {n!r}")
     return int(n)
 
 
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return bool(value)
+
+
 def _reverse(reverse) -> bool:
-    if not isinstance(reverse, (bool, np.bool_)):
-        raise TypeError(f"reverse: expected a bool, got {type(reverse).__name__}")
-    return bool(reverse)
+    return _flag("reverse", reverse)
 
 
 def _grad(name: str, g, shape: Tuple[int, ...], dims: str, dtype) -> Optional[np.ndarray]:
@@ -256,7 +271,13 @@ def _native_backward(cache: Cache, dy, dhT, dcT):
 def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train: bool, dtype=np.float32) -> int:
     """Bytes the native forward of `cell` allocates beyond its inputs and
     outputs. Inference needs O(B·H) whatever T is."""
-    return _core.forward_workspace_bytes(cell, T, B, D, H, train, False, np.dtype(dtype) == np.float64)
+    for name, n in (("T", T), ("B", B), ("D", D), ("H", H)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n < 2**40:
+            raise ValueError(f"{name}: expected an int in [0, 2**40), got {n!r}")
+    if (T + 1) * B * (D + 4 * H + 1) * 16 >= 2**62:  # the native count is an int64
+        raise ValueError(f"T, B, D, H: a workspace for {(T, B, D, H)} does not fit in memory")
+    return _core.forward_workspace_bytes(cell, T, B, D, H, _flag("train", train), False,
+                                         np.dtype(dtype) == np.float64)
 
 
 # ---------------------------------------------------------------------------
@@ -274,6 +295,7 @@ def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[s
     x, W_ih, W_hh, (b,), H = _check_weights(1, x, W_ih, W_hh, [("b", b)])
     h0 = _state("h0", h0, x, H)
     lengths, reverse, num_threads = _lengths(lengths, x), _reverse(reverse), _num_threads(num_threads)
+    train = _flag("train", train)
     backend = _backend(backend, x, H)
     if backend == "native":
         (y, hT, _), data = _native_forward("rnn", x, h0, None, W_ih, W_hh, b, None, train, lengths, reverse,
@@ -312,6 +334,7 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optio
     x, W_ih, W_hh, (b,), H = _check_weights(4, x, W_ih, W_hh, [("b", b)])
     h0, c0 = _state("h0", h0, x, H), _state("c0", c0, x, H)
     lengths, reverse, num_threads = _lengths(lengths, x), _reverse(reverse), _num_threads(num_threads)
+    train = _flag("train", train)
     backend = _backend(backend, x, H)
     if backend == "native":
         (y, hT, cT), data = _native_forward("lstm", x, h0, c0, W_ih, W_hh, b, None, train, lengths, reverse,
@@ -352,6 +375,7 @@ def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, *, train: bool = True, backend: O
     x, W_ih, W_hh, (b_ih, b_hh), H = _check_weights(3, x, W_ih, W_hh, [("b_ih", b_ih), ("b_hh", b_hh)])
     h0 = _state("h0", h0, x, H)
     lengths, reverse, num_threads = _lengths(lengths, x), _reverse(reverse), _num_threads(num_threads)
+    train = _flag("train", train)
     backend = _backend(backend, x, H)
     if backend == "native":
         (y, hT, _), data = _native_forward("gru", x, h0, None, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse,

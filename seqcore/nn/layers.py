@@ -35,6 +35,10 @@ def _size(name: str, v) -> int:
 
 
 def _dtype(dtype) -> np.dtype:
+    try:
+        np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
     if np.dtype(dtype) not in FLOATS:
         raise TypeError(f"dtype: expected float32 or float64, got {np.dtype(dtype)}")
     return np.dtype(dtype)

@@ -277,6 +277,8 @@ def length_mask(lengths, T: int) -> np.ndarray:
         raise ValueError(f"lengths: expected (B,) integers, got shape {lengths.shape} dtype {lengths.dtype}")
     if isinstance(T, (bool, np.bool_)) or not isinstance(T, (int, np.integer)) or T < 0:
         raise ValueError(f"T: expected an int >= 0, got {T!r}")
+    if lengths.size and (lengths.min() < 0 or lengths.max() > T):
+        raise ValueError(f"lengths: expected values in [0, T] = [0, {T}], got [{lengths.min()}, {lengths.max()}]")
     return np.arange(int(T))[:, None] < lengths[None, :]
 
 

@@ -158,6 +158,8 @@ def save_checkpoint(directory: PathLike, model: Layer, optimizer: Optional[Optim
     holding NaN or inf, and FileExistsError where ``directory`` is a file or a
     non-empty directory that is not a checkpoint."""
     # -- check and gather everything before touching the disk
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"directory: expected a str or os.PathLike, got {type(directory).__name__}")
     if type(model) not in MODEL_CLASSES.values():
         raise TypeError(f"model: expected one of the classes a checkpoint can rebuild ({', '.join(MODEL_CLASSES)}), "
                         f"got {type(model).__name__}")
@@ -316,6 +318,8 @@ def load_checkpoint(directory: PathLike) -> Checkpoint:
     renames, the previous checkpoint (``.DIR.old-*``) is read instead.
     FileNotFoundError where there is neither; CheckpointError for anything
     missing, corrupt, truncated or foreign inside."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"directory: expected a str or os.PathLike, got {type(directory).__name__}")
     path = os.path.abspath(os.fspath(directory))
     if not os.path.lexists(path):
         path = _interrupted_swap(path)
