@@ -23,6 +23,8 @@ This is the only module that calls the extension ``seqcore._core``.
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -37,6 +39,22 @@ _NATIVE_CELLS = True
 
 # ---------------------------------------------------------------------------
 # runtime
+
+# GNU OpenMP cannot run a parallel region in a child forked after its parent
+# ran one: the child waits forever for the parent's pool threads, which fork
+# did not copy. So in a forked child every kernel runs on one thread (the
+# results are bitwise those at any thread count). Worker processes that need
+# several threads each: multiprocessing's "spawn" (or "forkserver") start method.
+_FORKED = False
+
+
+def _after_fork_in_child() -> None:
+    global _FORKED
+    _FORKED = True
+    _core.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def info() -> Dict[str, Any]:
@@ -63,6 +81,12 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
     if not 1 <= n <= _MAX_THREADS:
         raise ValueError(f"n: the number of threads must be in [1, {_MAX_THREADS}], got {n}")
+    if _FORKED and n > 1:
+        warnings.warn("seqcore: this process was forked from one that had imported seqcore; its kernels "
+                      "run on one thread (OpenMP cannot start threads after fork). Start worker processes "
+                      "with multiprocessing's 'spawn' method to use several threads in each.", RuntimeWarning,
+                      stacklevel=2)
+        n = 1
     _core.set_num_threads(int(n))
 
 
@@ -194,12 +218,13 @@ _MAX_THREADS = 2**31 - 1
 
 
 def _num_threads(n) -> int:
-    """Threads for one call: None (0 to the kernels) is seqcore.get_num_threads()."""
+    """Threads for one call: None (0 to the kernels) is seqcore.get_num_threads();
+    always 1 in a forked child (see _FORKED)."""
     if n is None:
-        return 0
+        return 1 if _FORKED else 0
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= _MAX_THREADS:
         raise ValueError(f"num_threads: expected None or an int in [1, {_MAX_THREADS}], got {n!r}")
-    return int(n)
+    return 1 if _FORKED else int(n)
 
 
 def _flag(name: str, value) -> bool:
