@@ -10,10 +10,12 @@ that every module of the package imports on this Python, that the version of
 the package, of the extension and of the installed metadata agree, and then,
 in one child process per instruction set this CPU has (SEQCORE_ISA set, as a
 user would), runs every cell's forward and backward on 2 OpenMP threads
-(float32 and float64, a plain and a padded, reversed batch) against the NumPy reference that ships in
-the package. With --torch-first one more child imports torch and runs a
-threaded torch op first, so that torch's OpenMP runtime is loaded before
-seqcore's vendored one, and runs the same checks.
+(float32 and float64, a plain and a padded, reversed batch) against the NumPy
+reference that ships in the package. With --torch-first one more child
+imports torch and runs a threaded torch op first, so that torch's OpenMP
+runtime is loaded before seqcore's vendored one, and runs the same checks.
+`--child` alone runs the checks of one child in this process (the kernels
+seqcore picks for this CPU), e.g. under an emulator of an older CPU.
 
 Prints one line per check; exits non-zero on the first failure.
 """
@@ -138,7 +140,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--torch-first", action="store_true",
                         help="also run the checks with torch (and its OpenMP runtime) imported first")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true",
+                        help="run the cell checks in this process, on the ISA seqcore picks")
     args = parser.parse_args()
     if args.child:
         child(args.torch_first)
