@@ -299,7 +299,8 @@ def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train:
     for name, n in (("T", T), ("B", B), ("D", D), ("H", H)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n < 2**40:
             raise ValueError(f"{name}: expected an int in [0, 2**40), got {n!r}")
-    if (T + 1) * B * (D + 4 * H + 1) * 16 >= 2**62:  # the native count is an int64
+    # the native count is an int64: the sequence's buffers and the packed W_hh (4H × H)
+    if ((T + 1) * B * (D + 4 * H + 1) + 4 * H * (H + 64)) * 16 >= 2**62:
         raise ValueError(f"T, B, D, H: a workspace for {(T, B, D, H)} does not fit in memory")
     return _core.forward_workspace_bytes(cell, T, B, D, H, _flag("train", train), False,
                                          np.dtype(dtype) == np.float64)
