@@ -203,6 +203,8 @@ def _lengths(lengths, x: np.ndarray) -> Optional[np.ndarray]:
     if lengths is None:
         return None
     a = np.asarray(lengths)
+    if a.size == 0 and not isinstance(lengths, np.ndarray):
+        a = a.astype(np.int64)  # [] of an empty batch: numpy reads it as float64
     T, B = x.shape[0], x.shape[1]
     if a.dtype.kind not in "iu":
         raise TypeError(f"lengths: expected integers, got dtype {a.dtype}")
