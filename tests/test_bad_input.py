@@ -319,3 +319,46 @@ def test_matmul_reads_negative_stride_and_transposed_views():
     a, b = rng.standard_normal((5, 3)), rng.standard_normal((3, 4))
     np.testing.assert_allclose(ops.matmul(a[::-1], b[:, ::-1]), a[::-1] @ b[:, ::-1], rtol=1e-12)
     np.testing.assert_allclose(ops.matmul(np.asfortranarray(a), b), a @ b, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# the Trainer: data it cannot use should be refused when it is constructed,
+# naming the argument, before any step is taken (known gaps, strict xfails:
+# each fails today because the error comes later, from inside a step or a
+# validation, naming an internal argument, or not at all)
+
+
+def trainer_with(**kwargs):
+    from seqcore.train import Trainer
+    ids = np.random.default_rng(0).integers(0, len(vocab()), 500)
+    options = {"train_data": ids, "batch_size": 2, "seq_len": 5, "steps": 2, "progress": False, **kwargs}
+    return lambda: Trainer(language_model(), options.pop("train_data"), **options)
+
+
+def classifier_trainer_with(xs, ys):
+    from seqcore.train import Trainer
+    model = nn.SequenceClassifier(2, input_size=3, hidden_size=4, seed=0)
+    return lambda: Trainer(model, (xs, ys), batch_size=4, steps=2, progress=False)
+
+
+TRAINER_GAPS = [
+    ("train_data-ids-past-the-vocabulary", trainer_with(train_data=np.arange(500) % 40), ValueError, ["train_data"],
+     "the ids are checked by the embedding at the first step, as 'ids'"),
+    ("val_data-ids-past-the-vocabulary", trainer_with(val_data=np.arange(500) % 40), ValueError, ["val_data"],
+     "the ids are checked at the first validation, after training steps, as 'ids'"),
+    ("out_dir-int", trainer_with(out_dir=3), TypeError, ["out_dir"],
+     "an int out_dir raises os.fspath's TypeError, which does not name out_dir"),
+    ("callbacks-not-callable", trainer_with(callbacks=[3]), TypeError, ["callbacks"],
+     "a callback that is not callable fails after the first step: 'int' object is not callable"),
+    ("train_data-NaN-features", classifier_trainer_with([np.full((4, 3), np.nan)] * 8, np.zeros(8, int)),
+     ValueError, ["train_data"], "NaN features are found by the recurrent layer at the first step, as 'x'"),
+]
+
+
+@pytest.mark.parametrize("call, error, words", [
+    pytest.param(*row[1:4], id=row[0], marks=pytest.mark.xfail(strict=True, reason=row[4])) for row in TRAINER_GAPS])
+def test_the_trainer_refuses_unusable_data_when_constructed(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    for word in words:
+        assert word in str(info.value)
