@@ -57,7 +57,7 @@ PYTHONPATH="$ROOT" fuzz "the in-tree extension (coverage-guided)" "$guided"
 if [ -d "$SITE/seqcore" ]; then
   PYTHONPATH="$(.ci/sanitized_tree.sh)" \
   LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libubsan.so)" \
-  ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1" \
+  ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:allocator_may_return_null=1" \
   UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1" \
     fuzz "the ASan+UBSan build" $(( SECONDS_LIMIT - guided ))
 fi

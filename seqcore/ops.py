@@ -76,7 +76,12 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Sets the threads the native kernels use for later calls; ``n`` >= 1."""
+    """Sets the threads the native kernels use for later calls; ``n`` >= 1.
+
+    In a process forked from one that had imported seqcore the kernels run on
+    one thread whatever ``n`` (with a RuntimeWarning when ``n`` > 1): GNU
+    OpenMP cannot start threads after fork. Worker processes that need
+    several threads: ``multiprocessing.get_context("spawn")``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
     if not 1 <= n <= _MAX_THREADS:
