@@ -16,8 +16,8 @@ from cellcases import CELLS, backward, forward, make_inputs, make_output_weights
 
 from seqcore import ops
 
-CALLS = 100
-SLACK = 64 * 1024  # bytes; one call's outputs and workspaces are more than this
+CALLS = 30
+SLACK = 32 * 1024  # bytes; one call's outputs and workspaces are more than this
 
 
 def traced_growth(call):
