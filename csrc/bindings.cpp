@@ -107,8 +107,12 @@ py::array activation_py(const py::array& x, bool is_sigmoid) {
   T* py_ = y.mutable_data();
   const int64_t n = x.size();
   const auto& k = table<T>();
-  py::gil_scoped_release release;
-  (is_sigmoid ? k.sigmoid : k.tanh)(px, py_, n);
+  {
+    // Scoped: converting y to the returned py::array takes a reference,
+    // which needs the GIL.
+    py::gil_scoped_release release;
+    (is_sigmoid ? k.sigmoid : k.tanh)(px, py_, n);
+  }
   return y;
 }
 
