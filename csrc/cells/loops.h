@@ -255,16 +255,16 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
 
 // Scratch of a backward, in this order: packed W_hh; dG (blocks 0 … T-1,
 // see Rows::offset, at most T·B rows of GH); then, unless in batch order,
-// the inputs and dx by block (at most T·B rows of D each); then `extra` for
-// the cell.
+// the inputs by block, overwritten by dx by block (at most T·B rows of D);
+// then `extra` for the cell.
 template <typename T, int NV>
 struct BackwardScratch {
-  T *panels, *dG, *x_it, *dx_it, *extra;
+  T *panels, *dG, *x_it, *extra;
 
   static int64_t size(int64_t T_, int64_t B, int64_t D, int64_t H, int64_t GH, bool gather,
                       int64_t extra) {
     const PanelMap map{H, NV, Vec<T>::size, false};
-    return map.units() * map.panel_size(GH) + T_ * B * GH + (gather ? 2 * T_ * B * D : 0) + extra;
+    return map.units() * map.panel_size(GH) + T_ * B * GH + (gather ? T_ * B * D : 0) + extra;
   }
 
   BackwardScratch(T* p, int64_t T_, int64_t B, int64_t D, int64_t H, int64_t GH, bool gather) {
@@ -274,8 +274,7 @@ struct BackwardScratch {
     dG = p;
     p += T_ * B * GH;
     x_it = gather ? p : nullptr;
-    dx_it = gather ? p + T_ * B * D : nullptr;
-    p += gather ? 2 * T_ * B * D : 0;
+    p += gather ? T_ * B * D : 0;
     extra = p;
   }
 };
@@ -414,7 +413,8 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
 // GRU), blocks 0 … T-1 (N = offset(T) rows, zeros past each row's end):
 //   dx = dG · W_ih      dW_ih = dGᵀ · X      db_ih = Σ_rows dG
 //   dW_hh = Σ_s dGh_sᵀ · h_s = dGhᵀ · ws_h[blocks 0 … T-1]      db_hh = Σ_rows dGh (GRU)
-// Unless in batch order, X is gathered by block and dx scattered back.
+// Unless in batch order, X is gathered by block, then overwritten by dx by
+// block (dW_ih first), which is scattered back.
 template <typename T, int NV>
 void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
                                 const BackwardScratch<T, NV>& scratch, const T* dGh) {
@@ -428,10 +428,10 @@ void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
   if (!rows.identity()) {
     gather_inputs(rows, a.x, 0, a.T_, D, scratch.x_it);
     X = scratch.x_it;
-    dX = scratch.dx_it;
+    dX = scratch.x_it;
   }
-  gemm<T>(false, false, N, D, GH, T(1), dG, GH, a.W_ih, D, T(0), dX, D, nt);
   gemm<T>(true, false, GH, D, N, T(1), dG, GH, X, D, T(0), a.dW_ih, D, nt);
+  gemm<T>(false, false, N, D, GH, T(1), dG, GH, a.W_ih, D, T(0), dX, D, nt);
   gemm<T>(true, false, GH, H, N, T(1), dGh, GH, a.ws_h, H, T(0), a.dW_hh, H, nt);
   column_sums(dG, N, GH, a.db_ih, nt);
   if (a.db_hh != nullptr) column_sums(dGh, N, GH, a.db_hh, nt);
