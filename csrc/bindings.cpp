@@ -210,6 +210,13 @@ std::vector<int64_t> row_order(const int64_t* lengths, int64_t B) {
   return order;
 }
 
+// Whether the kernels gather the inputs (see Rows::identity): unless every
+// row runs all T steps in batch order. Without an order the lengths are in
+// descending order, the shortest last.
+bool gathers(const int64_t* lengths, const int64_t* order, bool reverse, int64_t B, int64_t T) {
+  return reverse || order != nullptr || (lengths != nullptr && lengths[B - 1] < T);
+}
+
 int threads_arg(int num_threads) {
   if (num_threads < 0) throw py::value_error("num_threads: expected 0 (the default) or more");
   return num_threads == 0 ? get_num_threads() : num_threads;
@@ -229,7 +236,7 @@ py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, co
   a.lengths = lengths_arg(lengths, s.B, s.T);
   const std::vector<int64_t> order = row_order(a.lengths, s.B);
   a.order = order.empty() ? nullptr : order.data();
-  const bool gather = reverse || a.order != nullptr;
+  const bool gather = gathers(a.lengths, a.order, reverse, s.B, s.T);
   a.x = static_cast<const T*>(x.data());
   a.h0 = input<T>(h0, "h0", {s.B, s.H});
   a.W_ih = input<T>(W_ih, "W_ih", {GH, s.D});
@@ -295,7 +302,7 @@ py::tuple cell_backward_py(Cell cell, const py::array& x, const py::array& W_ih,
   a.lengths = lengths_arg(lengths, s.B, s.T);
   const std::vector<int64_t> order = row_order(a.lengths, s.B);
   a.order = order.empty() ? nullptr : order.data();
-  const bool gather = reverse || a.order != nullptr;
+  const bool gather = gathers(a.lengths, a.order, reverse, s.B, s.T);
   a.x = static_cast<const T*>(x.data());
   a.W_ih = input<T>(W_ih, "W_ih", {GH, s.D});
   a.W_hh = input<T>(W_hh, "W_hh", {GH, s.H});

@@ -22,7 +22,10 @@ inline int gate_count(Cell cell) { return cell == Cell::rnn ? 1 : cell == Cell::
 // unchanged and its outputs y[t ≥ length[b], b] are zero. Everything kept
 // for backward is indexed by iteration, not by time, and its rows are in
 // `order` (longest sequence first, so that the rows still running are a
-// prefix of the batch and the kernels skip the others).
+// prefix of the batch and the kernels skip the others). The ws_* arrays
+// have the padded shapes below, but training stores iteration s in a block
+// of only the rows that ran iteration s-1 (cells/loops.h, Rows::offset), so
+// a variable-length batch costs what its real rows cost.
 template <typename T>
 struct CellForwardArgs {
   int64_t T_ = 0, B = 0, D = 0, H = 0;
@@ -40,8 +43,9 @@ struct CellForwardArgs {
   T* y = nullptr;           // (T, B, H)   out
   T* hT = nullptr;          // (B, H)      out
   T* cT = nullptr;          // (B, H)      out, LSTM
-  // Kept for backward when training, by iteration; null for inference.
-  T* ws_h = nullptr;        // (T+1, B, H) states: slot 0 is h0, slot s+1 after iteration s
+  // Kept for backward when training, by iteration (in blocks, see above;
+  // the shapes are what is allocated); null for inference.
+  T* ws_h = nullptr;        // (T+1, B, H) states: block 0 is h0, block s+1 after iteration s
   T* ws_gates = nullptr;    // (T, B, G·H) gates after their nonlinearities (LSTM, GRU)
   T* ws_c = nullptr;        // (T+1, B, H) cell states, slots as ws_h (LSTM)
   T* ws_hn = nullptr;       // (T, B, H)   h W_hnᵀ + b_hn (GRU)

@@ -87,6 +87,46 @@ def test_native_padded_batches_match_the_reference(cell, reverse, threads, dtype
                                    err_msg="d" + k)
 
 
+VARIABLE = [40, 13, 0, 40, 1, 27, 3, 38, 40, 22, 5, 17, 9]  # unsorted, an empty and full rows
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_native_padded_batches_are_bitwise_equal_at_one_and_two_threads(cell, reverse):
+    # Enough rows and units that both threads own rows of the products and
+    # units of the time loops; every row ends at a different iteration.
+    inputs = make_inputs(cell, 40, 13, 21, 70, dtype=np.float32, seed=4)
+    weights = make_output_weights(cell, 40, 13, 70, dtype=np.float32)
+    before = seqcore.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            seqcore.set_num_threads(n)
+            outs, cache = forward(cell, inputs, lengths=np.array(VARIABLE), reverse=reverse)
+            results.append((outs, backward(cell, weights, cache)))
+    finally:
+        seqcore.set_num_threads(before)
+    (outs1, grads1), (outs2, grads2) = results
+    for k in outs1:
+        np.testing.assert_array_equal(outs1[k], outs2[k], err_msg=k)
+    for k in grads1:
+        np.testing.assert_array_equal(grads1[k], grads2[k], err_msg="d" + k)
+
+
+@pytest.mark.parametrize("lengths", [VARIABLE, sorted(VARIABLE, reverse=True)], ids=["unsorted", "sorted"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_native_padded_inference_equals_the_training_forward(cell, reverse, lengths):
+    # Inference carries finished rows' states; training keeps them in the
+    # workspace block after their last iteration: the same outputs.
+    inputs = make_inputs(cell, 40, 13, 21, 70, dtype=np.float32, seed=6)
+    options = dict(lengths=np.array(lengths), reverse=reverse)
+    infer, _ = forward(cell, inputs, train=False, **options)
+    train, _ = forward(cell, inputs, train=True, **options)
+    for k in infer:
+        np.testing.assert_array_equal(infer[k], train[k], err_msg=k)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_full_lengths_change_nothing(cell):
     inputs = make_inputs(cell, T, B, D, H)

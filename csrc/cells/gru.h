@@ -16,7 +16,8 @@ int64_t gru_forward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool tr
   return ForwardScratch<T>::size(gru_forward_map<T>(H), T_, B, D, 3 * H, train, gather, true, 0);
 }
 
-// Backward scratch plus dGh (T, B, 3H) and dh ⊙ z (B, H).
+// Backward scratch plus dGh (blocks 0 … T-1, at most T·B rows of 3H) and
+// dh ⊙ z (B, H).
 template <typename T>
 int64_t gru_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool gather) {
   return BackwardScratch<T, kGruBackwardNV>::size(T_, B, D, H, 3 * H, gather, T_ * B * 3 * H + B * H);
@@ -129,7 +130,7 @@ void gru_forward(const CellForwardArgs<T>& a) {
     e.h_out = h_out;
     if (a.train) {
       e.gates = gx;
-      e.hn_out = a.ws_hn + s * B * H;
+      e.hn_out = a.ws_hn + rows.offset(s) * H;
     }
     return e;
   });
@@ -146,12 +147,13 @@ void gru_backward(const CellBackwardArgs<T>& a) {
   backward_loop<T, kGruBackwardNV>(a, GH, scratch.panels, dGh, dhz, [&](int64_t s) {
     GruBackwardEpilogue<T> e;
     e.H = H;
-    e.gates = a.ws_gates + s * B * GH;
-    e.hn = a.ws_hn + s * B * H;
-    e.h_prev = a.ws_h + s * B * H;
+    const int64_t at = rows.offset(s);
+    e.gates = a.ws_gates + at * GH;
+    e.hn = a.ws_hn + at * H;
+    e.h_prev = a.ws_h + at * H;
     e.dhz = dhz;
-    e.dGx = scratch.dG + s * B * GH;
-    e.dGh = dGh + s * B * GH;
+    e.dGx = scratch.dG + at * GH;
+    e.dGh = dGh + at * GH;
     return e;
   });
   input_and_weight_gradients(a, GH, scratch, dGh);

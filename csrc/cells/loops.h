@@ -6,6 +6,9 @@
 // running (a prefix of the batch, see CellForwardArgs):
 //   acc = h_s · W_hhᵀ (unit's columns)   then   epi.apply(row, u, acc[r], y_row)
 // and epi.carry(row, u) for the rows past their end.
+// Everything kept by iteration is in blocks that skip the finished rows
+// (see Rows::offset), so the big products (input projection, dx, dW_ih,
+// dW_hh) run over the real rows of a variable-length batch only.
 // Backward, iteration s from T-1 down to 0:
 //   dh = dGh_{s+1} · W_hh (unit's columns) + dhT (at the row's last step) + dy
 //   epi.apply(row, j, n, dh, last, b)  writes dG_s, dGh_s for those hidden units
@@ -36,25 +39,47 @@ struct Rows {
     while (n > 0 && length(n - 1) <= s) --n;
     return n;
   }
-  // Whether iteration s reads x_s in batch order (no gather needed).
-  bool identity() const { return !reverse && order == nullptr; }
+  // Whether every row runs all T steps in batch order: then the blocks
+  // below are x's time steps and no gather is needed.
+  bool identity() const { return !reverse && order == nullptr && (lengths == nullptr || length(B - 1) == T); }
+
+  // Blocks. What is kept or computed per iteration (Gx and the gates, the
+  // states h and c, dG) is stored by block: block s, s = 0 … T, holds
+  // count(s) kernel rows from row offset(s) — all B for s = 0, else the
+  // rows that ran iteration s-1. Iteration s reads block s (its running
+  // rows are a prefix) and writes the states to block s+1, so a row's last
+  // state stays in block length(r); products over blocks 0 … T-1 see the
+  // real rows plus at most B finished ones. Without lengths block s is rows
+  // [s·B, s·B + B): the padded layout.
+  //   offset(s) = B + Σ_r min(length(r), s − 1)   (s ≥ 1)
+  int64_t offset(int64_t s) const {
+    if (s == 0) return 0;
+    if (lengths == nullptr) return s * B;
+    int64_t n = B;
+    for (int64_t r = 0; r < B; ++r) n += length(r) < s - 1 ? length(r) : s - 1;
+    return n;
+  }
+  int64_t count(int64_t s) const { return s == 0 ? B : active(s - 1); }
 };
 
-// X_it (steps, B, D): kernel row r of iteration s0 + i is x at the time step
-// it runs, zeros past its end.
+// X_it: blocks s0 … s0+steps-1 of the inputs (from row offset(s0)); kernel
+// row r of block s is x at the time step it runs at iteration s, zeros past
+// its end.
 template <typename T>
 void gather_inputs(const Rows& rows, const T* x, int64_t s0, int64_t steps, int64_t D, T* X_it) {
-  const int64_t B = rows.B;
-  for (int64_t i = 0; i < steps; ++i)
-    for (int64_t r = 0; r < B; ++r) {
-      const int64_t t = rows.time(s0 + i, r);
-      T* dst = X_it + (i * B + r) * D;
+  const int64_t base = rows.offset(s0);
+  for (int64_t s = s0; s < s0 + steps; ++s) {
+    const int64_t at = rows.offset(s) - base, n = rows.count(s);
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t t = rows.time(s, r);
+      T* dst = X_it + (at + r) * D;
       if (t < 0) {
         std::memset(dst, 0, sizeof(T) * D);
       } else {
-        std::memcpy(dst, x + (t * B + rows.batch(r)) * D, sizeof(T) * D);
+        std::memcpy(dst, x + (t * rows.B + rows.batch(r)) * D, sizeof(T) * D);
       }
     }
+  }
 }
 
 // dst[r] = src[batch(r)] (to kernel order) or dst[batch(r)] = src[r] (back),
@@ -66,6 +91,14 @@ void to_kernel_rows(const Rows& rows, const T* src, int64_t n, T* dst) {
 template <typename T>
 void to_batch_rows(const Rows& rows, const T* src, int64_t n, T* dst) {
   for (int64_t r = 0; r < rows.B; ++r) std::memcpy(dst + rows.batch(r) * n, src + r * n, sizeof(T) * n);
+}
+
+// dst[batch(r)] = row r of block length(r): each row's last state, from
+// the blocks of a training workspace (T+1 blocks of n elements per row).
+template <typename T>
+void last_states(const Rows& rows, const T* blocks, int64_t n, T* dst) {
+  for (int64_t r = 0; r < rows.B; ++r)
+    std::memcpy(dst + rows.batch(r) * n, blocks + (rows.offset(rows.length(r)) + r) * n, sizeof(T) * n);
 }
 
 // y[t, b] = 0 for the time steps t >= lengths[b] that no iteration writes.
@@ -115,15 +148,20 @@ struct ForwardScratch {
 };
 
 // Where iteration s reads and writes the state h, in kernel row order:
-// ws_h[s] and ws_h[s+1] when training; for inference two buffers in turn,
-// the second holding h0 before iteration 0.
+// blocks s and s+1 of ws_h when training (see Rows::offset); for inference
+// two (B, H) buffers in turn, the second holding h0 before iteration 0.
 template <typename T>
 struct StateSlots {
-  T* ws_h;    // (T+1, B, H) or null
+  T* ws_h;    // T+1 blocks of (count, H), or null
   T* h_pair;  // 2 (B, H) buffers for inference
-  int64_t BH;
-  T* in(int64_t s) const { return ws_h != nullptr ? ws_h + s * BH : h_pair + ((s + 1) % 2) * BH; }
-  T* out(int64_t s) const { return ws_h != nullptr ? ws_h + (s + 1) * BH : h_pair + (s % 2) * BH; }
+  Rows rows;
+  int64_t H;
+  T* in(int64_t s) const {
+    return ws_h != nullptr ? ws_h + rows.offset(s) * H : h_pair + ((s + 1) % 2) * rows.B * H;
+  }
+  T* out(int64_t s) const {
+    return ws_h != nullptr ? ws_h + rows.offset(s + 1) * H : h_pair + (s % 2) * rows.B * H;
+  }
 };
 
 template <typename T, int NV, typename Epi>
@@ -147,15 +185,17 @@ struct ForwardStep {
 };
 
 // Runs the forward of a cell with GH = G·H gate columns. epi_at(s, gx,
-// h_prev, h_out) gives the epilogue of iteration s, gx (B, GH) being that
-// iteration's x · W_ihᵀ. Ends with hT.
+// h_prev, h_out) gives the epilogue of iteration s, gx (count(s), GH) being
+// that iteration's x · W_ihᵀ. Ends with hT. Training keeps no state for the
+// rows past their end (block s+1 has only the rows that ran iteration s);
+// inference carries it.
 template <typename T, int NV, typename EpiAt>
 void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
                   const ForwardScratch<T>& scratch, EpiAt epi_at) {
   const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H;
   const int64_t units = map.units(), psize = map.panel_size(H);
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
-  const StateSlots<T> slots{a.ws_h, scratch.h_pair, B * H};
+  const StateSlots<T> slots{a.ws_h, scratch.h_pair, rows, H};
   to_kernel_rows(rows, a.h0, H, slots.in(0));
   zero_padding(rows, H, a.y);
   const int nt = static_cast<int>(units < a.num_threads ? units : a.num_threads);
@@ -168,14 +208,15 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
   const int64_t chunk = scratch.chunk;
   for (int64_t s0 = 0; s0 < T_; s0 += chunk) {
     const int64_t steps = T_ - s0 < chunk ? T_ - s0 : chunk;
-    // Gx of these iterations; training keeps the whole sequence's.
-    T* gx0 = a.train ? scratch.gx + s0 * B * GH : scratch.gx;
+    // Gx of these iterations' blocks; training keeps the whole sequence's.
+    const int64_t base = rows.offset(s0), n_rows = rows.offset(s0 + steps) - base;
+    T* gx0 = a.train ? scratch.gx + base * GH : scratch.gx;
     const T* X = a.x + s0 * B * D;
     if (!rows.identity()) {
       gather_inputs(rows, a.x, s0, steps, D, scratch.x_it);
       X = scratch.x_it;
     }
-    project_inputs(X, steps * B, D, a.W_ih, GH, gx0, a.num_threads);
+    project_inputs(X, n_rows, D, a.W_ih, GH, gx0, a.num_threads);
     // One parallel region over the iterations; each thread owns the same
     // units (and keeps their panels in cache) for every iteration.
 #pragma omp parallel num_threads(nt)
@@ -190,34 +231,40 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
         step.rows = rows;
         step.h_prev = slots.in(s);
         step.y = a.y;
-        step.epi = epi_at(s, gx0 + i * B * GH, slots.in(s), slots.out(s));
+        step.epi = epi_at(s, gx0 + (rows.offset(s) - base) * GH, slots.in(s), slots.out(s));
         for (int64_t u = u0; u < u1; ++u) {
           step.unit = u;
           step.panel = scratch.panels + u * psize;
           if (running > 0) for_each_tile<NV>(running, step);
-          for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
+          if (!a.train)
+            for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
         }
 #pragma omp barrier
       }
     }
   }
-  to_batch_rows(rows, slots.out(T_ - 1), H, a.hT);
+  if (a.train) {
+    last_states(rows, a.ws_h, H, a.hT);
+  } else {
+    to_batch_rows(rows, slots.out(T_ - 1), H, a.hT);
+  }
 }
 
 // ---------------------------------------------------------------------------
 // backward
 
-// Scratch of a backward, in this order: packed W_hh; dG (T, B, GH); then,
-// unless in batch order, the inputs gathered by iteration and dx by
-// iteration (T, B, D each); then `extra` for the cell.
+// Scratch of a backward, in this order: packed W_hh; dG (blocks 0 … T-1,
+// see Rows::offset, at most T·B rows of GH); then, unless in batch order,
+// the inputs by block, overwritten by dx by block (at most T·B rows of D);
+// then `extra` for the cell.
 template <typename T, int NV>
 struct BackwardScratch {
-  T *panels, *dG, *x_it, *dx_it, *extra;
+  T *panels, *dG, *x_it, *extra;
 
   static int64_t size(int64_t T_, int64_t B, int64_t D, int64_t H, int64_t GH, bool gather,
                       int64_t extra) {
     const PanelMap map{H, NV, Vec<T>::size, false};
-    return map.units() * map.panel_size(GH) + T_ * B * GH + (gather ? 2 * T_ * B * D : 0) + extra;
+    return map.units() * map.panel_size(GH) + T_ * B * GH + (gather ? T_ * B * D : 0) + extra;
   }
 
   BackwardScratch(T* p, int64_t T_, int64_t B, int64_t D, int64_t H, int64_t GH, bool gather) {
@@ -227,8 +274,7 @@ struct BackwardScratch {
     dG = p;
     p += T_ * B * GH;
     x_it = gather ? p : nullptr;
-    dx_it = gather ? p + T_ * B * D : nullptr;
-    p += gather ? 2 * T_ * B * D : 0;
+    p += gather ? T_ * B * D : 0;
     extra = p;
   }
 };
@@ -238,7 +284,7 @@ struct BackwardStep {
   int64_t H = 0, K = 0, unit = 0, s = 0;
   Rows rows{};
   const T* panel = nullptr;     // this unit's panel (K, NV, V); null at s = T-1
-  const T* dGh_next = nullptr;  // (B, K) recurrent-side gradient of iteration s+1
+  const T* dGh_next = nullptr;  // (count(s+1), K) recurrent-side gradient of iteration s+1
   const T* dhT = nullptr;       // (B, H) or null: added at each row's last step
   const T* dy = nullptr;        // (T, B, H) or null
   Epi epi;
@@ -310,9 +356,10 @@ struct InitialStateGradient {
 };
 
 // Runs the backward loop of a cell with GH = G·H gate columns: epi_at(s)
-// gives the epilogue of iteration s, which writes dGh_s (B, GH), the
-// gradient of the recurrent-side pre-activations, into dGh + s·B·GH. Ends
-// with dh0 (plus dh0_extra, when given).
+// gives the epilogue of iteration s, which writes dGh_s (count(s), GH), the
+// gradient of the recurrent-side pre-activations, into block s of dGh
+// (zeros for the rows past their end). Ends with dh0 (plus dh0_extra, when
+// given).
 template <typename T, int NV, typename EpiAt>
 void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T* dGh,
                    const T* dh0_extra, EpiAt epi_at) {
@@ -327,13 +374,13 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
     split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
     pack_panels(map, GH, a.W_hh, H, true, u0, u1, panels);
     for (int64_t s = T_ - 1; s >= 0; --s) {
-      const int64_t running = rows.active(s);
+      const int64_t running = rows.active(s), n_rows = rows.count(s);
       BackwardStep<T, NV, decltype(epi_at(s))> step;
       step.H = H;
       step.K = GH;
       step.s = s;
       step.rows = rows;
-      step.dGh_next = s == T_ - 1 ? nullptr : dGh + (s + 1) * B * GH;
+      step.dGh_next = s == T_ - 1 ? nullptr : dGh + rows.offset(s + 1) * GH;
       step.dhT = a.dhT;
       step.dy = a.dy;
       step.epi = epi_at(s);
@@ -341,7 +388,7 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
         step.unit = u;
         step.panel = s == T_ - 1 ? nullptr : panels + u * psize;
         if (running > 0) for_each_tile<NV>(running, step);
-        for (int64_t row = running; row < B; ++row) step.skip(row);
+        for (int64_t row = running; row < n_rows; ++row) step.skip(row);
       }
 #pragma omp barrier
     }
@@ -361,39 +408,43 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
   }
 }
 
-// After the backward loop, with dG (T·B, GH) the pre-activation gradients
-// on the input side and dGh those on the recurrent side (the same array but
-// for GRU), by iteration:
+// After the backward loop, with dG the pre-activation gradients on the
+// input side and dGh those on the recurrent side (the same array but for
+// GRU), blocks 0 … T-1 (N = offset(T) rows, zeros past each row's end):
 //   dx = dG · W_ih      dW_ih = dGᵀ · X      db_ih = Σ_rows dG
-//   dW_hh = Σ_s dGh_sᵀ · h_s = dGhᵀ · ws_h[0:T]      db_hh = Σ_rows dGh (GRU)
-// Unless in batch order, X is gathered by iteration and dx scattered back.
+//   dW_hh = Σ_s dGh_sᵀ · h_s = dGhᵀ · ws_h[blocks 0 … T-1]      db_hh = Σ_rows dGh (GRU)
+// Unless in batch order, X is gathered by block, then overwritten by dx by
+// block (dW_ih first), which is scattered back.
 template <typename T, int NV>
 void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
                                 const BackwardScratch<T, NV>& scratch, const T* dGh) {
-  const int64_t TB = a.T_ * a.B, B = a.B, D = a.D, H = a.H;
+  const int64_t B = a.B, D = a.D, H = a.H;
   const int nt = a.num_threads;
   const T* dG = scratch.dG;
   const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
+  const int64_t N = rows.offset(a.T_);
   const T* X = a.x;
   T* dX = a.dx;
   if (!rows.identity()) {
     gather_inputs(rows, a.x, 0, a.T_, D, scratch.x_it);
     X = scratch.x_it;
-    dX = scratch.dx_it;
+    dX = scratch.x_it;
   }
-  gemm<T>(false, false, TB, D, GH, T(1), dG, GH, a.W_ih, D, T(0), dX, D, nt);
-  gemm<T>(true, false, GH, D, TB, T(1), dG, GH, X, D, T(0), a.dW_ih, D, nt);
-  gemm<T>(true, false, GH, H, TB, T(1), dGh, GH, a.ws_h, H, T(0), a.dW_hh, H, nt);
-  column_sums(dG, TB, GH, a.db_ih, nt);
-  if (a.db_hh != nullptr) column_sums(dGh, TB, GH, a.db_hh, nt);
+  gemm<T>(true, false, GH, D, N, T(1), dG, GH, X, D, T(0), a.dW_ih, D, nt);
+  gemm<T>(false, false, N, D, GH, T(1), dG, GH, a.W_ih, D, T(0), dX, D, nt);
+  gemm<T>(true, false, GH, H, N, T(1), dGh, GH, a.ws_h, H, T(0), a.dW_hh, H, nt);
+  column_sums(dG, N, GH, a.db_ih, nt);
+  if (a.db_hh != nullptr) column_sums(dGh, N, GH, a.db_hh, nt);
   if (!rows.identity()) {
-    // dx[t, b] = dx_it[s, r] for the iteration s that ran t; 0 past the end
-    std::memset(a.dx, 0, sizeof(T) * TB * D);
-    for (int64_t s = 0; s < a.T_; ++s)
-      for (int64_t r = 0; r < B; ++r) {
+    // dx[t, b] = row r of block s for the iteration s that ran t; 0 past the end
+    zero_padding(rows, D, a.dx);
+    for (int64_t s = 0; s < a.T_; ++s) {
+      const T* block = dX + rows.offset(s) * D;
+      for (int64_t r = 0, n = rows.active(s); r < n; ++r) {
         const int64_t t = rows.time(s, r);
-        if (t >= 0) std::memcpy(a.dx + (t * B + rows.batch(r)) * D, dX + (s * B + r) * D, sizeof(T) * D);
+        std::memcpy(a.dx + (t * B + rows.batch(r)) * D, block + r * D, sizeof(T) * D);
       }
+    }
   }
 }
 

@@ -114,7 +114,8 @@ void lstm_forward(const CellForwardArgs<T>& a) {
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
   // Training: Gx goes to ws_gates, overwritten in place by the gates.
   const ForwardScratch<T> scratch(a.scratch, map, T_, B, D, GH, a.train, !rows.identity(), a.ws_gates);
-  // Training: c of iteration s in ws_c[s + 1]; inference: c updated in place.
+  // Training: c of iteration s in block s+1 of ws_c (c0 in block 0, as
+  // ws_h); inference: c updated in place.
   T* c_buf = a.train ? a.ws_c : scratch.extra;
   to_kernel_rows(rows, a.c0, H, c_buf);
   forward_loop<T, kLstmForwardNV>(a, GH, map, scratch, [&](int64_t s, T* gx, const T* h_prev, T* h_out) {
@@ -124,12 +125,16 @@ void lstm_forward(const CellForwardArgs<T>& a) {
     e.b = a.b_ih;
     e.h_prev = h_prev;
     e.h_out = h_out;
-    e.c_prev = a.train ? a.ws_c + s * B * H : c_buf;
-    e.c_out = a.train ? a.ws_c + (s + 1) * B * H : c_buf;
+    e.c_prev = a.train ? a.ws_c + rows.offset(s) * H : c_buf;
+    e.c_out = a.train ? a.ws_c + rows.offset(s + 1) * H : c_buf;
     e.gates = a.train ? gx : nullptr;
     return e;
   });
-  to_batch_rows(rows, a.train ? a.ws_c + T_ * B * H : c_buf, H, a.cT);
+  if (a.train) {
+    last_states(rows, a.ws_c, H, a.cT);
+  } else {
+    to_batch_rows(rows, c_buf, H, a.cT);
+  }
 }
 
 template <typename T>
@@ -150,12 +155,13 @@ void lstm_backward(const CellBackwardArgs<T>& a) {
   backward_loop<T, kLstmBackwardNV>(a, GH, scratch.panels, scratch.dG, nullptr, [&](int64_t s) {
     LstmBackwardEpilogue<T> e;
     e.H = H;
-    e.gates = a.ws_gates + s * B * GH;
-    e.c = a.ws_c + (s + 1) * B * H;
-    e.c_prev = a.ws_c + s * B * H;
+    const int64_t at = rows.offset(s);
+    e.gates = a.ws_gates + at * GH;
+    e.c = a.ws_c + rows.offset(s + 1) * H;
+    e.c_prev = a.ws_c + at * H;
     e.dcT = a.dcT;
     e.dc = dc;
-    e.dG = scratch.dG + s * B * GH;
+    e.dG = scratch.dG + at * GH;
     return e;
   });
   to_batch_rows(rows, dc, H, a.dc0);

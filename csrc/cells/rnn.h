@@ -94,8 +94,8 @@ void rnn_backward(const CellBackwardArgs<T>& a) {
   backward_loop<T, kRnnBackwardNV>(a, H, scratch.panels, scratch.dG, nullptr, [&](int64_t s) {
     RnnBackwardEpilogue<T> e;
     e.H = H;
-    e.h = a.ws_h + (s + 1) * B * H;
-    e.dG = scratch.dG + s * B * H;
+    e.h = a.ws_h + rows.offset(s + 1) * H;
+    e.dG = scratch.dG + rows.offset(s) * H;
     return e;
   });
   input_and_weight_gradients(a, H, scratch, scratch.dG);

@@ -204,7 +204,7 @@ class Recurrent(Layer):
                 self._accumulate(layer, d, g)
                 for k in range(n_states):
                     dinitial[k][layer * self.directions + d] = g[1 + k]
-                dx = g[0] if dx is None else dx + g[0]
+                dx = g[0] if dx is None else np.add(dx, g[0], out=dx)  # dx: the kernel's own array
             dy = dx
         self.state_grad = tuple(dinitial) if self.cell == "lstm" else dinitial[0]
         return np.ascontiguousarray(dy.transpose(1, 0, 2)) if self.batch_first else dy
