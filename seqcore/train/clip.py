@@ -20,6 +20,8 @@ def _arrays(grads: Grads) -> List[np.ndarray]:
         if not isinstance(g, np.ndarray) or g.dtype not in (np.float32, np.float64):
             raise TypeError(f"grads: expected float32 or float64 numpy.ndarrays, got "
                             f"{getattr(g, 'dtype', type(g).__name__)} (entry {i})")
+        if not g.flags.writeable:
+            raise ValueError(f"grads: entry {i} is read-only; clipping changes the gradients in place")
     return arrays
 
 

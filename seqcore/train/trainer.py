@@ -187,6 +187,17 @@ def _check_data(name: str, data) -> Data:
     return data
 
 
+def _check_id_range(name: str, data: Data, vocab_size: int) -> None:
+    """Every id of a stream or of each sequence in [0, vocab_size): checked
+    before training, not at the step (or validation) that meets a bad one."""
+    for i, ids in ([(None, data)] if _is_stream(data) else enumerate(data)):
+        ids = np.asarray(ids)
+        if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+            where = name if i is None else f"{name}[{i}]"
+            raise ValueError(f"{where}: expected ids in [0, vocab_size) = [0, {vocab_size}), got "
+                             f"[{ids.min()}, {ids.max()}]")
+
+
 def _sequence_batch(padded: np.ndarray, lengths: np.ndarray) -> Batch:
     inputs, targets, lengths = next_token_pairs(padded, lengths)
     return inputs, targets, lengths, length_mask(lengths, len(targets))
@@ -226,6 +237,8 @@ def _check_labeled(name: str, data, model: Model) -> Tuple[List[np.ndarray], Any
                             f"numbers, got {x.dtype} {x.shape}")
         if len(x) == 0:
             raise ValueError(f"{name}: inputs[{i}]: expected at least one step, got an empty sequence")
+        if not ids and x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise ValueError(f"{name}: inputs[{i}]: expected finite features, got NaN or inf")
         if ids and (x.min() < 0 or x.max() >= model.vocab_size):
             raise ValueError(f"{name}: inputs[{i}]: expected ids in [0, {model.vocab_size}), got "
                              f"[{x.min()}, {x.max()}]")
@@ -603,11 +616,16 @@ class Trainer:
         self.log_every = _count("log_every", log_every, none_ok=False)
         self.on_nonfinite, self.progress, self.shuffle = on_nonfinite, bool(progress), bool(shuffle)
         self.callbacks = list(callbacks)
+        for i, callback in enumerate(self.callbacks):
+            if not callable(callback):
+                raise TypeError(f"callbacks[{i}]: expected a callable callback(trainer), got {callback!r}")
         if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and not isinstance(max_seconds, bool)
                                             and max_seconds > 0):
             raise ValueError(f"max_seconds: expected None or a number > 0, got {max_seconds!r}")
         self.max_seconds = max_seconds
         self.seed = _count("seed", seed, low=0, none_ok=False)
+        if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+            raise TypeError(f"out_dir: expected a path (str or os.PathLike) or None, got {type(out_dir).__name__}")
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
         if distributed is not None and not isinstance(distributed, Communicator):
             raise TypeError(f"distributed: expected a seqcore.distributed.Communicator or None, got "
@@ -639,6 +657,10 @@ class Trainer:
                 if not isinstance(s, np.ndarray) or s.ndim != 1 or s.dtype.kind not in "iu":
                     raise TypeError(f"train_data[{i}]: expected a 1-D integer numpy array")
             self.batches_per_epoch = math.ceil(len(self.train_data) / self.batch_size)
+        if self.mode != "labeled":
+            for name, data in (("train_data", self.train_data), ("val_data", self.val_data)):
+                if data is not None:
+                    _check_id_range(name, data, model.vocab_size)
         self.steps = _count("steps", steps)
         self.epochs = _count("epochs", epochs)
         self.total_steps = self.steps if self.steps is not None else (self.epochs or 1) * self.batches_per_epoch
