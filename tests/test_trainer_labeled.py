@@ -157,7 +157,7 @@ XS, YS = majority_task(10, 0)
     ((XS, YS[:-1]), ValueError, r"train_data: expected labels as 10 integers"),
     ((XS, YS + 2), ValueError, r"train_data: expected labels in \[0, num_classes\) = \[0, 2\)"),
     ((XS, YS.astype(float)), ValueError, "train_data: expected labels as 10 integers"),
-    (([x + 10 for x in XS], YS), ValueError, r"train_data: inputs\[0\]: expected ids in \[0, 8\)"),
+    (([x + 10 for x in XS], YS), ValueError, r"train_data: inputs\[0\]: expected ids in \[0, vocab_size\) = \[0, 8\)"),
     (([x.astype(float) for x in XS], YS), TypeError, r"train_data: inputs\[0\]: expected a 1-D array of token ids"),
     (([np.zeros(0, np.int64)] + XS[1:], YS), ValueError, r"inputs\[0\]: expected at least one step"),
     (([], []), ValueError, "train_data: expected inputs as a non-empty list"),

@@ -12,14 +12,34 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from .layers import Dropout, Embedding, Linear
+from .layers import Dropout, Embedding, Linear, _size
 from .module import Layer
 from .recurrent import GRU, LSTM, RNN
 
 RECURRENT = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
-class LanguageModel(Layer):
+class RecurrentNetwork(Layer):
+    """What the models share: children "embedding" (when ids go through
+    one), "rnn" and "head", for parameter names; ``config()``."""
+
+    embedding: Optional[Embedding]
+    rnn: Layer
+    head: Linear
+    _config: Dict[str, Any]
+
+    def config(self) -> Dict[str, Any]:
+        """The constructor's arguments (JSON-ready), to build the same model again."""
+        return dict(self._config)
+
+    def children(self) -> Iterator[Tuple[str, Layer]]:
+        if self.embedding is not None:
+            yield "embedding", self.embedding
+        yield "rnn", self.rnn
+        yield "head", self.head
+
+
+class LanguageModel(RecurrentNetwork):
     """ids (T, B) -> logits (T, B, vocab_size).
 
     embed_size=0 feeds one-hot vectors (the textbook path; the recurrent
@@ -34,9 +54,7 @@ class LanguageModel(Layer):
             raise ValueError(f"cell: expected one of {sorted(RECURRENT)}, got {cell!r}")
         if isinstance(embed_size, bool) or not isinstance(embed_size, (int, np.integer)) or embed_size < 0:
             raise ValueError(f"embed_size: expected an int >= 0 (0: one-hot input), got {embed_size!r}")
-        self._config = dict(vocab_size=int(vocab_size), embed_size=int(embed_size), hidden_size=int(hidden_size),
-                            num_layers=int(num_layers), cell=cell, dropout=float(dropout),
-                            dtype=np.dtype(dtype).name)
+        vocab_size = _size("vocab_size", vocab_size)
         seeds = np.random.SeedSequence(seed).spawn(4)
         self.embedding = (Embedding(vocab_size, embed_size, dtype=dtype, seed=_int(seeds[0]))
                           if embed_size > 0 else None)
@@ -44,17 +62,11 @@ class LanguageModel(Layer):
                                    dropout=dropout, dtype=dtype, seed=_int(seeds[1]))
         self.dropout = Dropout(dropout, seed=_int(seeds[2]))
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=_int(seeds[3]))
-        self.vocab_size, self.dtype = int(vocab_size), np.dtype(dtype)
-
-    def config(self) -> Dict[str, Any]:
-        """The constructor's arguments (JSON-ready), to build the same model again."""
-        return dict(self._config)
-
-    def children(self) -> Iterator[Tuple[str, Layer]]:
-        if self.embedding is not None:
-            yield "embedding", self.embedding
-        yield "rnn", self.rnn
-        yield "head", self.head
+        self.vocab_size, self.dtype = vocab_size, self.rnn.dtype
+        # from the checked sizes (the layers check them, naming each)
+        self._config = dict(vocab_size=vocab_size, embed_size=int(embed_size), hidden_size=self.rnn.hidden_size,
+                            num_layers=self.rnn.num_layers, cell=cell, dropout=self.rnn.dropout,
+                            dtype=self.dtype.name)
 
     def _inputs(self, ids, train: bool) -> np.ndarray:
         ids = np.asarray(ids)

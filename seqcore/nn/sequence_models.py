@@ -8,31 +8,25 @@
 
 Both: input -> stacked, optionally bidirectional RNN/LSTM/GRU over the padded
 batch (``lengths=``) -> dropout -> Linear to ``num_classes`` logits. The input
-is token ids (T, B) through an Embedding when ``vocab_size`` is given (id 0,
-the Vocabulary's ``<pad>``, embeds to zeros), or feature vectors
-(T, B, input_size) as they are otherwise. Time-major, as the recurrent layers.
+is token ids (T, B) through an Embedding when ``vocab_size`` is given, or
+feature vectors (T, B, input_size) as they are otherwise. Time-major, as the
+recurrent layers. What fills the padding does not matter: ``lengths`` keeps
+it out of the states, the outputs and the pooling.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
-from .language_model import RECURRENT, _int
-from .layers import Dropout, Embedding, Linear
-from .module import Layer
+from .language_model import RECURRENT, RecurrentNetwork, _int
+from .layers import Dropout, Embedding, Linear, _size
 
 POOLS = ("last", "mean", "max")
 
 
-def _size(name: str, v, low: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {v!r}")
-    return int(v)
-
-
-class _Labeler(Layer):
+class _Labeler(RecurrentNetwork):
     """The body both models share: input, recurrent layer, dropout, head."""
 
     def __init__(self, num_classes: int, vocab_size: Optional[int] = None, input_size: Optional[int] = None,
@@ -49,29 +43,20 @@ class _Labeler(Layer):
         self.vocab_size = None if vocab_size is None else _size("vocab_size", vocab_size)
         self.input_size = None if input_size is None else _size("input_size", input_size)
         embed_size = _size("embed_size", embed_size)
-        self.dtype = np.dtype(dtype)
-        self._config: Dict[str, Any] = dict(
-            num_classes=self.num_classes, vocab_size=self.vocab_size, input_size=self.input_size,
-            embed_size=embed_size, hidden_size=int(hidden_size), num_layers=int(num_layers), cell=cell,
-            bidirectional=bool(bidirectional), dropout=float(dropout), dtype=self.dtype.name)
         seeds = np.random.SeedSequence(seed).spawn(4)
-        self.embedding = (Embedding(self.vocab_size, embed_size, padding_idx=0, dtype=dtype, seed=_int(seeds[0]))
+        self.embedding = (Embedding(self.vocab_size, embed_size, dtype=dtype, seed=_int(seeds[0]))
                           if self.vocab_size is not None else None)
         self.rnn = RECURRENT[cell](embed_size if self.embedding is not None else self.input_size, hidden_size,
                                    num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
                                    dtype=dtype, seed=_int(seeds[1]))
         self.dropout = Dropout(dropout, seed=_int(seeds[2]))
         self.head = Linear(self.rnn.output_size, self.num_classes, dtype=dtype, seed=_int(seeds[3]))
-
-    def config(self) -> Dict[str, Any]:
-        """The constructor's arguments (JSON-ready), to build the same model again."""
-        return dict(self._config)
-
-    def children(self) -> Iterator[Tuple[str, Layer]]:
-        if self.embedding is not None:
-            yield "embedding", self.embedding
-        yield "rnn", self.rnn
-        yield "head", self.head
+        self.dtype = self.rnn.dtype
+        # from the checked sizes (the layers check them, naming each)
+        rnn = self.rnn
+        self._config = dict(num_classes=self.num_classes, vocab_size=self.vocab_size, input_size=self.input_size,
+                            embed_size=embed_size, hidden_size=rnn.hidden_size, num_layers=rnn.num_layers,
+                            cell=cell, bidirectional=rnn.bidirectional, dropout=rnn.dropout, dtype=self.dtype.name)
 
     def _encode(self, x, state, train: bool, lengths):
         """x -> the recurrent layer's (y (T, B, F), state)."""

@@ -239,10 +239,9 @@ def _check_labeled(name: str, data, model: Model) -> Tuple[List[np.ndarray], Any
             raise ValueError(f"{name}: inputs[{i}]: expected at least one step, got an empty sequence")
         if not ids and x.dtype.kind == "f" and not np.isfinite(x).all():
             raise ValueError(f"{name}: inputs[{i}]: expected finite features, got NaN or inf")
-        if ids and (x.min() < 0 or x.max() >= model.vocab_size):
-            raise ValueError(f"{name}: inputs[{i}]: expected ids in [0, {model.vocab_size}), got "
-                             f"[{x.min()}, {x.max()}]")
         checked.append(x.astype(np.int64 if ids else model.dtype, copy=False))
+    if ids:
+        _check_id_range(f"{name}: inputs", checked, model.vocab_size)
     C = model.num_classes
     if isinstance(model, SequenceClassifier):
         y = np.asarray(labels)
