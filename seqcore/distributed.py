@@ -2,7 +2,8 @@
 
 Every rank holds the whole model. A step's global batch of B rows (streams,
 sequences) is cut by rows: rank r of R trains on rows ``row_range(B, r, R)``
-(for a stream, the contiguous shard of the corpus those streams read). After
+(for a stream, the contiguous shard of the corpus those streams read; every
+rank loads the whole corpus and reads only its rows of each batch). After
 backward, each rank's gradient (a mean over its n_r counted tokens) is
 multiplied by n_r, all of them are summed with one in-place allreduce of one
 contiguous buffer, and divided by the global count N = sum n_r: the gradient
@@ -46,17 +47,6 @@ def row_range(rows: int, rank: int, size: int) -> Tuple[int, int]:
     trains on; contiguous, in rank order, sizes differing by at most one
     (empty for some ranks when rows < size)."""
     return rows * rank // size, rows * (rank + 1) // size
-
-
-def stream_shard(ids: np.ndarray, batch_size: int, rank: int, size: int) -> Tuple[np.ndarray, int]:
-    """(shard, rows): the part of a stream ``rank`` reads when one process
-    would read ``ids`` as ``batch_size`` streams (``StreamBatches``): streams
-    lo..hi-1, i.e. ids[lo*S : hi*S] with S = len(ids) // batch_size, read as
-    ``rows`` = hi - lo streams. Chunk i of ``StreamBatches(shard, rows, L)``
-    is columns lo..hi-1 of chunk i of ``StreamBatches(ids, batch_size, L)``."""
-    lo, hi = row_range(batch_size, rank, size)
-    S = len(ids) // batch_size
-    return ids[lo * S:hi * S], hi - lo
 
 
 def batch_rows(batch, lo: int, hi: int):
@@ -179,6 +169,7 @@ class Communicator:
         """Prints ``message`` on stderr and aborts every rank of the job."""
         sys.stderr.write(f"\nseqcore.distributed: rank {self.rank} of {self.size}: {message}; aborting the job\n")
         sys.stderr.flush()
+        time.sleep(0.5)  # mpiexec forwards the message before Abort's kill; else it may be lost (1 run in 6)
         self.comm.Abort(code)
 
     def barrier(self, what: str = "a barrier") -> None:
@@ -269,6 +260,9 @@ class Communicator:
             for a in arrays:
                 np.divide(buf[offset:offset + a.size].reshape(a.shape), total, out=a)
                 offset += a.size
+        elif not problem:  # nothing scored on any rank: a zero gradient everywhere, alike
+            for a in arrays:
+                a.fill(0)
         return StepTotals(total, float(buf[n + _LOSS]) / total if total else 0.0, problem,
                           bool(buf[n + _INTERRUPT] > 0), bool(buf[n + _OUT_OF_TIME] > 0))
 
@@ -318,5 +312,5 @@ class Communicator:
             g.bit_generator.state = fresh.bit_generator.state
 
 
-__all__ = ["Communicator", "StepTotals", "row_range", "stream_shard", "batch_rows",
+__all__ = ["Communicator", "StepTotals", "row_range", "batch_rows",
            "DEFAULT_TIMEOUT", "DEFAULT_BUCKET_BYTES"]

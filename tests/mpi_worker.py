@@ -92,8 +92,12 @@ def run(args) -> dict:
     comm = None
     if args.distributed:
         from seqcore.distributed import Communicator
-        comm = Communicator(timeout=args.timeout)
+        comm = Communicator()
     trainer = make_trainer(args, comm, args.out_dir)
+    if comm is not None and args.timeout is not None:
+        # only now: the start (imports, the trainer's checks) may take the ranks
+        # apart by more than a short timeout on a loaded machine
+        comm.timeout = args.timeout
     if args.resume:
         trainer.restore()
     result = trainer.fit()

@@ -19,9 +19,8 @@ import pytest
 
 from children import CHILD_CWD, child_env
 import mpi_worker
-from seqcore.distributed import batch_rows, row_range, stream_shard
+from seqcore.distributed import batch_rows, row_range
 from seqcore.nn import LanguageModel
-from seqcore.text import StreamBatches
 from seqcore.train import Trainer
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_worker.py")
@@ -74,19 +73,6 @@ def test_row_range_covers_the_rows_in_rank_order():
             assert ranges[0][0] == 0 and ranges[-1][1] == rows
             assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
             assert max(hi - lo for lo, hi in ranges) - min(hi - lo for lo, hi in ranges) <= 1
-
-
-def test_stream_shard_reads_the_global_batch_columns():
-    ids = np.arange(1000)
-    whole = StreamBatches(ids, 5, 7)
-    for rank in range(3):
-        shard, rows = stream_shard(ids, 5, rank, 3)
-        lo, hi = row_range(5, rank, 3)
-        mine = StreamBatches(shard, rows, 7)
-        assert len(mine) == len(whole)
-        for i in (0, 3, len(whole) - 1):
-            np.testing.assert_array_equal(mine[i][0], whole[i][0][:, lo:hi])
-            np.testing.assert_array_equal(mine[i][1], whole[i][1][:, lo:hi])
 
 
 def test_batch_rows_cuts_and_trims_to_the_longest_row():

@@ -405,14 +405,19 @@ class _Progress:
 class _InterruptAtStepEnd:
     """While active (main thread only), a first Ctrl-C sets ``requested``
     instead of raising, so that the step in progress completes; a second one
-    raises KeyboardInterrupt at once."""
+    raises KeyboardInterrupt at once, or calls ``at_once`` when given (a
+    data-parallel job aborts: one rank leaving its collectives would leave
+    the others waiting)."""
 
-    def __init__(self) -> None:
+    def __init__(self, at_once: Optional[Callable[[], None]] = None) -> None:
         self.requested = False
         self._previous = None
+        self._at_once = at_once
 
     def _handler(self, signum, frame) -> None:
         if self.requested:
+            if self._at_once is not None:
+                self._at_once()
             raise KeyboardInterrupt
         self.requested = True
         # not through tqdm: a signal handler must not wait for the bar's lock
@@ -968,7 +973,9 @@ class Trainer:
         if self.distributed is not None:  # every rank starts from rank 0's weights
             self.distributed.broadcast_params(self.model.params)
         try:
-            with _InterruptAtStepEnd() as interrupt:
+            at_once = (None if self.distributed is None else
+                       lambda: self.distributed.abort("interrupted twice (Ctrl-C): no checkpoint of this step"))
+            with _InterruptAtStepEnd(at_once) as interrupt:
                 self._interrupt, self._fit_started = interrupt, fit_started
                 batches = self._batches()
                 while self.step < self.total_steps:
