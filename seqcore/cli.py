@@ -147,7 +147,7 @@ def _int_at_least(low: int):
     return _number_type(int, lambda v: v >= low, f"an int >= {low}")
 
 
-_threads = _number_type(int, lambda v: 1 <= v <= 2**31 - 1, "an int in [1, 2**31 - 1]")
+_threads = _number_type(int, lambda v: 1 <= v <= ops.MAX_THREADS, f"an int in [1, {ops.MAX_THREADS}]")
 _positive_float = _number_type(float, lambda v: 0 < v < math.inf, "a number > 0")
 _non_negative_float = _number_type(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 _fraction = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)")

@@ -84,8 +84,8 @@ def set_num_threads(n: int) -> None:
     several threads: ``multiprocessing.get_context("spawn")``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
-    if not 1 <= n <= _MAX_THREADS:
-        raise ValueError(f"n: the number of threads must be in [1, {_MAX_THREADS}], got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"n: the number of threads must be in [1, {MAX_THREADS}], got {n}")
     if _FORKED and n > 1:
         warnings.warn("seqcore: this process was forked from one that had imported seqcore; its kernels "
                       "run on one thread (OpenMP cannot start threads after fork). Start worker processes "
@@ -220,8 +220,9 @@ def _lengths(lengths, x: np.ndarray) -> Optional[np.ndarray]:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
-# The kernels take a C int for thread counts.
-_MAX_THREADS = 2**31 - 1
+# Far past any machine's cores: a larger count is a mistake, and OpenMP would
+# try to start that many threads (failing, or exhausting memory, in C).
+MAX_THREADS = 1024
 
 
 def _num_threads(n) -> int:
@@ -229,8 +230,8 @@ def _num_threads(n) -> int:
     always 1 in a forked child (see _FORKED)."""
     if n is None:
         return 1 if _FORKED else 0
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= _MAX_THREADS:
-        raise ValueError(f"num_threads: expected None or an int in [1, {_MAX_THREADS}], got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"num_threads: expected None or an int in [1, {MAX_THREADS}], got {n!r}")
     return 1 if _FORKED else int(n)
 
 

@@ -78,6 +78,7 @@ CASES = [
     ("ops.num_threads-str", rnn(num_threads="2"), ValueError, ["num_threads"]),
     ("ops.num_threads-zero", rnn(num_threads=0), ValueError, ["num_threads"]),
     ("ops.num_threads-beyond-int", rnn(num_threads=2**31), ValueError, ["num_threads"]),
+    ("ops.num_threads-past-the-limit", rnn(num_threads=10**6), ValueError, ["num_threads", "1024"]),
     ("ops.lengths-float", rnn(lengths=[1.5, 2.0]), TypeError, ["lengths", "integers"]),
     ("ops.lengths-str", rnn(lengths="ab"), TypeError, ["lengths", "integers"]),
     ("ops.lengths-2d", rnn(lengths=[[1, 2]]), ValueError, ["lengths", "shape"]),

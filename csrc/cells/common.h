@@ -25,7 +25,8 @@ template <typename T>
 void column_sums(const T* A, int64_t rows, int64_t cols, T* out, int num_threads) {
   constexpr int V = Vec<T>::size;
   const int64_t blocks = (cols + V - 1) / V;
-#pragma omp parallel for num_threads(num_threads) schedule(static)
+  const int team = static_cast<int>(blocks < num_threads ? (blocks > 0 ? blocks : 1) : num_threads);
+#pragma omp parallel for num_threads(team) schedule(static)
   for (int64_t jb = 0; jb < blocks; ++jb) {
     const int64_t j = jb * V;
     const int n = static_cast<int>(cols - j < V ? cols - j : V);
