@@ -27,6 +27,7 @@ Exit status: 0 done, 1 training stopped by a non-finite loss, 2 bad arguments
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -288,10 +289,16 @@ def _communicator():
 def cmd_train(args: argparse.Namespace) -> int:
     """Trains a language model: see the module doc."""
     comm = _communicator() if args.distributed else None
+    if comm is not None and comm.rank != 0:
+        # rank 0 speaks for the job (errors still go to stderr)
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            return _train(args, comm)
+    return _train(args, comm)
+
+
+def _train(args: argparse.Namespace, comm) -> int:
     settings, ckpt = _train_settings(args)
     _set_threads(args.threads)
-    if comm is not None and comm.rank != 0:
-        sys.stdout = open(os.devnull, "w")  # rank 0 speaks for the job (errors still go to stderr)
     if settings["patience"] is not None and settings["val_frac"] == 0:
         raise UsageError("--patience: early stopping needs validation data (--val-frac > 0)")
     out = args.out
