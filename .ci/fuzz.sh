@@ -53,7 +53,12 @@ if [ -d "$SITE/seqcore" ]; then
 else
   guided=$SECONDS_LIMIT
 fi
-PYTHONPATH="$ROOT" fuzz "the in-tree extension (coverage-guided)" "$guided"
+# the in-tree extension of a developer's tree, else (CI) the installed package
+if compgen -G "$ROOT/seqcore/_core*.so" > /dev/null; then
+  PYTHONPATH="$ROOT" fuzz "the in-tree extension (coverage-guided)" "$guided"
+else
+  PYTHONPATH="" fuzz "the installed seqcore (coverage-guided)" "$guided"
+fi
 if [ -d "$SITE/seqcore" ]; then
   PYTHONPATH="$(.ci/sanitized_tree.sh)" \
   LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libubsan.so)" \

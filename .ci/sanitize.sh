@@ -21,6 +21,10 @@ t_start=$(date +%s)
 stamp() { echo "[sanitize] $1: $(( $(date +%s) - t_start )) s"; }
 
 # --- build -------------------------------------------------------------------
+# Built in this environment (no build isolation, so that the build dir is
+# reused): the build requirements of pyproject.toml, where they are missing.
+python -c "import scikit_build_core, pybind11, cmake, ninja" 2>/dev/null \
+  || pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja
 # -O1 -g: line numbers in the reports and a shorter build; no -DNDEBUG, so
 # that pybind11 also checks that the GIL is held at every reference count change.
 pip install . --no-build-isolation --no-deps -q -Cbuild-dir="$BUILD_DIR" \

@@ -48,6 +48,7 @@ def run_at_once(jobs):
 
 
 def assert_bitwise(expected, got, what):
+    assert len(expected) == len(got), f"{what}: {len(got)} results, expected {len(expected)}"
     for a, b in zip(expected, got):
         if isinstance(a, dict):
             for k in a:

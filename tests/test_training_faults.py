@@ -9,6 +9,7 @@ test_checkpoint.py and the non-finite and Ctrl-C ones of test_trainer.py:
 """
 
 import errno
+import json
 import signal
 import subprocess
 import sys
@@ -35,6 +36,16 @@ def start_training(corpus, out, steps, *extra):
                             cwd=CHILD_CWD)
 
 
+def _saved_step(out) -> int:
+    """The step of the checkpoint in ``out`` (0 when none is there yet). It
+    reads only state.json, which a save writes before the directory swap."""
+    try:
+        with open(out / "checkpoint" / "state.json") as f:
+            return int(json.load(f)["step"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
 def test_training_killed_at_any_moment_leaves_a_loadable_checkpoint_that_resumes(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT)
@@ -43,8 +54,10 @@ def test_training_killed_at_any_moment_leaves_a_loadable_checkpoint_that_resumes
     steps_seen = []
     for kill in range(6):
         proc = start_training(corpus, out, 1_000_000, *(["--resume"] if steps_seen else []))
+        # wait until this run has saved once (past the step it resumed from), so
+        # that the kill lands in the loop of steps and saves, not at start-up
         deadline = time.monotonic() + 60
-        while not (out / "checkpoint").exists() and time.monotonic() < deadline:
+        while time.monotonic() < deadline and _saved_step(out) <= (steps_seen[-1] if steps_seen else 0):
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 0.5))  # somewhere in the loop of steps and saves
         proc.send_signal(signal.SIGKILL)
@@ -52,7 +65,7 @@ def test_training_killed_at_any_moment_leaves_a_loadable_checkpoint_that_resumes
         assert proc.returncode == -signal.SIGKILL
         ckpt = load_checkpoint(out / "checkpoint")  # raises if torn
         assert all(np.isfinite(p).all() for p in ckpt.model.params.values())
-        assert not steps_seen or ckpt.step >= steps_seen[-1]  # a resume never goes back
+        assert not steps_seen or ckpt.step > steps_seen[-1]  # each run saved past where it resumed
         steps_seen.append(ckpt.step)
     # and the last one still resumes to the end
     target = steps_seen[-1] + 3
