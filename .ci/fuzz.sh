@@ -24,7 +24,14 @@ python -c "import atheris" 2>/dev/null || pip install -q --only-binary :all: "at
 
 export OMP_NUM_THREADS=2
 mkdir -p "$CORPUS" "$ARTIFACTS"
-( cd / && PYTHONPATH="$ROOT" python "$ROOT/fuzz/fuzz_core.py" --make-corpus "$CORPUS" )
+# seqcore as a developer's tree has it (the extension built in-tree), else
+# (CI) the installed package
+if compgen -G "$ROOT/seqcore/_core*.so" > /dev/null; then
+  TREE=$ROOT; TREE_LABEL="the in-tree extension"
+else
+  TREE=""; TREE_LABEL="the installed seqcore"
+fi
+( cd / && PYTHONPATH="$TREE" python "$ROOT/fuzz/fuzz_core.py" --make-corpus "$CORPUS" )
 
 # fuzz LABEL SECONDS: one libFuzzer run over the corpus with the environment set.
 failed=0
@@ -53,12 +60,7 @@ if [ -d "$SITE/seqcore" ]; then
 else
   guided=$SECONDS_LIMIT
 fi
-# the in-tree extension of a developer's tree, else (CI) the installed package
-if compgen -G "$ROOT/seqcore/_core*.so" > /dev/null; then
-  PYTHONPATH="$ROOT" fuzz "the in-tree extension (coverage-guided)" "$guided"
-else
-  PYTHONPATH="" fuzz "the installed seqcore (coverage-guided)" "$guided"
-fi
+PYTHONPATH="$TREE" fuzz "$TREE_LABEL (coverage-guided)" "$guided"
 if [ -d "$SITE/seqcore" ]; then
   PYTHONPATH="$(.ci/sanitized_tree.sh)" \
   LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libubsan.so)" \
