@@ -176,7 +176,9 @@ def _existing_dir(text: str) -> str:
 def load_run(directory: str) -> Tuple[Any, Dict[str, Any]]:
     """(checkpoint, settings) of a run directory, or of a checkpoint directory
     itself (settings then {}). UsageError when it is neither or unreadable."""
-    if os.path.isdir(os.path.join(directory, CHECKPOINT_DIR)):
+    if os.path.isdir(os.path.join(directory, CHECKPOINT_DIR)) or os.path.isfile(os.path.join(directory, RUN_JSON)):
+        # a run: load_checkpoint also finds the checkpoint a save killed in
+        # the middle of its directory swap left behind
         path = os.path.join(directory, CHECKPOINT_DIR)
     elif os.path.isfile(os.path.join(directory, "manifest.json")):
         path = directory
@@ -227,8 +229,8 @@ def _train_settings(args: argparse.Namespace):
         explicit["epochs"] = None
     out = args.out
     if args.resume:
-        if not os.path.isfile(os.path.join(out, RUN_JSON)) or not os.path.isdir(os.path.join(out, CHECKPOINT_DIR)):
-            raise UsageError(f"--resume: {out} holds no run to resume (no {RUN_JSON} and {CHECKPOINT_DIR}/ inside); "
+        if not os.path.isfile(os.path.join(out, RUN_JSON)):
+            raise UsageError(f"--resume: {out} holds no run to resume (no {RUN_JSON} inside); "
                              f"give the run's --out, or train without --resume")
         ckpt, saved = load_run(out)
         saved = {k: v for k, v in saved.items() if k in TRAIN_DEFAULTS}

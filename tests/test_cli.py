@@ -120,6 +120,17 @@ def test_resume_continues_the_run_bitwise(corpus, tmp_path, capsys):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+def test_resume_finds_the_checkpoint_a_save_killed_mid_swap_left(corpus, tmp_path, capsys):
+    """A save killed between its two renames leaves the previous checkpoint as
+    .checkpoint.old-*, and no checkpoint/: --resume (and sample) still find it."""
+    out = tmp_path / "run"
+    assert train(corpus, out, "--steps", "3") == 0
+    os.rename(out / "checkpoint", out / ".checkpoint.old-1-abcd")
+    assert run(["train", "--out", str(out), "--resume", "--steps", "5", "--quiet", "--threads", "1"]) == 0
+    assert "from step 3" in capsys.readouterr().out
+    assert load_checkpoint(out / "checkpoint").step == 5
+
+
 def test_train_without_a_corpus_uses_the_standard_library(tmp_path, capsys):
     out = tmp_path / "run"
     assert run(["train", *TINY, "--steps", "2", "--val-frac", "0.001", "--out", str(out)]) == 0
