@@ -3,6 +3,7 @@ backward, and named gradients. Names are those of seqcore.ops' arguments."""
 
 import numpy as np
 
+import seqcore
 from seqcore import ops
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -58,3 +59,25 @@ def make_output_weights(cell, T, B, H, dtype=np.float64, seed=1):
 
 def loss(outputs, weights):
     return sum(float(np.sum(outputs[k] * weights[k])) for k in weights)
+
+
+def at_one_and_two_threads(run):
+    """[run() at 1 kernel thread, run() at 2], the thread setting restored after."""
+    before = seqcore.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            seqcore.set_num_threads(n)
+            results.append(run())
+    finally:
+        seqcore.set_num_threads(before)
+    return results
+
+
+def assert_bitwise_equal_results(a, b):
+    """Two (outputs, gradients) pairs of dicts, equal bit for bit."""
+    (outs1, grads1), (outs2, grads2) = a, b
+    for k in outs1:
+        np.testing.assert_array_equal(outs1[k], outs2[k], err_msg=k)
+    for k in grads1:
+        np.testing.assert_array_equal(grads1[k], grads2[k], err_msg="d" + k)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import seqcore
-from cellcases import CELLS, backward, forward, make_inputs, make_output_weights
+from cellcases import (CELLS, assert_bitwise_equal_results, at_one_and_two_threads, backward, forward, make_inputs,
+                       make_output_weights)
 from seqcore import ops
 
 ISAS = seqcore.info()["isas"]
@@ -55,19 +56,8 @@ def test_native_matches_reference(cell, shape, dtype, isa, threads):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_one_and_two_threads_are_bitwise_equal(cell, isa):
-    before = seqcore.get_num_threads()
-    results = []
-    try:
-        for n in (1, 2):
-            seqcore.set_num_threads(n)
-            results.append(run_both(cell, (9, 11, 21, 70), np.float32, seed=5)[0])
-    finally:
-        seqcore.set_num_threads(before)
-    (outs1, grads1), (outs2, grads2) = results
-    for k in outs1:
-        np.testing.assert_array_equal(outs1[k], outs2[k], err_msg=k)
-    for k in grads1:
-        np.testing.assert_array_equal(grads1[k], grads2[k], err_msg="d" + k)
+    assert_bitwise_equal_results(*at_one_and_two_threads(
+        lambda: run_both(cell, (9, 11, 21, 70), np.float32, seed=5)[0]))
 
 
 @pytest.mark.parametrize("cell", CELLS)

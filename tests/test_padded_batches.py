@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import seqcore
-from cellcases import CELLS, backward, forward, input_names, loss, make_inputs, make_output_weights, state_names
+from cellcases import (CELLS, assert_bitwise_equal_results, at_one_and_two_threads, backward, forward, input_names, loss,
+                       make_inputs, make_output_weights, state_names)
 from test_reference_gradients import numerical_gradient
 
 LENGTHS = np.array([5, 0, 3, 5, 1, 2])  # unsorted, with an empty and a full sequence
@@ -97,20 +98,11 @@ def test_native_padded_batches_are_bitwise_equal_at_one_and_two_threads(cell, re
     # units of the time loops; every row ends at a different iteration.
     inputs = make_inputs(cell, 40, 13, 21, 70, dtype=np.float32, seed=4)
     weights = make_output_weights(cell, 40, 13, 70, dtype=np.float32)
-    before = seqcore.get_num_threads()
-    results = []
-    try:
-        for n in (1, 2):
-            seqcore.set_num_threads(n)
-            outs, cache = forward(cell, inputs, lengths=np.array(VARIABLE), reverse=reverse)
-            results.append((outs, backward(cell, weights, cache)))
-    finally:
-        seqcore.set_num_threads(before)
-    (outs1, grads1), (outs2, grads2) = results
-    for k in outs1:
-        np.testing.assert_array_equal(outs1[k], outs2[k], err_msg=k)
-    for k in grads1:
-        np.testing.assert_array_equal(grads1[k], grads2[k], err_msg="d" + k)
+
+    def run():
+        outs, cache = forward(cell, inputs, lengths=np.array(VARIABLE), reverse=reverse)
+        return outs, backward(cell, weights, cache)
+    assert_bitwise_equal_results(*at_one_and_two_threads(run))
 
 
 @pytest.mark.parametrize("lengths", [VARIABLE, sorted(VARIABLE, reverse=True)], ids=["unsorted", "sorted"])
