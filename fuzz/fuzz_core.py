@@ -175,6 +175,23 @@ def core_runtime(fdp):
         _core.set_isa(isa)
 
 
+def well_conditioned(cell, args, y) -> bool:
+    """Whether the gates' pre-activations are known to within 1e-6 whatever
+    the order of their sums: their rounding error is up to about
+    (D + H + 2) · eps · (max|x|·max|W_ih| + max|h|·max|W_hh| + max|b|). Values
+    like 1e30 that cancel leave a gate anywhere in (0, 1), and two correct
+    implementations (the reference summing in another order) disagree. Such
+    inputs still go through the native call; only the comparison is skipped.
+    args: x, h0 (, c0), W_ih, W_hh, bias(es); y: the reference's outputs."""
+    n_states = 2 if cell == "lstm" else 1
+    x, h0 = args[0], args[1]
+    W_ih, W_hh, biases = args[1 + n_states], args[2 + n_states], args[3 + n_states:]
+    big = lambda a: float(np.abs(a).max(initial=0))
+    D, H = x.shape[2], h0.shape[1]
+    scale = big(x) * big(W_ih) + max(big(h0), big(y)) * big(W_hh) + sum(big(b) for b in biases)
+    return (D + H + 2) * np.finfo(x.dtype).eps * scale < 1e-6
+
+
 def ops_against_reference(fdp):
     """A well-formed call through seqcore.ops (any sizes, lengths, direction):
     the native result is the reference's."""
@@ -190,6 +207,8 @@ def ops_against_reference(fdp):
     forward, backward = getattr(ops, f"{cell}_forward"), getattr(ops, f"{cell}_backward")
     native = forward(*args, **options)
     reference = forward(*args, backend="reference", **options)
+    if not well_conditioned(cell, args, reference[0]):
+        return  # the native call ran (no crash, no exception); only the comparison is skipped
     dout = [np.ones_like(native[0])] + [np.ones_like(native[1])] * (2 if cell == "lstm" else 1)
     for got, want in zip(native[:-1] + backward(*dout, native[-1]),
                          reference[:-1] + backward(*dout, reference[-1])):
