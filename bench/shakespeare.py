@@ -1,6 +1,8 @@
 """Quality and speed on Tiny Shakespeare: the example's 2-layer LSTM language
 model trained with seqcore and with PyTorch, in the same run, at the same
 threads, from the same initial weights, on the same batches in the same order.
+The two take turns, --block steps each (50 by default), so that whatever else
+slows the machine down over the run slows both alike.
 
     python bench/shakespeare.py                    # 10 minutes of training per library
     python bench/shakespeare.py --minutes 0.5      # a smoke run
@@ -38,7 +40,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -76,7 +78,6 @@ class Run:
     step_seconds: List[float] = field(default_factory=list)
     step_tokens: List[int] = field(default_factory=list)
     evals: List[Tuple[int, float, float]] = field(default_factory=list)
-    wall_seconds: float = 0.0
 
     @property
     def steps(self) -> int:
@@ -100,7 +101,7 @@ class Run:
     def summary(self) -> Dict[str, object]:
         best = min((loss for _, _, loss in self.evals), default=math.nan)
         out: Dict[str, object] = dict(library=self.library, steps=self.steps, train_seconds=self.train_seconds,
-                                      wall_seconds=self.wall_seconds, tokens_per_s=self.tokens_per_s(),
+                                      tokens_per_s=self.tokens_per_s(),
                                       final_val_loss=self.evals[-1][2] if self.evals else math.nan,
                                       best_val_loss=best, evals=[list(e) for e in self.evals])
         for t in TARGETS:
@@ -120,12 +121,15 @@ class Recorder:
                  eval_every: int, log: Callable[[str], None]) -> None:
         self.run, self.validate, self.budget_s, self.max_steps = run, validate, budget_s, max_steps
         self.eval_every, self.log = eval_every, log
-        self.started = self.last = 0.0
+        self.last = 0.0
 
     def start(self) -> None:
         """Validates the initial model (step 0), then starts the clock."""
-        self.started = time.perf_counter()
         self._validate()
+        self.last = time.perf_counter()
+
+    def resume(self) -> None:
+        """Restarts the clock after the other library's turn."""
         self.last = time.perf_counter()
 
     def _validate(self) -> None:
@@ -143,8 +147,6 @@ class Recorder:
         done = r.train_seconds >= self.budget_s or (self.max_steps is not None and r.steps >= self.max_steps)
         if done or r.steps % self.eval_every == 0:
             self._validate()
-        if done:
-            r.wall_seconds = time.perf_counter() - self.started
         self.last = time.perf_counter()
         return not done
 
@@ -154,7 +156,9 @@ class Recorder:
 
 
 def train_seqcore(example, vocab, train: np.ndarray, val: np.ndarray, init: Dict[str, np.ndarray], args,
-                  log: Callable[[str], None]) -> Run:
+                  log: Callable[[str], None], between_turns: Callable[[], None]) -> Run:
+    """Trains through the Trainer, calling ``between_turns`` (the other
+    library's turn) after every ``args.block`` steps, its clock stopped."""
     cfg = example.CONFIG
     model = example.build_model(len(vocab), args.seed)
     model.load_state_dict(init)
@@ -168,6 +172,9 @@ def train_seqcore(example, vocab, train: np.ndarray, val: np.ndarray, init: Dict
         tokens, tokens_before[0] = trainer.tokens - tokens_before[0], trainer.tokens
         if not recorder.step_done(tokens):
             trainer.total_steps = trainer.step  # the Trainer has no time budget: end the loop here
+        elif run.steps % args.block == 0:
+            between_turns()
+            recorder.resume()
     # validation is the recorder's (timed apart), so the Trainer gets none
     trainer = Trainer(model, train, None, vocab=vocab, optimizer=Adam(model, lr=cfg["lr"]),
                       batch_size=cfg["batch"], seq_len=cfg["seq_len"], steps=args.steps or 10**9,
@@ -222,13 +229,14 @@ def torch_evaluate(torch, model, val: np.ndarray, batch: int, seq_len: int, max_
 
 
 def train_torch(torch, example, vocab, train: np.ndarray, val: np.ndarray, init: Dict[str, np.ndarray], args,
-                log: Callable[[str], None]) -> Run:
+                log: Callable[[str], None], run: Run) -> Iterator[None]:
+    """Trains into ``run``, a generator that yields after every ``args.block``
+    steps (the other library's turn, its clock stopped) and ends when done."""
     cfg = example.CONFIG
     model = torch_model(torch, len(vocab), cfg, init)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     schedule = example.schedule(cfg["lr"], cfg["decay_steps"])  # the Trainer's, by step
     batches = StreamBatches(train, cfg["batch"], cfg["seq_len"])  # the Trainer's batches, in its order
-    run = Run("torch")
     recorder = Recorder(run, lambda: torch_evaluate(torch, model, val, cfg["batch"], cfg["seq_len"],
                                                     args.eval_batches),
                         60 * args.minutes, args.steps, args.eval_every, log)
@@ -250,7 +258,10 @@ def train_torch(torch, example, vocab, train: np.ndarray, val: np.ndarray, init:
         state = tuple(s.detach() for s in state)  # truncated BPTT: no gradient into the chunk before
         index = (index + 1) % len(batches)
         if not recorder.step_done(y.size):
-            return run
+            return
+        if run.steps % args.block == 0:
+            yield
+            recorder.resume()
 
 
 # ---------------------------------------------------------------------------
@@ -292,6 +303,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     p.add_argument("--steps", type=int, default=None, help="also stop at so many steps")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="for seqcore, NumPy's BLAS and torch")
     p.add_argument("--eval-every", type=int, default=100, help="steps between validations")
+    p.add_argument("--block", type=int, default=50, help="steps of each library's turn")
     p.add_argument("--eval-batches", type=int, default=None, help="batches per validation (default: all)")
     p.add_argument("--libraries", nargs="+", choices=("seqcore", "torch"), default=["seqcore", "torch"])
     p.add_argument("--data", type=Path, default=example.DATA)
@@ -300,8 +312,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="print only the report")
     args = p.parse_args(argv)
-    if args.minutes <= 0 or args.eval_every < 1 or (args.steps is not None and args.steps < 1):
-        p.error("--minutes, --eval-every, --steps: expected > 0")
+    if args.minutes <= 0 or args.eval_every < 1 or args.block < 1 or (args.steps is not None and args.steps < 1):
+        p.error("--minutes, --eval-every, --block, --steps: expected > 0")
     log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
 
     torch = benchmark.torch_or_none() if "torch" in args.libraries else None
@@ -315,15 +327,23 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     print(f"{len(train):,} training and {len(val):,} validation characters, {len(vocab)} symbols; embedding "
           f"{cfg['embed']}, LSTM {cfg['hidden']}×{cfg['layers']}, batch {cfg['batch']} × {cfg['seq_len']}, Adam "
           f"{cfg['lr']:g} (cosine decay over {cfg['decay_steps']} steps), global-norm clip {cfg['clip']:g}; {args.minutes:g} min of training per library"
-          + (f" or {args.steps} steps" if args.steps else "") + f", validation every {args.eval_every} steps",
+          + (f" or {args.steps} steps" if args.steps else "") + f", validation every {args.eval_every} steps"
+          + (f", turns of {args.block} steps" if torch is not None and "seqcore" in args.libraries else ""),
           flush=True)
 
     runs = []
     with benchmark.threads(args.threads):
-        if "seqcore" in args.libraries:
-            runs.append(train_seqcore(example, vocab, train, val, init, args, log))
+        torch_turns: Iterator[None] = iter(())
         if torch is not None:
-            runs.append(train_torch(torch, example, vocab, train, val, init, args, log))
+            torch_run = Run("torch")
+            torch_turns = train_torch(torch, example, vocab, train, val, init, args, log, torch_run)
+        if "seqcore" in args.libraries:
+            runs.append(train_seqcore(example, vocab, train, val, init, args, log,
+                                      between_turns=lambda: next(torch_turns, None)))
+        for _ in torch_turns:  # what is left of torch's budget once seqcore's is spent
+            pass
+        if torch is not None:
+            runs.append(torch_run)
     print()
     print(report(runs), flush=True)
 

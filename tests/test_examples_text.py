@@ -89,3 +89,20 @@ def test_shakespeare_bench_starts_both_libraries_from_the_same_model():
     after = [runs[lib]["evals"][-1][2] for lib in ("seqcore", "torch")]
     np.testing.assert_allclose(after[0], after[1], rtol=1e-4)
     assert r["tokens_per_s_ratio"] == pytest.approx(runs["seqcore"]["tokens_per_s"] / runs["torch"]["tokens_per_s"])
+
+
+@needs_shakespeare
+def test_shakespeare_bench_alternates_the_libraries_in_turns(capsys):
+    """With torch, the libraries take turns of --block steps: the validation
+    lines (every 2 steps) come seqcore 0, 2, torch 0, 2, seqcore 4, torch 4,
+    then each library's last step (5) at the end of its own budget."""
+    pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location("bench_shakespeare", ROOT / "bench" / "shakespeare.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    bench.main(["--max-chars", "40000", "--steps", "5", "--eval-every", "2", "--block", "2", "--threads", "1"])
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if "validation loss" in line]
+    order = [(words[0], int(words[2])) for words in lines if words[1] == "step"]
+    assert order == [("seqcore", 0), ("seqcore", 2), ("torch", 0), ("torch", 2), ("seqcore", 4), ("torch", 4),
+                     ("seqcore", 5), ("torch", 5)]
