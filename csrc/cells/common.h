@@ -19,10 +19,10 @@ void project_inputs(const T* X, int64_t rows, int64_t D, const T* W_ih, int64_t 
   gemm<T>(false, true, rows, GH, D, T(1), X, D, W_ih, D, T(0), Gx, GH, num_threads);
 }
 
-// out[j] = Σ_i A[i·cols + j], rows summed in order (so the result does not
+// out[j] = Σ_i A[i·lda + j], rows summed in order (so the result does not
 // depend on the threads), columns split between threads.
 template <typename T>
-void column_sums(const T* A, int64_t rows, int64_t cols, T* out, int num_threads) {
+void column_sums(const T* A, int64_t rows, int64_t cols, int64_t lda, T* out, int num_threads) {
   constexpr int V = Vec<T>::size;
   const int64_t blocks = (cols + V - 1) / V;
   const int team = static_cast<int>(blocks < num_threads ? (blocks > 0 ? blocks : 1) : num_threads);
@@ -31,7 +31,7 @@ void column_sums(const T* A, int64_t rows, int64_t cols, T* out, int num_threads
     const int64_t j = jb * V;
     const int n = static_cast<int>(cols - j < V ? cols - j : V);
     Vec<T> s = Vec<T>::zero();
-    for (int64_t i = 0; i < rows; ++i) s = s + load_n(A + i * cols + j, n);
+    for (int64_t i = 0; i < rows; ++i) s = s + load_n(A + i * lda + j, n);
     store_n(s, out + j, n);
   }
 }

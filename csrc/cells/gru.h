@@ -16,11 +16,12 @@ int64_t gru_forward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool tr
   return ForwardScratch<T>::size(gru_forward_map<T>(H), T_, B, D, 3 * H, train, gather, true, 0);
 }
 
-// Backward scratch plus dGh (blocks 0 … T-1, at most T·B rows of 3H) and
-// dh ⊙ z (B, H).
+// Backward scratch plus dGh (blocks 0 … T-1, at most T·B rows of 3H, row
+// stride as dG's) and dh ⊙ z (B, H).
 template <typename T>
 int64_t gru_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool gather) {
-  return BackwardScratch<T, kGruBackwardNV>::size(T_, B, D, H, 3 * H, gather, T_ * B * 3 * H + B * H);
+  return BackwardScratch<T, kGruBackwardNV>::size(T_, B, D, H, 3 * H, gather,
+                                                   T_ * B * gate_grad_stride<T>(3 * H) + B * H);
 }
 
 // Iteration s, hidden units [unit·V, unit·V + V) of a row, with
@@ -83,13 +84,14 @@ struct GruBackwardEpilogue {
   const T* hn = nullptr;      // (B, H)
   const T* h_prev = nullptr;  // (B, H)
   T* dhz = nullptr;           // (B, H) in: from iteration s+1; out: to s-1
-  T* dGx = nullptr;           // (B, 3H) out
-  T* dGh = nullptr;           // (B, 3H) out
+  T* dGx = nullptr;           // (B, 3H) out, row stride ldg
+  T* dGh = nullptr;           // (B, 3H) out, row stride ldg
+  int64_t ldg = 0;
 
   void skip(int64_t row, int64_t j, int m) const {
     for (int k = 0; k < 3; ++k) {
-      store_n(Vec<T>::zero(), dGx + row * 3 * H + k * H + j, m);
-      store_n(Vec<T>::zero(), dGh + row * 3 * H + k * H + j, m);
+      store_n(Vec<T>::zero(), dGx + row * ldg + k * H + j, m);
+      store_n(Vec<T>::zero(), dGh + row * ldg + k * H + j, m);
     }
   }
 
@@ -103,8 +105,8 @@ struct GruBackwardEpilogue {
     const Vec<T> dan = dh * (one - z) * fnmadd(n, n, one);
     const Vec<T> daz = dh * (load_n(h_prev + hj, m) - n) * z * (one - z);
     const Vec<T> dar = dan * load_n(hn + hj, m) * r * (one - r);
-    T* gx = dGx + row * 3 * H + j;
-    T* gh = dGh + row * 3 * H + j;
+    T* gx = dGx + row * ldg + j;
+    T* gh = dGh + row * ldg + j;
     store_n(dar, gx, m);
     store_n(daz, gx + H, m);
     store_n(dan, gx + 2 * H, m);
@@ -141,8 +143,9 @@ void gru_backward(const CellBackwardArgs<T>& a) {
   const int64_t T_ = a.T_, B = a.B, H = a.H, GH = 3 * H;
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
   const BackwardScratch<T, kGruBackwardNV> scratch(a.scratch, T_, B, a.D, H, GH, !rows.identity());
-  T* dGh = scratch.extra;      // (T, B, 3H)
-  T* dhz = dGh + T_ * B * GH;  // (B, H)
+  const int64_t ldg = gate_grad_stride<T>(GH);
+  T* dGh = scratch.extra;       // (T, B, 3H), row stride ldg
+  T* dhz = dGh + T_ * B * ldg;  // (B, H)
   std::memset(dhz, 0, sizeof(T) * B * H);
   backward_loop<T, kGruBackwardNV>(a, GH, scratch.panels, dGh, dhz, [&](int64_t s) {
     GruBackwardEpilogue<T> e;
@@ -152,8 +155,9 @@ void gru_backward(const CellBackwardArgs<T>& a) {
     e.hn = a.ws_hn + at * H;
     e.h_prev = a.ws_h + at * H;
     e.dhz = dhz;
-    e.dGx = scratch.dG + at * GH;
-    e.dGh = dGh + at * GH;
+    e.ldg = ldg;
+    e.dGx = scratch.dG + at * ldg;
+    e.dGh = dGh + at * ldg;
     return e;
   });
   input_and_weight_gradients(a, GH, scratch, dGh);

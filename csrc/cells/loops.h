@@ -253,8 +253,19 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
 // ---------------------------------------------------------------------------
 // backward
 
+// Row stride of the backward's gate gradients dG (and GRU's dGh): GH, plus
+// a cache line where rows GH apart would be a multiple of 2 KiB apart (LSTM
+// with H a multiple of 128, say). The recurrent product reads a tile of up
+// to 12 rows side by side, and rows that far apart fall into the same few
+// L1 sets and evict one another.
+template <typename T>
+int64_t gate_grad_stride(int64_t GH) {
+  constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(T));
+  return GH * static_cast<int64_t>(sizeof(T)) % 2048 == 0 ? GH + line : GH;
+}
+
 // Scratch of a backward, in this order: packed W_hh; dG (blocks 0 … T-1,
-// see Rows::offset, at most T·B rows of GH); then, unless in batch order,
+// see Rows::offset, at most T·B rows of gate_grad_stride(GH)); then, unless in batch order,
 // the inputs by block, overwritten by dx by block (at most T·B rows of D);
 // then `extra` for the cell.
 template <typename T, int NV>
@@ -264,7 +275,8 @@ struct BackwardScratch {
   static int64_t size(int64_t T_, int64_t B, int64_t D, int64_t H, int64_t GH, bool gather,
                       int64_t extra) {
     const PanelMap map{H, NV, Vec<T>::size, false};
-    return map.units() * map.panel_size(GH) + T_ * B * GH + (gather ? T_ * B * D : 0) + extra;
+    return map.units() * map.panel_size(GH) + T_ * B * gate_grad_stride<T>(GH) + (gather ? T_ * B * D : 0) +
+           extra;
   }
 
   BackwardScratch(T* p, int64_t T_, int64_t B, int64_t D, int64_t H, int64_t GH, bool gather) {
@@ -272,7 +284,7 @@ struct BackwardScratch {
     panels = p;
     p += map.units() * map.panel_size(GH);
     dG = p;
-    p += T_ * B * GH;
+    p += T_ * B * gate_grad_stride<T>(GH);
     x_it = gather ? p : nullptr;
     p += gather ? T_ * B * D : 0;
     extra = p;
@@ -281,10 +293,10 @@ struct BackwardScratch {
 
 template <typename T, int NV, typename Epi>
 struct BackwardStep {
-  int64_t H = 0, K = 0, unit = 0, s = 0;
+  int64_t H = 0, K = 0, ldg = 0, unit = 0, s = 0;
   Rows rows{};
   const T* panel = nullptr;     // this unit's panel (K, NV, V); null at s = T-1
-  const T* dGh_next = nullptr;  // (count(s+1), K) recurrent-side gradient of iteration s+1
+  const T* dGh_next = nullptr;  // (count(s+1), K), row stride ldg: recurrent-side gradient of iteration s+1
   const T* dhT = nullptr;       // (B, H) or null: added at each row's last step
   const T* dy = nullptr;        // (T, B, H) or null
   Epi epi;
@@ -294,7 +306,7 @@ struct BackwardStep {
     constexpr int V = Vec<T>::size;
     Vec<T> acc[R][NV];
     if (panel != nullptr) {
-      panel_product<T, R, NV>(K, dGh_next + row0 * K, K, panel, acc);
+      panel_product<T, R, NV>(K, dGh_next + row0 * ldg, ldg, panel, acc);
     } else {
       for (int r = 0; r < R; ++r)
         for (int q = 0; q < NV; ++q) acc[r][q] = Vec<T>::zero();
@@ -329,10 +341,10 @@ struct BackwardStep {
 // one unit and a tile of rows, written in batch order.
 template <typename T, int NV>
 struct InitialStateGradient {
-  int64_t H = 0, K = 0, unit = 0;
+  int64_t H = 0, K = 0, ldg = 0, unit = 0;
   Rows rows{};
   const T* panel = nullptr;  // (K, NV, V)
-  const T* dGh = nullptr;    // (B, K)
+  const T* dGh = nullptr;    // (B, K), row stride ldg
   const T* extra = nullptr;  // (B, H) or null, kernel order
   const T* dhT = nullptr;    // (B, H) or null
   T* dh0 = nullptr;          // (B, H) out
@@ -341,7 +353,7 @@ struct InitialStateGradient {
   void tile(int64_t row0) {
     constexpr int V = Vec<T>::size;
     Vec<T> acc[R][NV];
-    panel_product<T, R, NV>(K, dGh + row0 * K, K, panel, acc);
+    panel_product<T, R, NV>(K, dGh + row0 * ldg, ldg, panel, acc);
     for (int r = 0; r < R; ++r)
       for (int q = 0; q < NV; ++q) {
         const int64_t j = (unit * NV + q) * V, row = row0 + r, b = rows.batch(row);
@@ -356,7 +368,8 @@ struct InitialStateGradient {
 };
 
 // Runs the backward loop of a cell with GH = G·H gate columns: epi_at(s)
-// gives the epilogue of iteration s, which writes dGh_s (count(s), GH), the
+// gives the epilogue of iteration s, which writes dGh_s (count(s), GH; row
+// stride gate_grad_stride(GH)), the
 // gradient of the recurrent-side pre-activations, into block s of dGh
 // (zeros for the rows past their end). Ends with dh0 (plus dh0_extra, when
 // given).
@@ -365,7 +378,7 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
                    const T* dh0_extra, EpiAt epi_at) {
   const int64_t T_ = a.T_, B = a.B, H = a.H;
   const PanelMap map{H, NV, Vec<T>::size, false};
-  const int64_t units = map.units(), psize = map.panel_size(GH);
+  const int64_t units = map.units(), psize = map.panel_size(GH), ldg = gate_grad_stride<T>(GH);
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
   const int nt = static_cast<int>(units < a.num_threads ? units : a.num_threads);
 #pragma omp parallel num_threads(nt)
@@ -378,9 +391,10 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
       BackwardStep<T, NV, decltype(epi_at(s))> step;
       step.H = H;
       step.K = GH;
+      step.ldg = ldg;
       step.s = s;
       step.rows = rows;
-      step.dGh_next = s == T_ - 1 ? nullptr : dGh + rows.offset(s + 1) * GH;
+      step.dGh_next = s == T_ - 1 ? nullptr : dGh + rows.offset(s + 1) * ldg;
       step.dhT = a.dhT;
       step.dy = a.dy;
       step.epi = epi_at(s);
@@ -395,6 +409,7 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
     InitialStateGradient<T, NV> first;
     first.H = H;
     first.K = GH;
+    first.ldg = ldg;
     first.rows = rows;
     first.dGh = dGh;
     first.extra = dh0_extra;
@@ -422,7 +437,7 @@ void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
   const int nt = a.num_threads;
   const T* dG = scratch.dG;
   const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
-  const int64_t N = rows.offset(a.T_);
+  const int64_t N = rows.offset(a.T_), ldg = gate_grad_stride<T>(GH);
   const T* X = a.x;
   T* dX = a.dx;
   if (!rows.identity()) {
@@ -430,11 +445,11 @@ void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
     X = scratch.x_it;
     dX = scratch.x_it;
   }
-  gemm<T>(true, false, GH, D, N, T(1), dG, GH, X, D, T(0), a.dW_ih, D, nt);
-  gemm<T>(false, false, N, D, GH, T(1), dG, GH, a.W_ih, D, T(0), dX, D, nt);
-  gemm<T>(true, false, GH, H, N, T(1), dGh, GH, a.ws_h, H, T(0), a.dW_hh, H, nt);
-  column_sums(dG, N, GH, a.db_ih, nt);
-  if (a.db_hh != nullptr) column_sums(dGh, N, GH, a.db_hh, nt);
+  gemm<T>(true, false, GH, D, N, T(1), dG, ldg, X, D, T(0), a.dW_ih, D, nt);
+  gemm<T>(false, false, N, D, GH, T(1), dG, ldg, a.W_ih, D, T(0), dX, D, nt);
+  gemm<T>(true, false, GH, H, N, T(1), dGh, ldg, a.ws_h, H, T(0), a.dW_hh, H, nt);
+  column_sums(dG, N, GH, ldg, a.db_ih, nt);
+  if (a.db_hh != nullptr) column_sums(dGh, N, GH, ldg, a.db_hh, nt);
   if (!rows.identity()) {
     // dx[t, b] = row r of block s for the iteration s that ran t; 0 past the end
     zero_padding(rows, D, a.dx);

@@ -81,10 +81,11 @@ struct LstmBackwardEpilogue {
   const T* c_prev = nullptr;  // (B, H) c_{s-1}
   const T* dcT = nullptr;     // (B, H) or null, batch order
   T* dc = nullptr;            // (B, H) in: from iteration s+1; out: to s-1
-  T* dG = nullptr;            // (B, 4H) out
+  T* dG = nullptr;            // (B, 4H) out, row stride ldg
+  int64_t ldg = 0;
 
   void skip(int64_t row, int64_t j, int n) const {
-    T* dgr = dG + row * 4 * H + j;
+    T* dgr = dG + row * ldg + j;
     for (int k = 0; k < 4; ++k) store_n(Vec<T>::zero(), dgr + k * H, n);
   }
 
@@ -99,7 +100,7 @@ struct LstmBackwardEpilogue {
     if (last && dcT != nullptr) dc_in = dc_in + load_n(dcT + b * H + j, n);
     const Vec<T> dcs = fmadd(dh * o, fnmadd(tc, tc, one), dc_in);
     store_n(dcs * f, dc + hj, n);
-    T* dgr = dG + row * 4 * H + j;
+    T* dgr = dG + row * ldg + j;
     store_n(dcs * g * i * (one - i), dgr, n);
     store_n(dcs * load_n(c_prev + hj, n) * f * (one - f), dgr + H, n);
     store_n(dcs * i * fnmadd(g, g, one), dgr + 2 * H, n);
@@ -161,7 +162,8 @@ void lstm_backward(const CellBackwardArgs<T>& a) {
     e.c_prev = a.ws_c + at * H;
     e.dcT = a.dcT;
     e.dc = dc;
-    e.dG = scratch.dG + at * GH;
+    e.ldg = gate_grad_stride<T>(GH);
+    e.dG = scratch.dG + at * e.ldg;
     return e;
   });
   to_batch_rows(rows, dc, H, a.dc0);

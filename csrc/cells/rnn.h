@@ -59,13 +59,14 @@ template <typename T>
 struct RnnBackwardEpilogue {
   int64_t H = 0;
   const T* h = nullptr;  // (B, H) h after iteration s
-  T* dG = nullptr;       // (B, H) out
+  T* dG = nullptr;       // (B, H) out, row stride ldg
+  int64_t ldg = 0;
 
-  void skip(int64_t row, int64_t j, int n) const { store_n(Vec<T>::zero(), dG + row * H + j, n); }
+  void skip(int64_t row, int64_t j, int n) const { store_n(Vec<T>::zero(), dG + row * ldg + j, n); }
 
   void apply(int64_t row, int64_t j, int n, Vec<T> dh, bool, int64_t) const {
     const Vec<T> ht = load_n(h + row * H + j, n);
-    store_n(dh * fnmadd(ht, ht, Vec<T>::broadcast(T(1))), dG + row * H + j, n);
+    store_n(dh * fnmadd(ht, ht, Vec<T>::broadcast(T(1))), dG + row * ldg + j, n);
   }
 };
 
@@ -95,7 +96,8 @@ void rnn_backward(const CellBackwardArgs<T>& a) {
     RnnBackwardEpilogue<T> e;
     e.H = H;
     e.h = a.ws_h + rows.offset(s + 1) * H;
-    e.dG = scratch.dG + rows.offset(s) * H;
+    e.ldg = gate_grad_stride<T>(H);
+    e.dG = scratch.dG + rows.offset(s) * e.ldg;
     return e;
   });
   input_and_weight_gradients(a, H, scratch, scratch.dG);
