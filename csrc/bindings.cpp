@@ -122,6 +122,34 @@ py::array activation_any(const py::array& x, bool is_sigmoid) {
 }
 
 // ---------------------------------------------------------------------------
+// optimizers
+
+// Adam on one parameter array and its state, in place: p, m, v (written)
+// and g of one dtype and size, C-contiguous.
+template <typename T>
+void adam_py(py::array& p, const py::array& g, py::array& m, py::array& v, const AdamArgs& args) {
+  const int ndim = static_cast<int>(p.ndim());
+  check_array<T>(p, "p", ndim, true);
+  check_array<T>(g, "g", static_cast<int>(g.ndim()), false);
+  check_array<T>(m, "m", static_cast<int>(m.ndim()), true);
+  check_array<T>(v, "v", static_cast<int>(v.ndim()), true);
+  const int64_t n = p.size();
+  if (g.size() != n || m.size() != n || v.size() != n) {
+    throw py::value_error("adam: p, g, m and v must have one size, got " + std::to_string(n) + ", " +
+                          std::to_string(g.size()) + ", " + std::to_string(m.size()) + ", " +
+                          std::to_string(v.size()));
+  }
+  T* pp = static_cast<T*>(p.mutable_data());
+  const T* pg = static_cast<const T*>(g.data());
+  T* pm = static_cast<T*>(m.mutable_data());
+  T* pv = static_cast<T*>(v.mutable_data());
+  const int threads = get_num_threads();
+  const auto& k = table<T>();
+  py::gil_scoped_release release;
+  k.adam(pp, pg, pm, pv, n, args, threads);
+}
+
+// ---------------------------------------------------------------------------
 // cells
 
 Cell parse_cell(const std::string& name) {
@@ -430,6 +458,21 @@ PYBIND11_MODULE(_core, m) {
   m.def("forward_workspace_bytes", &forward_workspace_bytes, py::arg("cell"), py::arg("T"),
         py::arg("B"), py::arg("D"), py::arg("H"), py::arg("train"), py::arg("gather"),
         py::arg("float64"), "Bytes a forward allocates beyond its inputs and outputs.");
+  m.def(
+      "adam",
+      [](py::array& p, const py::array& g, py::array& m, py::array& v, double beta1, double beta2,
+         double eps, double step_size, double bias2) {
+        const AdamArgs args{beta1, beta2, eps, step_size, bias2};
+        if (p.dtype().kind() == 'f' && p.itemsize() == 8) {
+          adam_py<double>(p, g, m, v, args);
+        } else {
+          adam_py<float>(p, g, m, v, args);
+        }
+      },
+      py::arg("p"), py::arg("g"), py::arg("m"), py::arg("v"), py::arg("beta1"), py::arg("beta2"),
+      py::arg("eps"), py::arg("step_size"), py::arg("bias2"),
+      "One Adam step in place: p, m, v updated from g (step_size = lr / (1 - beta1^t), "
+      "bias2 = sqrt(1 - beta2^t)).");
   m.def("sigmoid", [](const py::array& x) { return activation_any(x, true); }, py::arg("x"));
   m.def("tanh", [](const py::array& x) { return activation_any(x, false); }, py::arg("x"));
 }

@@ -75,6 +75,15 @@ struct CellBackwardArgs {
 };
 
 // ---------------------------------------------------------------------------
+// optimizers
+
+// One Adam step's constants (optim/adam.h rounds each to the element type):
+// step_size = lr / (1 − β1^t), bias2 = √(1 − β2^t).
+struct AdamArgs {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, step_size = 0.0, bias2 = 1.0;
+};
+
+// ---------------------------------------------------------------------------
 // the table
 
 // Kernels for one element type T (float or double). Matrices are row-major.
@@ -100,6 +109,9 @@ struct KernelTable {
   int64_t (*backward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool gather);
   void (*forward)(Cell cell, const CellForwardArgs<T>& args);
   void (*backward)(Cell cell, const CellBackwardArgs<T>& args);
+
+  // One Adam step on n parameters in place (p, m, v written; g read).
+  void (*adam)(T* p, const T* g, T* m, T* v, int64_t n, const AdamArgs& args, int num_threads);
 };
 
 struct IsaKernels {

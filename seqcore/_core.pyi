@@ -99,5 +99,18 @@ def forward_workspace_bytes(
 ) -> int:
     """Bytes a forward allocates beyond its inputs and outputs."""
 
+def adam(
+    p: _Array,
+    g: _Array,
+    m: _Array,
+    v: _Array,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    step_size: float,
+    bias2: float,
+) -> None:
+    """One Adam step in place: p, m, v updated from g (step_size = lr / (1 - beta1^t), bias2 = sqrt(1 - beta2^t))."""
+
 def sigmoid(x: _Array) -> _Array: ...
 def tanh(x: _Array) -> _Array: ...

@@ -23,6 +23,7 @@ This is the only module that calls the extension ``seqcore._core``.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from typing import Any, Dict, Optional, Tuple
@@ -138,6 +139,34 @@ def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool
     _core.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), out, trans_a, trans_b, 1.0,
                1.0 if accumulate else 0.0)
     return out
+
+
+def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *, lr: float, beta1: float,
+                beta2: float, eps: float, step: int, backend: Optional[str] = None) -> None:
+    """Adam step number ``step`` (1, 2, …) in place on the parameter p and its
+    moments m, v, from the gradient g: torch's operations in torch's order
+    (seqcore.reference.adam_update). The native kernel fuses them into one
+    pass and gives the reference's results bit for bit. p, m, v: float32 or
+    float64 ndarrays of g's shape and dtype, writeable, and for the native
+    kernel C-contiguous (the reference updates any view in place)."""
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend: expected 'native', 'reference' or None, got {backend!r}")
+    if not isinstance(p, np.ndarray) or p.dtype not in (np.float32, np.float64):
+        raise TypeError(f"p: expected a float32 or float64 ndarray, got {getattr(p, 'dtype', type(p).__name__)}")
+    for name, a in (("g", g), ("m", m), ("v", v)):
+        if not isinstance(a, np.ndarray) or a.dtype != p.dtype or a.shape != p.shape:
+            got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+            raise TypeError(f"{name}: expected a {p.dtype} ndarray of p's shape {p.shape}, got {got}")
+    for name, a in (("p", p), ("m", m), ("v", v)):
+        if not a.flags.writeable or (backend != "reference" and not a.flags.c_contiguous):
+            raise ValueError(f"{name}: expected a C-contiguous, writeable array (updated in place)")
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"step: expected an int >= 1, got {step!r}")
+    if backend == "reference":
+        reference.adam_update(p, g, m, v, lr=lr, beta1=beta1, beta2=beta2, eps=eps, step=step)
+        return
+    _core.adam(p, np.ascontiguousarray(g), m, v, beta1, beta2, eps, lr / (1 - beta1 ** step),
+               math.sqrt(1 - beta2 ** step))
 
 
 # ---------------------------------------------------------------------------

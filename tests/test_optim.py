@@ -5,6 +5,8 @@ by hand, and an uninterrupted run for checkpoint resumption."""
 import numpy as np
 import pytest
 
+import seqcore
+from seqcore import ops
 from seqcore.nn import Linear, Sequential, Tanh
 from seqcore.train import SGD, Adam, AdamW, clip_by_global_norm, clip_by_value
 
@@ -310,3 +312,62 @@ def test_clip_rejects_bad_arguments_naming_them():
         clip_by_global_norm([np.ones(2)], 0)
     with pytest.raises(TypeError, match="grads"):
         clip_by_global_norm([[1.0, 2.0]], 1.0)
+
+
+# ---------------------------------------------------------------------------
+# the native fused Adam (ops.adam_update) against the NumPy reference
+
+@pytest.mark.parametrize("n", [0, 1, 15, 17, 100_003], ids=lambda n: f"n{n}")  # tails; > 2 blocks: a team
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_native_adam_equals_the_reference_bitwise(dtype, n, isa):
+    """Ten steps (so that the bias corrections change), at 1 and 2 threads:
+    the same bits as NumPy's operations in torch's order."""
+    rng = np.random.default_rng(n)
+    p0 = rng.standard_normal(n).astype(dtype)
+    grads = [(rng.standard_normal(n) * 10.0 ** rng.integers(-6, 4, n)).astype(dtype) for _ in range(10)]
+    results = []
+    for backend, threads in (("reference", 1), ("native", 1), ("native", 2)):
+        before = seqcore.get_num_threads()
+        seqcore.set_num_threads(threads)
+        try:
+            p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+            for step, g in enumerate(grads, 1):
+                ops.adam_update(p, g, m, v, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, step=step, backend=backend)
+        finally:
+            seqcore.set_num_threads(before)
+        results.append((p, m, v))
+    for got in results[1:]:
+        for name, a, b in zip("pmv", got, results[0]):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    assert n == 0 or not np.array_equal(results[0][0], p0)
+
+
+def test_adam_takes_the_reference_path_for_arrays_it_cannot_update_in_place():
+    """A parameter that is a strided view (a dict of params may hold one) is
+    updated in place all the same, as a contiguous copy of it would be."""
+    base = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    view = base[:, ::2]
+    contiguous = np.ascontiguousarray(view)
+    g = np.ones_like(contiguous)
+    Adam({"p": view}, lr=0.1).step({"p": g})
+    Adam({"p": contiguous}, lr=0.1).step({"p": g})
+    np.testing.assert_array_equal(view, contiguous)
+    np.testing.assert_array_equal(base[:, 1::2], np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)[:, 1::2])
+
+
+@pytest.mark.parametrize("change,error,words", [
+    (dict(p=np.zeros(3, np.float16)), TypeError, "p: expected a float32 or float64"),
+    (dict(g=np.zeros(3, np.float64)), TypeError, "g: expected a float32 ndarray of p's shape"),
+    (dict(m=np.zeros(4, np.float32)), TypeError, "m: expected a float32 ndarray of p's shape (3,)"),
+    (dict(v=np.zeros(6, np.float32)[::2]), ValueError, "v: expected a C-contiguous, writeable array"),
+    (dict(step=0), ValueError, "step: expected an int >= 1"),
+    (dict(backend="gpu"), ValueError, "backend: expected 'native', 'reference' or None"),
+])
+def test_adam_update_refuses_bad_arguments_by_name(change, error, words):
+    args = dict(p=np.zeros(3, np.float32), g=np.ones(3, np.float32), m=np.zeros(3, np.float32),
+                v=np.zeros(3, np.float32), step=1)
+    args.update(change)
+    p, g, m, v = args.pop("p"), args.pop("g"), args.pop("m"), args.pop("v")
+    with pytest.raises(error) as e:
+        ops.adam_update(p, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, **args)
+    assert words in str(e.value)

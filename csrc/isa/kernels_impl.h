@@ -16,6 +16,7 @@
 #include "cells/rnn.h"
 #include "cells/lstm.h"
 #include "cells/gru.h"
+#include "optim/adam.h"
 
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
@@ -72,6 +73,7 @@ KernelTable<T> make_table() {
   t.backward_scratch = &backward_scratch<T>;
   t.forward = &cell_forward<T>;
   t.backward = &cell_backward<T>;
+  t.adam = &adam_update<T>;
   return t;
 }
 

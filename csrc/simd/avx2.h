@@ -42,6 +42,7 @@ inline Vec<float> fnmadd(Vec<float> a, Vec<float> b, Vec<float> c) { return _mm2
 inline Vec<float> max(Vec<float> a, Vec<float> b) { return _mm256_max_ps(a.v, b.v); }
 inline Vec<float> min(Vec<float> a, Vec<float> b) { return _mm256_min_ps(a.v, b.v); }
 inline Vec<float> abs(Vec<float> a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v); }
+inline Vec<float> sqrt(Vec<float> a) { return _mm256_sqrt_ps(a.v); }
 inline Vec<float> copysign(Vec<float> mag, Vec<float> sgn) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   return _mm256_or_ps(_mm256_andnot_ps(sign, mag.v), _mm256_and_ps(sign, sgn.v));
@@ -88,6 +89,7 @@ inline Vec<double> fnmadd(Vec<double> a, Vec<double> b, Vec<double> c) { return 
 inline Vec<double> max(Vec<double> a, Vec<double> b) { return _mm256_max_pd(a.v, b.v); }
 inline Vec<double> min(Vec<double> a, Vec<double> b) { return _mm256_min_pd(a.v, b.v); }
 inline Vec<double> abs(Vec<double> a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v); }
+inline Vec<double> sqrt(Vec<double> a) { return _mm256_sqrt_pd(a.v); }
 inline Vec<double> copysign(Vec<double> mag, Vec<double> sgn) {
   const __m256d sign = _mm256_set1_pd(-0.0);
   return _mm256_or_pd(_mm256_andnot_pd(sign, mag.v), _mm256_and_pd(sign, sgn.v));

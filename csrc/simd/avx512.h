@@ -39,6 +39,7 @@ inline Vec<float> fnmadd(Vec<float> a, Vec<float> b, Vec<float> c) { return _mm5
 inline Vec<float> max(Vec<float> a, Vec<float> b) { return _mm512_max_ps(a.v, b.v); }
 inline Vec<float> min(Vec<float> a, Vec<float> b) { return _mm512_min_ps(a.v, b.v); }
 inline Vec<float> abs(Vec<float> a) { return _mm512_abs_ps(a.v); }
+inline Vec<float> sqrt(Vec<float> a) { return _mm512_sqrt_ps(a.v); }
 // |mag| with the sign of sgn.
 inline Vec<float> copysign(Vec<float> mag, Vec<float> sgn) {
   const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
@@ -90,6 +91,7 @@ inline Vec<double> fnmadd(Vec<double> a, Vec<double> b, Vec<double> c) { return 
 inline Vec<double> max(Vec<double> a, Vec<double> b) { return _mm512_max_pd(a.v, b.v); }
 inline Vec<double> min(Vec<double> a, Vec<double> b) { return _mm512_min_pd(a.v, b.v); }
 inline Vec<double> abs(Vec<double> a) { return _mm512_abs_pd(a.v); }
+inline Vec<double> sqrt(Vec<double> a) { return _mm512_sqrt_pd(a.v); }
 inline Vec<double> copysign(Vec<double> mag, Vec<double> sgn) {
   const __m512i sign = _mm512_set1_epi64(static_cast<long long>(0x8000000000000000ull));
   __m512i m = _mm512_andnot_si512(sign, _mm512_castpd_si512(mag.v));

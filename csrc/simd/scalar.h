@@ -32,6 +32,7 @@ template <typename T> inline Vec<T> fnmadd(Vec<T> a, Vec<T> b, Vec<T> c) { retur
 template <typename T> inline Vec<T> max(Vec<T> a, Vec<T> b) { return a.v > b.v ? a.v : b.v; }
 template <typename T> inline Vec<T> min(Vec<T> a, Vec<T> b) { return a.v < b.v ? a.v : b.v; }
 template <typename T> inline Vec<T> abs(Vec<T> a) { return std::fabs(a.v); }
+template <typename T> inline Vec<T> sqrt(Vec<T> a) { return std::sqrt(a.v); }
 template <typename T> inline Vec<T> copysign(Vec<T> mag, Vec<T> sgn) { return std::copysign(mag.v, sgn.v); }
 template <typename T> inline Vec<T> select_lt(Vec<T> a, Vec<T> b, Vec<T> x, Vec<T> y) {
   return a.v < b.v ? x.v : y.v;

@@ -9,6 +9,7 @@ checked calls.
 from .activations import sigmoid, tanh
 from .gru import gru_backward, gru_cell_backward, gru_cell_forward, gru_forward
 from .lstm import lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward
+from .optim import adam_update
 from .rnn import rnn_backward, rnn_cell_backward, rnn_cell_forward, rnn_forward
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "rnn_cell_forward", "rnn_cell_backward", "rnn_forward", "rnn_backward",
     "lstm_cell_forward", "lstm_cell_backward", "lstm_forward", "lstm_backward",
     "gru_cell_forward", "gru_cell_backward", "gru_forward", "gru_backward",
+    "adam_update",
 ]

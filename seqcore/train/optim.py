@@ -21,6 +21,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from .. import ops
 from ..nn.module import Layer
 
 Params = Union[Layer, Mapping[str, np.ndarray]]
@@ -299,13 +300,10 @@ class Adam(Optimizer):
             else:
                 g = g + self.weight_decay * p
         m, v = slots["exp_avg"], slots["exp_avg_sq"]
-        m += (1 - beta1) * (g - m)  # torch's lerp: the same as beta1·m + (1 - beta1)·g
-        v *= beta2
-        v += (1 - beta2) * g * g
-        step_size = self.lr / (1 - beta1 ** t)
-        denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t)
-        denom += self.eps
-        p -= step_size * m / denom
+        # the native kernel, one pass, where the arrays allow it in place
+        native = all(a.flags.c_contiguous and a.flags.writeable for a in (p, m, v))
+        ops.adam_update(p, g, m, v, lr=self.lr, beta1=beta1, beta2=beta2, eps=self.eps, step=t,
+                        backend=None if native else "reference")
 
 
 class AdamW(Adam):
