@@ -19,21 +19,13 @@ void project_inputs(const T* X, int64_t rows, int64_t D, const T* W_ih, int64_t 
   gemm<T>(false, true, rows, GH, D, T(1), X, D, W_ih, D, T(0), Gx, GH, num_threads);
 }
 
-// out[j] = Σ_i A[i·lda + j], rows summed in order (so the result does not
-// depend on the threads), columns split between threads.
+// acc[0, n) += v: the bias gradients are summed by the backward epilogues
+// as they make the gate gradients, in a fixed order (iterations from the
+// last, rows in order) whatever the threads; each thread owns its units'
+// columns.
 template <typename T>
-void column_sums(const T* A, int64_t rows, int64_t cols, int64_t lda, T* out, int num_threads) {
-  constexpr int V = Vec<T>::size;
-  const int64_t blocks = (cols + V - 1) / V;
-  const int team = static_cast<int>(blocks < num_threads ? (blocks > 0 ? blocks : 1) : num_threads);
-#pragma omp parallel for num_threads(team) schedule(static)
-  for (int64_t jb = 0; jb < blocks; ++jb) {
-    const int64_t j = jb * V;
-    const int n = static_cast<int>(cols - j < V ? cols - j : V);
-    Vec<T> s = Vec<T>::zero();
-    for (int64_t i = 0; i < rows; ++i) s = s + load_n(A + i * lda + j, n);
-    store_n(s, out + j, n);
-  }
+inline void add_to(T* acc, Vec<T> v, int n) {
+  store_n(load_n(acc, n) + v, acc, n);
 }
 
 }  // namespace SEQCORE_ISA_NS

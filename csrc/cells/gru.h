@@ -87,6 +87,8 @@ struct GruBackwardEpilogue {
   T* dGx = nullptr;           // (B, 3H) out, row stride ldg
   T* dGh = nullptr;           // (B, 3H) out, row stride ldg
   int64_t ldg = 0;
+  T* db_ih = nullptr;         // (3H,) Σ dGx, added to
+  T* db_hh = nullptr;         // (3H,) Σ dGh, added to
 
   void skip(int64_t row, int64_t j, int m) const {
     for (int k = 0; k < 3; ++k) {
@@ -105,14 +107,15 @@ struct GruBackwardEpilogue {
     const Vec<T> dan = dh * (one - z) * fnmadd(n, n, one);
     const Vec<T> daz = dh * (load_n(h_prev + hj, m) - n) * z * (one - z);
     const Vec<T> dar = dan * load_n(hn + hj, m) * r * (one - r);
+    const Vec<T> dx[3] = {dar, daz, dan}, dhh[3] = {dar, daz, dan * r};
     T* gx = dGx + row * ldg + j;
     T* gh = dGh + row * ldg + j;
-    store_n(dar, gx, m);
-    store_n(daz, gx + H, m);
-    store_n(dan, gx + 2 * H, m);
-    store_n(dar, gh, m);
-    store_n(daz, gh + H, m);
-    store_n(dan * r, gh + 2 * H, m);
+    for (int k = 0; k < 3; ++k) {
+      store_n(dx[k], gx + k * H, m);
+      store_n(dhh[k], gh + k * H, m);
+      add_to(db_ih + k * H + j, dx[k], m);
+      add_to(db_hh + k * H + j, dhh[k], m);
+    }
   }
 };
 
@@ -147,6 +150,8 @@ void gru_backward(const CellBackwardArgs<T>& a) {
   T* dGh = scratch.extra;       // (T, B, 3H), row stride ldg
   T* dhz = dGh + T_ * B * ldg;  // (B, H)
   std::memset(dhz, 0, sizeof(T) * B * H);
+  std::memset(a.db_ih, 0, sizeof(T) * GH);
+  std::memset(a.db_hh, 0, sizeof(T) * GH);
   backward_loop<T, kGruBackwardNV>(a, GH, scratch.panels, dGh, dhz, [&](int64_t s) {
     GruBackwardEpilogue<T> e;
     e.H = H;
@@ -158,6 +163,8 @@ void gru_backward(const CellBackwardArgs<T>& a) {
     e.ldg = ldg;
     e.dGx = scratch.dG + at * ldg;
     e.dGh = dGh + at * ldg;
+    e.db_ih = a.db_ih;
+    e.db_hh = a.db_hh;
     return e;
   });
   input_and_weight_gradients(a, GH, scratch, dGh);

@@ -12,6 +12,7 @@
 // Backward, iteration s from T-1 down to 0:
 //   dh = dGh_{s+1} · W_hh (unit's columns) + dhT (at the row's last step) + dy
 //   epi.apply(row, j, n, dh, last, b)  writes dG_s, dGh_s for those hidden units
+//                                      and adds them to the bias gradients
 // and epi.skip(row, j, n) for the rows past their end. The thread that owns a
 // unit in the backward computes both dh and the gate gradients of its hidden
 // units, so an iteration needs one barrier: before dGh_s is read whole.
@@ -443,8 +444,9 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
 // After the backward loop, with dG the pre-activation gradients on the
 // input side and dGh those on the recurrent side (the same array but for
 // GRU), blocks 0 … T-1 (N = offset(T) rows, zeros past each row's end):
-//   dx = dG · W_ih      dW_ih = dGᵀ · X      db_ih = Σ_rows dG
-//   dW_hh = Σ_s dGh_sᵀ · h_s = dGhᵀ · ws_h[blocks 0 … T-1]      db_hh = Σ_rows dGh (GRU)
+//   dx = dG · W_ih      dW_ih = dGᵀ · X
+//   dW_hh = Σ_s dGh_sᵀ · h_s = dGhᵀ · ws_h[blocks 0 … T-1]
+// (the bias gradients Σ_rows dG, dGh were summed by the epilogues).
 // Unless in batch order, X is gathered by block, then overwritten by dx by
 // block (dW_ih first), which is scattered back.
 template <typename T, int NV>
@@ -465,8 +467,6 @@ void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
   gemm<T>(true, false, GH, D, N, T(1), dG, ldg, X, D, T(0), a.dW_ih, D, nt);
   gemm<T>(false, false, N, D, GH, T(1), dG, ldg, a.W_ih, D, T(0), dX, D, nt);
   gemm<T>(true, false, GH, H, N, T(1), dGh, ldg, a.ws_h, H, T(0), a.dW_hh, H, nt);
-  column_sums(dG, N, GH, ldg, a.db_ih, nt);
-  if (a.db_hh != nullptr) column_sums(dGh, N, GH, ldg, a.db_hh, nt);
   if (!rows.identity()) {
     // dx[t, b] = row r of block s for the iteration s that ran t; 0 past the end
     zero_padding(rows, D, a.dx);

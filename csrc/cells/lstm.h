@@ -83,6 +83,7 @@ struct LstmBackwardEpilogue {
   T* dc = nullptr;            // (B, H) in: from iteration s+1; out: to s-1
   T* dG = nullptr;            // (B, 4H) out, row stride ldg
   int64_t ldg = 0;
+  T* db = nullptr;            // (4H,) Σ dG over the iterations and rows, added to
 
   void skip(int64_t row, int64_t j, int n) const {
     T* dgr = dG + row * ldg + j;
@@ -100,11 +101,13 @@ struct LstmBackwardEpilogue {
     if (last && dcT != nullptr) dc_in = dc_in + load_n(dcT + b * H + j, n);
     const Vec<T> dcs = fmadd(dh * o, fnmadd(tc, tc, one), dc_in);
     store_n(dcs * f, dc + hj, n);
+    const Vec<T> d[4] = {dcs * g * i * (one - i), dcs * load_n(c_prev + hj, n) * f * (one - f),
+                         dcs * i * fnmadd(g, g, one), dh * tc * o * (one - o)};
     T* dgr = dG + row * ldg + j;
-    store_n(dcs * g * i * (one - i), dgr, n);
-    store_n(dcs * load_n(c_prev + hj, n) * f * (one - f), dgr + H, n);
-    store_n(dcs * i * fnmadd(g, g, one), dgr + 2 * H, n);
-    store_n(dh * tc * o * (one - o), dgr + 3 * H, n);
+    for (int k = 0; k < 4; ++k) {
+      store_n(d[k], dgr + k * H, n);
+      add_to(db + k * H + j, d[k], n);
+    }
   }
 };
 
@@ -146,6 +149,7 @@ void lstm_backward(const CellBackwardArgs<T>& a) {
   // dc, in kernel order: zero until a row's last step adds dcT (a row of
   // length 0 passes dcT straight through to dc0).
   T* dc = scratch.extra;
+  std::memset(a.db_ih, 0, sizeof(T) * GH);
   for (int64_t r = 0; r < B; ++r) {
     if (a.dcT != nullptr && rows.length(r) == 0) {
       std::memcpy(dc + r * H, a.dcT + rows.batch(r) * H, sizeof(T) * H);
@@ -164,6 +168,7 @@ void lstm_backward(const CellBackwardArgs<T>& a) {
     e.dc = dc;
     e.ldg = gate_grad_stride<T>(GH);
     e.dG = scratch.dG + at * e.ldg;
+    e.db = a.db_ih;
     return e;
   });
   to_batch_rows(rows, dc, H, a.dc0);

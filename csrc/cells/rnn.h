@@ -61,12 +61,15 @@ struct RnnBackwardEpilogue {
   const T* h = nullptr;  // (B, H) h after iteration s
   T* dG = nullptr;       // (B, H) out, row stride ldg
   int64_t ldg = 0;
+  T* db = nullptr;       // (H,) Σ dG, added to
 
   void skip(int64_t row, int64_t j, int n) const { store_n(Vec<T>::zero(), dG + row * ldg + j, n); }
 
   void apply(int64_t row, int64_t j, int n, Vec<T> dh, bool, int64_t) const {
     const Vec<T> ht = load_n(h + row * H + j, n);
-    store_n(dh * fnmadd(ht, ht, Vec<T>::broadcast(T(1))), dG + row * ldg + j, n);
+    const Vec<T> d = dh * fnmadd(ht, ht, Vec<T>::broadcast(T(1)));
+    store_n(d, dG + row * ldg + j, n);
+    add_to(db + j, d, n);
   }
 };
 
@@ -92,12 +95,14 @@ void rnn_backward(const CellBackwardArgs<T>& a) {
   const int64_t B = a.B, H = a.H;
   const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
   const BackwardScratch<T, kRnnBackwardNV> scratch(a.scratch, a.T_, B, a.D, H, H, !rows.identity());
+  std::memset(a.db_ih, 0, sizeof(T) * H);
   backward_loop<T, kRnnBackwardNV>(a, H, scratch.panels, scratch.dG, nullptr, [&](int64_t s) {
     RnnBackwardEpilogue<T> e;
     e.H = H;
     e.h = a.ws_h + rows.offset(s + 1) * H;
     e.ldg = gate_grad_stride<T>(H);
     e.dG = scratch.dG + rows.offset(s) * e.ldg;
+    e.db = a.db_ih;
     return e;
   });
   input_and_weight_gradients(a, H, scratch, scratch.dG);
