@@ -223,7 +223,7 @@ class Dropout(Layer):
         dy = _float_array("dy", dy, mask.dtype)
         if mask.ndim and dy.shape != mask.shape:
             raise ValueError(f"dy: expected the shape of the forward's output {mask.shape}, got {dy.shape}")
-        return dy * mask
+        return dy if not mask.ndim else dy * mask  # p = 0: the identity, no copy
 
 
 # ---------------------------------------------------------------------------
