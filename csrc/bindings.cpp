@@ -149,6 +149,16 @@ void adam_py(py::array& p, const py::array& g, py::array& m, py::array& v, const
   k.adam(pp, pg, pm, pv, n, args, threads);
 }
 
+template <typename T>
+double sum_of_squares_py(const py::array& x) {
+  check_array<T>(x, "x", static_cast<int>(x.ndim()), false);
+  const T* p = static_cast<const T*>(x.data());
+  const int64_t n = x.size();
+  const auto& k = table<T>();
+  py::gil_scoped_release release;
+  return k.sum_of_squares(p, n);
+}
+
 // ---------------------------------------------------------------------------
 // cells
 
@@ -473,6 +483,13 @@ PYBIND11_MODULE(_core, m) {
       py::arg("eps"), py::arg("step_size"), py::arg("bias2"),
       "One Adam step in place: p, m, v updated from g (step_size = lr / (1 - beta1^t), "
       "bias2 = sqrt(1 - beta2^t)).");
+  m.def(
+      "sum_of_squares",
+      [](const py::array& x) {
+        return x.dtype().kind() == 'f' && x.itemsize() == 8 ? sum_of_squares_py<double>(x)
+                                                             : sum_of_squares_py<float>(x);
+      },
+      py::arg("x"), "The sum of the squares of x's elements, accumulated in double (C-contiguous).");
   m.def("sigmoid", [](const py::array& x) { return activation_any(x, true); }, py::arg("x"));
   m.def("tanh", [](const py::array& x) { return activation_any(x, false); }, py::arg("x"));
 }

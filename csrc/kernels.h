@@ -112,6 +112,8 @@ struct KernelTable {
 
   // One Adam step on n parameters in place (p, m, v written; g read).
   void (*adam)(T* p, const T* g, T* m, T* v, int64_t n, const AdamArgs& args, int num_threads);
+  // Σ x[i]², accumulated in double.
+  double (*sum_of_squares)(const T* x, int64_t n);
 };
 
 struct IsaKernels {

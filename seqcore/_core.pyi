@@ -112,5 +112,8 @@ def adam(
 ) -> None:
     """One Adam step in place: p, m, v updated from g (step_size = lr / (1 - beta1^t), bias2 = sqrt(1 - beta2^t))."""
 
+def sum_of_squares(x: _Array) -> float:
+    """The sum of the squares of x's elements, accumulated in double (C-contiguous)."""
+
 def sigmoid(x: _Array) -> _Array: ...
 def tanh(x: _Array) -> _Array: ...

@@ -169,6 +169,15 @@ def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *, l
                math.sqrt(1 - beta2 ** step))
 
 
+def sum_of_squares(a: np.ndarray) -> float:
+    """Σ a², accumulated in float64 (float32 squares overflow past 1.8e19),
+    for a float32 or float64 ndarray of any shape and layout; NaN or inf
+    where a holds one. One thread: the result depends on the array alone."""
+    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"a: expected a float32 or float64 ndarray, got {getattr(a, 'dtype', type(a).__name__)}")
+    return float(_core.sum_of_squares(np.ascontiguousarray(a)))
+
+
 # ---------------------------------------------------------------------------
 # argument checks
 

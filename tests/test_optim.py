@@ -371,3 +371,28 @@ def test_adam_update_refuses_bad_arguments_by_name(change, error, words):
     with pytest.raises(error) as e:
         ops.adam_update(p, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, **args)
     assert words in str(e.value)
+
+
+# ---------------------------------------------------------------------------
+# ops.sum_of_squares, the global norm of clipping
+
+@pytest.mark.parametrize("n", [0, 1, 7, 9, 100_003], ids=lambda n: f"n{n}")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_sum_of_squares_matches_numpy_in_float64(dtype, n, isa):
+    x = (np.random.default_rng(n).standard_normal(n) * 1e3).astype(dtype)
+    expected = float(np.square(x.astype(np.float64)).sum())
+    assert ops.sum_of_squares(x) == pytest.approx(expected, rel=1e-12, abs=0.0)
+
+
+def test_sum_of_squares_does_not_overflow_float32_squares_and_keeps_nan_and_inf():
+    big = np.full(10, 1e20, np.float32)  # each square is 1e40, past float32's 3.4e38
+    assert ops.sum_of_squares(big) == pytest.approx(10 * float(np.float32(1e20)) ** 2, rel=1e-12)
+    assert np.isnan(ops.sum_of_squares(np.array([1.0, np.nan, 2.0], np.float32)))
+    assert ops.sum_of_squares(np.array([1.0, -np.inf], np.float64)) == np.inf
+
+
+def test_sum_of_squares_takes_any_layout_and_refuses_other_dtypes():
+    x = np.arange(24, dtype=np.float32).reshape(4, 6)
+    assert ops.sum_of_squares(x[:, ::2].T) == float((x[:, ::2].astype(np.float64) ** 2).sum())
+    with pytest.raises(TypeError, match="a: expected a float32 or float64 ndarray, got int64"):
+        ops.sum_of_squares(np.arange(3))

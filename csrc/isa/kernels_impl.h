@@ -17,6 +17,7 @@
 #include "cells/lstm.h"
 #include "cells/gru.h"
 #include "optim/adam.h"
+#include "optim/norms.h"
 
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
@@ -74,6 +75,7 @@ KernelTable<T> make_table() {
   t.forward = &cell_forward<T>;
   t.backward = &cell_backward<T>;
   t.adam = &adam_update<T>;
+  t.sum_of_squares = &sum_of_squares<T>;
   return t;
 }
 

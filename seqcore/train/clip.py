@@ -11,6 +11,8 @@ from typing import Iterable, List, Mapping, Union
 
 import numpy as np
 
+from .. import ops
+
 Grads = Union[Mapping[str, np.ndarray], Iterable[np.ndarray]]
 
 
@@ -50,9 +52,9 @@ def clip_by_global_norm(grads: Grads, max_norm: float) -> float:
     """
     max_norm = _positive("max_norm", max_norm)
     arrays = _arrays(grads)
-    # Σ of squares in float64 (float32 squares overflow early), without
-    # np.dot: NumPy's BLAS threads would fight the kernels' for the cores
-    total = math.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in arrays))
+    # Σ of squares in float64 (float32 squares overflow early), natively: one
+    # pass, and not np.dot, whose BLAS threads would fight the kernels'
+    total = math.sqrt(sum(ops.sum_of_squares(g) for g in arrays))
     coef = max_norm / (total + 1e-6)
     if coef < 1:
         for g in arrays:
