@@ -51,6 +51,9 @@ def error_calls(rng):
         lambda: _core.tanh(np.ones(3, np.int32)),
         lambda: _core.set_isa("avx1024"),
         lambda: _core.forward_workspace_bytes("cnn", 1, 1, 1, 1, True, False, False),
+        lambda: _core.adam(W, W, W, np.ones((4, 3), np.float64), 0.9, 0.999, 1e-8, 0.1, 1.0),
+        lambda: _core.adam(W, np.ones(5, np.float32), W, W, 0.9, 0.999, 1e-8, 0.1, 1.0),
+        lambda: _core.sum_of_squares(np.ones(3, np.int64)),
     ]
     for call in bad:
         try:
@@ -71,6 +74,10 @@ def one_round(rng):
     ops.matmul(a.astype(np.float32), a.astype(np.float32), trans_b=True)
     _core.sigmoid(a)
     _core.tanh(a.astype(np.float32))
+    for dtype in (np.float32, np.float64):
+        p, g = a.astype(dtype), rng.standard_normal(a.shape).astype(dtype)
+        ops.adam_update(p, g, np.zeros_like(p), np.zeros_like(p), lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=3)
+        ops.sum_of_squares(g)
     error_calls(rng)
 
 
