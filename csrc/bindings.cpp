@@ -169,9 +169,26 @@ Cell parse_cell(const std::string& name) {
   throw py::value_error("cell: expected 'rnn', 'lstm' or 'gru', got '" + name + "'");
 }
 
+// An uninitialised C-contiguous T array of `shape` whose data starts on a
+// 64-byte boundary. NumPy's large arrays start 16 bytes past one (malloc's
+// header), so each 512-bit access of the kernels would straddle two cache
+// lines: this is a view into an array a line longer, at its first boundary.
 template <typename T>
 py::array_t<T> empty(std::initializer_list<py::ssize_t> shape) {
-  return py::array_t<T>(std::vector<py::ssize_t>(shape));
+  constexpr py::ssize_t line = 64 / sizeof(T);
+  const std::vector<py::ssize_t> dims(shape);
+  py::ssize_t n = 1;
+  for (py::ssize_t d : dims) n *= d;
+  py::array_t<T> base(n + line);
+  const auto address = reinterpret_cast<std::uintptr_t>(base.data());
+  T* start = base.mutable_data() + (64 - address % 64) % 64 / sizeof(T);
+  std::vector<py::ssize_t> strides(dims.size());
+  py::ssize_t stride = sizeof(T);
+  for (size_t i = dims.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= dims[i];
+  }
+  return py::array_t<T>(dims, strides, start, base);
 }
 
 // Checks a C-contiguous T array of exactly `shape`; returns its data.
