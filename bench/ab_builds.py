@@ -1,0 +1,108 @@
+"""Two builds of the extension seqcore._core against each other, in one
+process: each cell's training step (forward + backward through _core) at a
+few shapes, the calls of the two builds alternated round by round, so that
+the machine's drift (±15% over minutes on a shared machine) slows both alike.
+For measuring a kernel change, which separate runs cannot resolve:
+
+    cp seqcore/_core.*.so /tmp/before.so          # the build before the change
+    # … change csrc/, rebuild …
+    python bench/ab_builds.py /tmp/before.so seqcore/_core.*.so --threads 2
+
+Prints the median milliseconds of each build's forward and backward and the
+ratio after / before (below 1: the change made it faster). The two are
+loaded under two package names; they share the process's OpenMP runtime.
+They must be two files: the loader maps one file once, whatever the name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.machinery
+import importlib.util
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from seqcore.timing import format_table
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+# (T, B, D, H): the Shakespeare example's two LSTM layers, and a wide one
+SHAPES = [(100, 32, 64, 256), (100, 32, 256, 256), (50, 16, 512, 1024)]
+
+
+def load_build(path: str, package: str) -> ModuleType:
+    """The extension at ``path`` as ``<package>._core``: a module of its own,
+    even where another build is loaded already."""
+    if not Path(path).is_file():
+        raise SystemExit(f"ab_builds: {path}: no such file")
+    name = f"{package}._core"
+    loader = importlib.machinery.ExtensionFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def make_case(cell: str, shape: Tuple[int, int, int, int], rng: np.random.Generator) -> Dict[str, object]:
+    """Arguments of _core.cell_forward / cell_backward, weights of std 1/√H."""
+    T, B, D, H = shape
+    G = GATES[cell]
+    f32 = np.float32
+    return dict(x=rng.standard_normal((T, B, D), dtype=f32), h0=np.zeros((B, H), f32),
+                W_ih=(rng.standard_normal((G * H, D)) / np.sqrt(H)).astype(f32),
+                W_hh=(rng.standard_normal((G * H, H)) / np.sqrt(H)).astype(f32),
+                b=np.zeros(G * H, f32), dy=rng.standard_normal((T, B, H), dtype=f32))
+
+
+def step(core: ModuleType, cell: str, a: Dict[str, object]) -> Tuple[float, float]:
+    """Seconds of one forward (training) and one backward."""
+    c0 = a["h0"] if cell == "lstm" else None
+    b_hh = a["b"] if cell == "gru" else None
+    t0 = time.perf_counter()
+    y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = core.cell_forward(cell, a["x"], a["h0"], c0, a["W_ih"], a["W_hh"],
+                                                               a["b"], b_hh, True)
+    t1 = time.perf_counter()
+    core.cell_backward(cell, a["x"], a["W_ih"], a["W_hh"], ws_h, ws_gates, ws_c, ws_hn, a["dy"], None, None)
+    return t1 - t0, time.perf_counter() - t1
+
+
+def main(argv: List[str] = None) -> List[List[object]]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("before", help="the extension module built before the change (a .so file)")
+    p.add_argument("after", help="the one built after it")
+    p.add_argument("--cells", nargs="+", choices=sorted(GATES), default=["lstm", "gru"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=20, help="calls of each build per case (the first 2 left out)")
+    args = p.parse_args(argv)
+    if args.threads < 1 or args.rounds < 3:
+        p.error("--threads: expected >= 1; --rounds: expected >= 3")
+    if Path(args.before).resolve() == Path(args.after).resolve():
+        p.error("before, after: expected two files (one file is loaded once, so it would be compared with itself)")
+    builds = {"before": load_build(args.before, "ab_before"), "after": load_build(args.after, "ab_after")}
+    for core in builds.values():
+        core.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    cases = [(cell, shape, make_case(cell, shape, rng)) for cell in args.cells for shape in SHAPES]
+    times: Dict[Tuple[str, str, Tuple[int, ...]], List[Tuple[float, float]]] = {}
+    for r in range(args.rounds):
+        order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
+        for which in order:
+            for cell, shape, a in cases:
+                times.setdefault((which, cell, shape), []).append(step(builds[which], cell, a))
+    rows = []
+    for cell, shape, _ in cases:
+        med = {w: np.median(np.array(times[(w, cell, shape)][2:]), axis=0) * 1e3 for w in builds}
+        for k, part in enumerate(("forward", "backward")):
+            rows.append([cell, "×".join(map(str, shape)), part, f"{med['before'][k]:.2f}", f"{med['after'][k]:.2f}",
+                         f"{med['after'][k] / med['before'][k]:.3f}"])
+    print(f"{args.threads} threads, {args.rounds} rounds, the builds alternated; median ms of a call")
+    print(format_table(["cell", "T×B×D×H", "step", "before ms", "after ms", "after / before"], rows))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

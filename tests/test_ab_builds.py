@@ -1,0 +1,55 @@
+"""bench/ab_builds.py: two builds of the extension in one process, each a
+module of its own (the check that the A/B compares two things at all)."""
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqcore import _core
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_ab_builds", ROOT / "bench" / "ab_builds.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def two_copies(tmp_path):
+    """Two files of the installed build (one file would be mapped once)."""
+    paths = [tmp_path / "before.so", tmp_path / "after.so"]
+    for p in paths:
+        shutil.copyfile(_core.__file__, p)
+    return [str(p) for p in paths]
+
+
+def test_two_builds_are_two_modules_with_their_own_state(tmp_path):
+    bench = load_bench()
+    before, after = two_copies(tmp_path)
+    a, b = bench.load_build(before, "ab_test_a"), bench.load_build(after, "ab_test_b")
+    assert a is not b and a.gemm is not b.gemm
+    isa = _core.isa()
+    b.set_isa("scalar")
+    assert b.isa() == "scalar" and a.isa() == isa and _core.isa() == isa
+
+
+def test_the_bench_prints_a_row_per_cell_shape_and_step(tmp_path, capsys):
+    bench = load_bench()
+    rows = bench.main(two_copies(tmp_path) + ["--cells", "rnn", "--rounds", "3", "--threads", "1"])
+    assert len(rows) == 2 * len(bench.SHAPES)
+    assert all(0 < float(row[-1]) < 10 for row in rows)
+    assert "after / before" in capsys.readouterr().out
+
+
+def test_a_missing_build_or_one_file_twice_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="no such file"):
+        load_bench().main([str(tmp_path / "none.so"), _core.__file__])
+    with pytest.raises(SystemExit):
+        load_bench().main([_core.__file__, _core.__file__])
+    assert "expected two files" in capsys.readouterr().err
