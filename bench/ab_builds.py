@@ -4,9 +4,10 @@ few shapes, the calls of the two builds alternated round by round, so that
 the machine's drift (±15% over minutes on a shared machine) slows both alike.
 For measuring a kernel change, which separate runs cannot resolve:
 
-    cp seqcore/_core.*.so /tmp/before.so          # the build before the change
+    core() { python -c 'import seqcore._core as c; print(c.__file__)'; }
+    cp "$(core)" /tmp/before.so                   # the build before the change
     # … change csrc/, rebuild …
-    python bench/ab_builds.py /tmp/before.so seqcore/_core.*.so --threads 2
+    python bench/ab_builds.py /tmp/before.so "$(core)" --threads 2
 
 Prints the median milliseconds of each build's forward and backward and the
 ratio after / before (below 1: the change made it faster). The two are
