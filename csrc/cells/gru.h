@@ -146,7 +146,7 @@ void gru_backward(const CellBackwardArgs<T>& a) {
   const int64_t T_ = a.T_, B = a.B, H = a.H, GH = 3 * H;
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
   const BackwardScratch<T, kGruBackwardNV> scratch(a.scratch, T_, B, a.D, H, GH, !rows.identity());
-  const int64_t ldg = gate_grad_stride<T>(GH);
+  const int64_t ldg = scratch.ldg;
   T* dGh = scratch.extra;       // (T, B, 3H), row stride ldg
   T* dhz = dGh + T_ * B * ldg;  // (B, H)
   std::memset(dhz, 0, sizeof(T) * B * H);

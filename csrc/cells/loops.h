@@ -283,12 +283,13 @@ int64_t gate_grad_stride(int64_t GH) {
 }
 
 // Scratch of a backward, in this order: packed W_hh; dG (blocks 0 … T-1,
-// see Rows::offset, at most T·B rows of gate_grad_stride(GH)); then, unless in batch order,
-// the inputs by block, overwritten by dx by block (at most T·B rows of D);
-// then `extra` for the cell.
+// see Rows::offset, at most T·B rows of stride ldg = gate_grad_stride(GH));
+// then, unless in batch order, the inputs by block, overwritten by dx by
+// block (at most T·B rows of D); then `extra` for the cell.
 template <typename T, int NV>
 struct BackwardScratch {
   T *panels, *dG, *x_it, *extra;
+  int64_t ldg;  // dG's row stride, gate_grad_stride(GH)
 
   static int64_t size(int64_t T_, int64_t B, int64_t D, int64_t H, int64_t GH, bool gather,
                       int64_t extra) {
@@ -302,7 +303,8 @@ struct BackwardScratch {
     panels = p;
     p += map.units() * map.panel_size(GH);
     dG = p;
-    p += T_ * B * gate_grad_stride<T>(GH);
+    ldg = gate_grad_stride<T>(GH);
+    p += T_ * B * ldg;
     x_it = gather ? p : nullptr;
     p += gather ? T_ * B * D : 0;
     extra = p;
@@ -456,7 +458,7 @@ void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
   const int nt = a.num_threads;
   const T* dG = scratch.dG;
   const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
-  const int64_t N = rows.offset(a.T_), ldg = gate_grad_stride<T>(GH);
+  const int64_t N = rows.offset(a.T_), ldg = scratch.ldg;
   const T* X = a.x;
   T* dX = a.dx;
   if (!rows.identity()) {

@@ -166,7 +166,7 @@ void lstm_backward(const CellBackwardArgs<T>& a) {
     e.c_prev = a.ws_c + at * H;
     e.dcT = a.dcT;
     e.dc = dc;
-    e.ldg = gate_grad_stride<T>(GH);
+    e.ldg = scratch.ldg;
     e.dG = scratch.dG + at * e.ldg;
     e.db = a.db_ih;
     return e;

@@ -100,7 +100,7 @@ void rnn_backward(const CellBackwardArgs<T>& a) {
     RnnBackwardEpilogue<T> e;
     e.H = H;
     e.h = a.ws_h + rows.offset(s + 1) * H;
-    e.ldg = gate_grad_stride<T>(H);
+    e.ldg = scratch.ldg;
     e.dG = scratch.dG + rows.offset(s) * e.ldg;
     e.db = a.db_ih;
     return e;
