@@ -149,10 +149,8 @@ def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *, l
     pass and gives the reference's results bit for bit. p, m, v: float32 or
     float64 ndarrays of g's shape and dtype, writeable, and for the native
     kernel C-contiguous (the reference updates any view in place)."""
-    if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"backend: expected 'native', 'reference' or None, got {backend!r}")
-    if not isinstance(p, np.ndarray) or p.dtype not in (np.float32, np.float64):
-        raise TypeError(f"p: expected a float32 or float64 ndarray, got {getattr(p, 'dtype', type(p).__name__)}")
+    _check_backend(backend)
+    _float_ndarray("p", p)
     for name, a in (("g", g), ("m", m), ("v", v)):
         if not isinstance(a, np.ndarray) or a.dtype != p.dtype or a.shape != p.shape:
             got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
@@ -173,8 +171,7 @@ def sum_of_squares(a: np.ndarray) -> float:
     """Σ a², accumulated in float64 (float32 squares overflow past 1.8e19),
     for a float32 or float64 ndarray of any shape and layout; NaN or inf
     where a holds one. One thread: the result depends on the array alone."""
-    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"a: expected a float32 or float64 ndarray, got {getattr(a, 'dtype', type(a).__name__)}")
+    _float_ndarray("a", a)
     return float(_core.sum_of_squares(np.ascontiguousarray(a)))
 
 
@@ -205,11 +202,21 @@ def _expect_shape(name: str, a: np.ndarray, shape: Tuple[int, ...], dims: str) -
         raise ValueError(f"{name}: expected shape {dims} = {shape}, got {a.shape}")
 
 
+def _check_backend(backend: Optional[str]) -> None:
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend: expected 'native', 'reference' or None, got {backend!r}")
+
+
+def _float_ndarray(name: str, a: Any) -> None:
+    """Checks that `a` is a float32 or float64 ndarray (any shape, layout, values)."""
+    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: expected a float32 or float64 ndarray, got {getattr(a, 'dtype', type(a).__name__)}")
+
+
 def _backend(backend: Optional[str], x: np.ndarray, H: int) -> str:
     """The backend that will really run: None is "native"; empty sizes (T, B
     or H of 0) run the reference, which handles them without a kernel."""
-    if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"backend: expected 'native', 'reference' or None, got {backend!r}")
+    _check_backend(backend)
     if backend == "reference" or not _NATIVE_CELLS or min(x.shape[0], x.shape[1], H) == 0:
         return "reference"
     return "native"
