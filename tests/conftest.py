@@ -1,6 +1,7 @@
 """Fixtures and settings shared by the tests."""
 
 import os
+import tempfile
 
 import pytest
 
@@ -17,6 +18,22 @@ if settings is not None:
     settings.register_profile("ci", derandomize=True, database=None)
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         settings.load_profile("ci")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Each test runs in a fresh, empty working directory of its own, so that
+    no test depends on where pytest was started or on what an earlier command
+    left there (the README's `seqcore train` leaves ./seqcore-run, the CLI's
+    default --out). A hook, not an autouse fixture: hypothesis refuses
+    function-scoped fixtures around its tests."""
+    before = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="seqcore-test-cwd-") as here:
+        os.chdir(here)
+        try:
+            yield
+        finally:
+            os.chdir(before)
 
 
 @pytest.fixture(params=list(_core.isas()))
