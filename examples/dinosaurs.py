@@ -69,6 +69,19 @@ def sample_names(model: LanguageModel, vocab: Vocabulary, n: int, seed) -> List[
     return [sample(model, vocab, MAX_NAME, seed=rng) for _ in range(n)]
 
 
+def gradient_check(model: LanguageModel, x: np.ndarray, y: np.ndarray) -> seqcore.GradcheckResult:
+    """The course's gradient check, before training: the model's backward on
+    one name against central differences, on a float64 twin of the model
+    (float32 differences are too coarse to check anything)."""
+    twin = LanguageModel(model.vocab_size, embed_size=0, hidden_size=model.rnn.hidden_size, num_layers=1,
+                         cell="rnn", dtype=np.float64)
+    twin.load_state_dict(model.state_dict())
+    _, dlogits = softmax_cross_entropy(twin.forward(x)[0], y, reduction="sum")
+    check = seqcore.gradcheck(twin, x, dlogits)
+    print(f"gradient check (float64, one name): {check}", flush=True)
+    return check
+
+
 def train(args: argparse.Namespace) -> Dict[str, Any]:
     """The training loop of ``main``, at the threads already set."""
     names = load_names(args.data)
@@ -87,6 +100,7 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
     print(f"dinosaurs: {len(names)} names, {V} symbols (<eos> and a–z), RNN {V}→{args.hidden}→{V} one-hot, "
           f"{model.num_params()} params; SGD lr {args.lr:g}, clip ±{args.clip:g}; {args.iterations} iterations",
           flush=True)
+    check = gradient_check(model, *pairs[0])
 
     # nats per character over all the names (framed by <eos> as in training)
     initial_char_loss = evaluate(model, encoded, batch_size=256, vocab=vocab).loss
@@ -117,7 +131,7 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
     print("\n".join(final), flush=True)
     return {"initial_loss": initial, "loss": smooth, "initial_char_loss": initial_char_loss,
             "char_loss": char_loss, "iterations": args.iterations, "seconds": seconds, "samples": final,
-            "history": history}
+            "history": history, "gradcheck": check.error}
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:

@@ -1,24 +1,11 @@
 """Central finite differences in float64 for any scalar function of arrays
-(the oracle of every layer's and loss's backward)."""
+(the oracle of every layer's and loss's backward): seqcore's public
+``numerical_gradient``, which tests/test_gradient_check.py checks, and the
+tests' comparison."""
 
 import numpy as np
 
-EPS = 1e-6
-
-
-def numerical_gradient(f, a: np.ndarray, eps: float = EPS) -> np.ndarray:
-    """d f() / d a by central differences, moving each entry of ``a`` in place
-    (f reads ``a``); ``a`` is left as it was."""
-    g = np.zeros_like(a, dtype=np.float64)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + eps
-        up = f()
-        a[idx] = old - eps
-        down = f()
-        a[idx] = old
-        g[idx] = (up - down) / (2 * eps)
-    return g
+from seqcore.gradient_check import EPS, numerical_gradient  # noqa: F401 (the tests import both from here)
 
 
 def assert_close_to_numerical(analytic: np.ndarray, numerical: np.ndarray, rtol: float = 1e-7) -> None:

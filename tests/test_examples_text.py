@@ -39,8 +39,10 @@ def test_dinosaurs_smoothed_loss_falls_below_its_start_and_samples_are_names(cap
     assert r["char_loss"] < r["initial_char_loss"] - 1.0
     assert len(r["samples"]) == 7
     assert all(s and s.isalpha() and s.islower() and s.isascii() for s in r["samples"]), r["samples"]
+    assert r["gradcheck"] < 1e-5  # the course's gradient check of the model before training
     out = capsys.readouterr().out
     assert "Iteration: 2000, Loss: " in out and "final smoothed loss" in out
+    assert "gradient check (float64, one name): worst relative error" in out
 
 
 def test_dinosaurs_missing_data_is_a_clear_error(tmp_path):
