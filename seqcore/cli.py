@@ -20,6 +20,13 @@ A run directory (``--out``, default ./seqcore-run) holds
 settings (flags given again override the training ones; the model's cannot
 change). A run stops early on Ctrl-C, writing a checkpoint first.
 
+Layout: one section a command, holding the function that runs it
+(``cmd_<command>``) and the one that declares its flags
+(``_add_<command>_parser``); what several commands share (reading a text,
+the argument types, ``--threads`` and ``DIR``, run directories) comes first,
+``build_parser`` and ``main`` last. The file is over 500 lines because the whole command line
+reads best in one place: every flag next to the code that uses it.
+
 Exit status: 0 done, 1 training stopped by a non-finite loss, 2 bad arguments
 (with a message naming the argument), 130 interrupted by Ctrl-C.
 """
@@ -32,7 +39,6 @@ import json
 import math
 import os
 import sys
-import sysconfig
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -42,6 +48,7 @@ from ._atomic import atomic_write_json
 from .generate import sample, stream
 from .nn import LanguageModel
 from .text import UnknownTokenError, Vocabulary, train_val_split
+from .text.corpus import STDLIB_MAX_CHARS, stdlib_corpus  # both were defined here: still cli.<name>
 from .timing import format_table
 from .train import SGD, Adam, AdamW, CheckpointError, Trainer, evaluate, load_checkpoint
 from .train.schedules import SCHEDULES
@@ -58,7 +65,6 @@ TRAIN_DEFAULTS: Dict[str, Any] = dict(
 # What a resumed run cannot change: the model and its optimizer's state, and how the text is read.
 FIXED_ON_RESUME = ("level", "lines", "cell", "embed", "hidden", "layers", "dropout", "optimizer")
 OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "sgd": SGD}
-STDLIB_MAX_CHARS = 2_000_000
 
 
 class UsageError(Exception):
@@ -66,42 +72,7 @@ class UsageError(Exception):
 
 
 # ---------------------------------------------------------------------------
-# the corpus
-
-
-def stdlib_corpus(max_chars: int = STDLIB_MAX_CHARS) -> Tuple[str, List[str]]:
-    """The text ``seqcore train`` uses without a CORPUS: the standard library's
-    own source, found at run time. The selection: the ``*.py`` files directly
-    in ``sysconfig.get_paths()["stdlib"]`` whose names do not start with "_",
-    in name order, each whole and as UTF-8 (others skipped), for as long as
-    the text stays within ``max_chars`` characters (about 2 MB by default;
-    CPython 3.11 gives 60-odd modules, abc.py to nntplib.py). The same
-    installation always gives the same text. Returns (text, the files' paths);
-    FileNotFoundError where there are no such sources."""
-    root = sysconfig.get_paths()["stdlib"]
-    try:
-        names = sorted(n for n in os.listdir(root) if n.endswith(".py") and not n.startswith("_"))
-    except OSError:
-        names = []
-    parts: List[str] = []
-    paths: List[str] = []
-    size = 0
-    for name in names:
-        path = os.path.join(root, name)
-        try:
-            with open(path, encoding="utf-8") as f:
-                source = f.read()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if size + len(source) > max_chars:
-            break
-        parts.append(source)
-        paths.append(path)
-        size += len(source)
-    if not parts:
-        raise FileNotFoundError(f"no Python sources found in the standard library directory {root}; "
-                                f"give a CORPUS text file")
-    return "".join(parts), paths
+# reading a text
 
 
 def read_text(path: str, what: str = "CORPUS") -> str:
@@ -129,7 +100,8 @@ def _encode(vocab: Vocabulary, text: str, lines: bool):
 
 
 # ---------------------------------------------------------------------------
-# argument types: each names what it expected
+# argument types (each names what it expected), and the arguments several
+# commands share
 
 
 def _number_type(kind, check, expected: str):
@@ -169,6 +141,22 @@ def _existing_dir(text: str) -> str:
     return text
 
 
+def _add_threads(parser) -> None:
+    """--threads, for the commands that run the kernels (train, sample, eval)."""
+    parser.add_argument("--threads", metavar="N", type=_threads, help="kernel threads (default: all cores)")
+
+
+def _add_run_dir(parser) -> None:
+    """DIR, the run (or checkpoint) a command reads (sample, eval)."""
+    parser.add_argument("dir", metavar="DIR", type=_existing_dir,
+                        help="a run directory (seqcore train --out) or checkpoint")
+
+
+def _set_threads(threads: Optional[int]) -> None:
+    if threads:
+        ops.set_num_threads(threads)
+
+
 # ---------------------------------------------------------------------------
 # run directories
 
@@ -202,11 +190,6 @@ def load_run(directory: str) -> Tuple[Any, Dict[str, Any]]:
         if not isinstance(settings, dict):
             raise UsageError(f"DIR: {run_json} is not a JSON object")
     return ckpt, settings
-
-
-def _set_threads(threads: Optional[int]) -> None:
-    if threads:
-        ops.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------------
@@ -383,99 +366,13 @@ def _duration(seconds: float) -> str:
     return f"{m}m{s:02d}s" if m else f"{seconds:.1f}s"
 
 
-# ---------------------------------------------------------------------------
-# sample and eval
-
-
-def cmd_sample(args: argparse.Namespace) -> int:
-    """Prints the prime and a sample continuing it (char level: as it is drawn)."""
-    _set_threads(args.threads)
-    ckpt, _ = load_run(args.dir)
-    vocab = ckpt.vocab
-    # Without a prime, a char-level text starts after a newline (not printed).
-    prime = args.prime if args.prime else ("\n" if vocab.level == "char" and "\n" in vocab else "")
-    options = dict(prime=prime, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-    try:
-        if vocab.level == "char":
-            tokens = stream(ckpt.model, vocab, args.length, **options)
-            sys.stdout.write(args.prime)
-            for token in tokens:
-                sys.stdout.write(token)
-                sys.stdout.flush()
-            sys.stdout.write("\n")
-        else:
-            text = sample(ckpt.model, vocab, args.length, **options)
-            print(f"{args.prime} {text}" if args.prime else text)
-    except UnknownTokenError as e:
-        raise UsageError(f"--prime: {e}") from None
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    """Prints the loss, perplexity and bits per token of a run's model on a text."""
-    _set_threads(args.threads)
-    ckpt, settings = load_run(args.dir)
-    vocab = ckpt.vocab
-    lines = bool(settings.get("lines", False))
-    data = _encode(vocab, read_text(args.corpus), lines)
-    if (lines and not data) or (not lines and len(data) < 2):
-        raise UsageError(f"CORPUS: {args.corpus} is too short to score (fewer than 2 tokens)")
-    batch = args.batch or settings.get("batch", TRAIN_DEFAULTS["batch"])
-    seq_len = args.seq_len or settings.get("seq_len", TRAIN_DEFAULTS["seq_len"])
-    result = evaluate(ckpt.model, data, batch, seq_len, vocab)
-    unit = "char" if vocab.level == "char" else "token"
-    ids = np.concatenate(data) if lines else data
-    unknown = int(np.count_nonzero(ids == vocab.unk_id)) if vocab.unk_id is not None else 0
-    print(f"{args.corpus}: {result.tokens:,} {unit}s scored"
-          + (f" ({unknown:,} not in the vocabulary, scored as <unk>)" if unknown else "")
-          + f"; loss {result.loss:.4f} nats/{unit}, perplexity {result.perplexity:.3f}, "
-            f"{result.bpc:.4f} bits/{unit}")
-    return 0
-
-
-# ---------------------------------------------------------------------------
-# bench and info
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Each cell's training step and inference at one configuration: seqcore
-    native, the NumPy reference and torch (when installed), in tokens/s."""
-    dtype = np.float64 if args.dtype == "float64" else np.float32
-    config = (args.T, args.B, args.D, args.H)
-    backends = ["native", "reference"] + (["torch"] if benchmark.torch_or_none() else [])
-    n = args.threads or ops.get_num_threads()
-    info = ops.info()
-    print(f"seqcore {info['version']}  isa={info['isa']}  threads={n}  default backend: {info['backend']}")
-    print("T={} B={} D={} H={} {}, tokens/s (median of {} runs)\n".format(*config, args.dtype, args.repeat))
-    rows = []
-    with benchmark.threads(n):
-        for cell in benchmark.CELLS:
-            tps = benchmark.measure_cell(cell, config, backends, repeat=args.repeat, min_time=0, dtype=dtype)
-            for mode in ("train", "infer"):
-                native = tps["native"][mode]
-                row = [cell, mode] + [tps[b][mode] for b in backends]
-                row += [native / tps[b][mode] for b in backends[1:]]
-                rows.append(row)
-    headers = ["cell", "step"] + backends + [f"native/{b}" for b in backends[1:]]
-    print(format_table(headers, rows))
-    return 0
-
-
-def cmd_info(args: argparse.Namespace) -> int:
-    print(json.dumps(ops.info(), indent=2))
-    return 0
-
-
-# ---------------------------------------------------------------------------
-# the parser
-
-
 def _default(key: str) -> str:
     value = TRAIN_DEFAULTS[key]
     return f" (default {value:g})" if isinstance(value, float) else f" (default {value})"
 
 
 def _add_train_parser(sub) -> None:
+    """The arguments of ``seqcore train``, in groups: data, model, optimisation, run."""
     p = sub.add_parser(
         "train", help="train a language model on a text file (default: the standard library's sources)",
         description="Train a character- or word-level language model with teacher forcing and truncated "
@@ -530,7 +427,7 @@ def _add_train_parser(sub) -> None:
                      help=f"the run directory (default ./{DEFAULT_OUT})")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out from its checkpoint, with its settings")
-    run.add_argument("--threads", metavar="N", type=_threads, help="kernel threads (default: all cores)")
+    _add_threads(run)
     run.add_argument("--distributed", action="store_true",
                      help="train on every rank of an MPI job (mpiexec -n R seqcore train ... --distributed), "
                           "each on its share of the batch; threads default to the node's cores / its ranks "
@@ -543,17 +440,40 @@ def _add_train_parser(sub) -> None:
     p.set_defaults(run=cmd_train, parser=p)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seqcore", description="Fast recurrent sequence models on the CPU.")
-    sub = parser.add_subparsers(dest="command", required=True)
+# ---------------------------------------------------------------------------
+# sample
 
-    _add_train_parser(sub)
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Prints the prime and a sample continuing it (char level: as it is drawn)."""
+    _set_threads(args.threads)
+    ckpt, _ = load_run(args.dir)
+    vocab = ckpt.vocab
+    # Without a prime, a char-level text starts after a newline (not printed).
+    prime = args.prime if args.prime else ("\n" if vocab.level == "char" and "\n" in vocab else "")
+    options = dict(prime=prime, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    try:
+        if vocab.level == "char":
+            tokens = stream(ckpt.model, vocab, args.length, **options)
+            sys.stdout.write(args.prime)
+            for token in tokens:
+                sys.stdout.write(token)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+        else:
+            text = sample(ckpt.model, vocab, args.length, **options)
+            print(f"{args.prime} {text}" if args.prime else text)
+    except UnknownTokenError as e:
+        raise UsageError(f"--prime: {e}") from None
+    return 0
+
+
+def _add_sample_parser(sub) -> None:
+    """The arguments of ``seqcore sample``."""
     p = sub.add_parser("sample", help="sample text from a trained run",
                        description="Print text sampled from the model of a run directory (or a checkpoint "
                                    "directory), one token at a time.")
-    p.add_argument("dir", metavar="DIR", type=_existing_dir,
-                   help="a run directory (seqcore train --out) or checkpoint")
+    _add_run_dir(p)
     p.add_argument("--length", metavar="N", type=_int_at_least(0), default=500, help="tokens to sample (default 500)")
     p.add_argument("--temperature", metavar="T", type=_positive_float, default=0.8,
                    help="below 1 sharpens, above 1 flattens the distribution (default 0.8)")
@@ -565,25 +485,85 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the same seed gives the same text (default: random)")
     p.add_argument("--prime", metavar="TEXT", default="",
                    help="text to continue (printed first; default: a new line)")
-    p.add_argument("--threads", metavar="N", type=_threads, help="kernel threads (default: all cores)")
+    _add_threads(p)
     p.set_defaults(run=cmd_sample, parser=p)
 
+
+# ---------------------------------------------------------------------------
+# eval
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Prints the loss, perplexity and bits per token of a run's model on a text."""
+    _set_threads(args.threads)
+    ckpt, settings = load_run(args.dir)
+    vocab = ckpt.vocab
+    lines = bool(settings.get("lines", False))
+    data = _encode(vocab, read_text(args.corpus), lines)
+    if (lines and not data) or (not lines and len(data) < 2):
+        raise UsageError(f"CORPUS: {args.corpus} is too short to score (fewer than 2 tokens)")
+    batch = args.batch or settings.get("batch", TRAIN_DEFAULTS["batch"])
+    seq_len = args.seq_len or settings.get("seq_len", TRAIN_DEFAULTS["seq_len"])
+    result = evaluate(ckpt.model, data, batch, seq_len, vocab)
+    unit = "char" if vocab.level == "char" else "token"
+    ids = np.concatenate(data) if lines else data
+    unknown = int(np.count_nonzero(ids == vocab.unk_id)) if vocab.unk_id is not None else 0
+    print(f"{args.corpus}: {result.tokens:,} {unit}s scored"
+          + (f" ({unknown:,} not in the vocabulary, scored as <unk>)" if unknown else "")
+          + f"; loss {result.loss:.4f} nats/{unit}, perplexity {result.perplexity:.3f}, "
+            f"{result.bpc:.4f} bits/{unit}")
+    return 0
+
+
+def _add_eval_parser(sub) -> None:
+    """The arguments of ``seqcore eval``."""
     p = sub.add_parser("eval", help="loss, perplexity and bits per character of a run's model on a text",
                        description="Score a text with the model of a run directory: the mean loss in nats "
                                    "per token, the perplexity exp(loss) and bits per token loss / ln 2 (bits "
                                    "per character at char level). The text is read as the run read its own.")
-    p.add_argument("dir", metavar="DIR", type=_existing_dir,
-                   help="a run directory (seqcore train --out) or checkpoint")
+    _add_run_dir(p)
     p.add_argument("corpus", metavar="CORPUS", type=_existing_file, help="a UTF-8 text file")
     p.add_argument("--batch", metavar="N", type=_int_at_least(1),
                    help="streams read side by side (default: the run's)")
     p.add_argument("--seq-len", metavar="N", type=_int_at_least(1), help="steps per chunk (default: the run's)")
-    p.add_argument("--threads", metavar="N", type=_threads, help="kernel threads (default: all cores)")
+    _add_threads(p)
     p.set_defaults(run=cmd_eval, parser=p)
 
-    p = sub.add_parser("info", help="print the version, instruction set, threads and backend")
-    p.set_defaults(run=cmd_info)
 
+# ---------------------------------------------------------------------------
+# bench
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Each cell's training step and inference at one configuration: seqcore
+    native, the NumPy reference and torch (when installed), in tokens/s."""
+    for name in ("T", "B", "D", "H", "repeat"):
+        if getattr(args, name) < 1:
+            print(f"seqcore: error: --{name} must be at least 1", file=sys.stderr)
+            return 2
+    dtype = np.float64 if args.dtype == "float64" else np.float32
+    config = (args.T, args.B, args.D, args.H)
+    backends = ["native", "reference"] + (["torch"] if benchmark.torch_or_none() else [])
+    n = args.threads or ops.get_num_threads()
+    info = ops.info()
+    print(f"seqcore {info['version']}  isa={info['isa']}  threads={n}  default backend: {info['backend']}")
+    print("T={} B={} D={} H={} {}, tokens/s (median of {} runs)\n".format(*config, args.dtype, args.repeat))
+    rows = []
+    with benchmark.threads(n):
+        for cell in benchmark.CELLS:
+            tps = benchmark.measure_cell(cell, config, backends, repeat=args.repeat, min_time=0, dtype=dtype)
+            for mode in ("train", "infer"):
+                native = tps["native"][mode]
+                row = [cell, mode] + [tps[b][mode] for b in backends]
+                row += [native / tps[b][mode] for b in backends[1:]]
+                rows.append(row)
+    headers = ["cell", "step"] + backends + [f"native/{b}" for b in backends[1:]]
+    print(format_table(headers, rows))
+    return 0
+
+
+def _add_bench_parser(sub) -> None:
+    """The arguments of ``seqcore bench``."""
     p = sub.add_parser("bench", help="time each cell's training step and inference on random data")
     p.add_argument("--T", type=int, default=64, help="sequence length (default 64)")
     p.add_argument("--B", type=int, default=32, help="batch size (default 32)")
@@ -593,15 +573,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", metavar="N", type=int, default=0, help="kernel threads (default: as configured)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per figure (default 5)")
     p.set_defaults(run=cmd_bench)
+
+
+# ---------------------------------------------------------------------------
+# info
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Prints ``seqcore.info()`` as JSON."""
+    print(json.dumps(ops.info(), indent=2))
+    return 0
+
+
+def _add_info_parser(sub) -> None:
+    """The arguments of ``seqcore info``."""
+    p = sub.add_parser("info", help="print the version, instruction set, threads and backend")
+    p.set_defaults(run=cmd_info)
+
+
+# ---------------------------------------------------------------------------
+# the parser, and main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqcore", description="Fast recurrent sequence models on the CPU.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_parser in (_add_train_parser, _add_sample_parser, _add_eval_parser, _add_info_parser,
+                       _add_bench_parser):
+        add_parser(sub)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    for name in ("T", "B", "D", "H", "repeat"):
-        if getattr(args, name, 1) < 1:
-            print(f"seqcore: error: --{name} must be at least 1", file=sys.stderr)
-            return 2
     try:
         return args.run(args)
     except UsageError as e:

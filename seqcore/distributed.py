@@ -34,6 +34,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .nn.module import random_generators
+
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_BUCKET_BYTES = 64 << 20  # one allreduce per 64 MiB of gradients
 
@@ -306,8 +308,7 @@ class Communicator:
         keeps its own (a 1-rank job draws what one process draws)."""
         if self.rank == 0:
             return
-        from .train.checkpoint import _generators  # the generators a checkpoint saves
-        for g in _generators(model).values():
+        for g in random_generators(model).values():  # the generators a checkpoint saves
             fresh = np.random.default_rng([int(g.integers(2 ** 63)), self.rank])
             g.bit_generator.state = fresh.bit_generator.state
 

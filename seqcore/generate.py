@@ -43,8 +43,7 @@ from typing import Iterator, List, Optional, Union
 
 import numpy as np
 
-from .nn.losses import _temperature as _check_temperature
-from .nn.losses import log_softmax
+from .nn.losses import check_temperature, log_softmax
 from .text import UnknownTokenError, Vocabulary, join_words
 
 Seed = Union[None, int, np.random.SeedSequence, np.random.BitGenerator, np.random.Generator]
@@ -152,7 +151,7 @@ def stream(model, vocab: Vocabulary, length: int = 200, *, prime: str = "", temp
     if vocab_size is not None and vocab_size != len(vocab):
         raise ValueError(f"vocab: expected the model's vocabulary of {vocab_size} tokens, got {len(vocab)}")
     length = _int("length", length, 0)
-    temperature = _check_temperature(temperature)
+    temperature = check_temperature(temperature)
     top_k = _int("top_k", top_k, 1, none_ok=True)
     top_p = _top_p(top_p)
     if not isinstance(stop_at_eos, (bool, np.bool_)):

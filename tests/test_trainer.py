@@ -20,7 +20,7 @@ from seqcore.nn import LanguageModel, softmax_cross_entropy
 from seqcore.text import StreamBatches, Vocabulary, train_val_split
 from seqcore.train import (SGD, Adam, Constant, Cosine, Evaluation, StepDecay, Trainer, evaluate, load_checkpoint,
                            make_schedule)
-from seqcore.train import trainer as trainer_module
+from seqcore.train import progress as progress_module
 
 TEXT = ("the quick brown fox jumps over the lazy dog. " * 40
         + "pack my box with five dozen liquor jugs! " * 40)
@@ -414,7 +414,7 @@ def test_progress_shows_a_bar_with_loss_and_tokens_per_second(capsys):
 
 
 def test_without_tqdm_progress_is_printed_as_lines(capsys, monkeypatch):
-    monkeypatch.setattr(trainer_module, "tqdm", None)
+    monkeypatch.setattr(progress_module, "tqdm", None)
     make_trainer(make_model(), steps=20, eval_every=10, progress=True).fit()
     err = capsys.readouterr().err
     assert "step 20/20: loss" in err and "tok/s" in err and "left" in err

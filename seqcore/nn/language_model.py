@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from .layers import Dropout, Embedding, Linear, _size
+from .layers import Dropout, Embedding, Linear, check_size
 from .module import Layer
 from .recurrent import GRU, LSTM, RNN
 
@@ -54,14 +54,14 @@ class LanguageModel(RecurrentNetwork):
             raise ValueError(f"cell: expected one of {sorted(RECURRENT)}, got {cell!r}")
         if isinstance(embed_size, bool) or not isinstance(embed_size, (int, np.integer)) or embed_size < 0:
             raise ValueError(f"embed_size: expected an int >= 0 (0: one-hot input), got {embed_size!r}")
-        vocab_size = _size("vocab_size", vocab_size)
+        vocab_size = check_size("vocab_size", vocab_size)
         seeds = np.random.SeedSequence(seed).spawn(4)
-        self.embedding = (Embedding(vocab_size, embed_size, dtype=dtype, seed=_int(seeds[0]))
+        self.embedding = (Embedding(vocab_size, embed_size, dtype=dtype, seed=int_seed(seeds[0]))
                           if embed_size > 0 else None)
         self.rnn = RECURRENT[cell](embed_size or vocab_size, hidden_size, num_layers=num_layers,
-                                   dropout=dropout, dtype=dtype, seed=_int(seeds[1]))
-        self.dropout = Dropout(dropout, seed=_int(seeds[2]))
-        self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=_int(seeds[3]))
+                                   dropout=dropout, dtype=dtype, seed=int_seed(seeds[1]))
+        self.dropout = Dropout(dropout, seed=int_seed(seeds[2]))
+        self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=int_seed(seeds[3]))
         self.vocab_size, self.dtype = vocab_size, self.rnn.dtype
         # from the checked sizes (the layers check them, naming each)
         self._config = dict(vocab_size=vocab_size, embed_size=int(embed_size), hidden_size=self.rnn.hidden_size,
@@ -96,5 +96,6 @@ class LanguageModel(RecurrentNetwork):
             self.embedding.backward(dx)
 
 
-def _int(seed_sequence: np.random.SeedSequence) -> int:
+def int_seed(seed_sequence: np.random.SeedSequence) -> int:
+    """An int seed drawn from ``seed_sequence``: what a model gives each of its layers."""
     return int(seed_sequence.generate_state(1)[0])

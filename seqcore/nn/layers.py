@@ -17,7 +17,6 @@ from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
-from ..reference.activations import sigmoid  # exact, no overflow: the same sigmoid as the kernels' oracle
 from .. import ops
 from .module import Layer
 
@@ -28,7 +27,8 @@ FLOATS = (np.float32, np.float64)
 # argument checks
 
 
-def _size(name: str, v) -> int:
+def check_size(name: str, v) -> int:
+    """``v`` as an int >= 1 (a layer's or model's size); ValueError naming ``name``."""
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
         raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
     return int(v)
@@ -84,8 +84,8 @@ class Linear(Layer):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32,
                  seed: Optional[int] = None) -> None:
         super().__init__()
-        self.in_features = _size("in_features", in_features)
-        self.out_features = _size("out_features", out_features)
+        self.in_features = check_size("in_features", in_features)
+        self.out_features = check_size("out_features", out_features)
         self.dtype = _dtype(dtype)
         rng = np.random.default_rng(seed)
         k = 1 / np.sqrt(self.in_features)
@@ -139,8 +139,8 @@ class Embedding(Layer):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: Optional[int] = None,
                  dtype=np.float32, seed: Optional[int] = None) -> None:
         super().__init__()
-        self.num_embeddings = _size("num_embeddings", num_embeddings)
-        self.embedding_dim = _size("embedding_dim", embedding_dim)
+        self.num_embeddings = check_size("num_embeddings", num_embeddings)
+        self.embedding_dim = check_size("embedding_dim", embedding_dim)
         self.dtype = _dtype(dtype)
         if padding_idx is not None:
             n = self.num_embeddings
@@ -245,6 +245,14 @@ class Tanh(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = _saved(self, self._y)
         return _grad_in(dy, y.shape, y.dtype) * (1 - y * y)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x), exact, in the dtype of x; e^-|x| never overflows. The
+    reference has the same formula: nn/ keeps its own, as production code
+    shares no code with the oracle it is checked against."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 class Sigmoid(Layer):

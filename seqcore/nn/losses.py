@@ -35,7 +35,8 @@ def _reduction(reduction: str) -> str:
     return reduction
 
 
-def _temperature(temperature: float) -> float:
+def check_temperature(temperature: float) -> float:
+    """``temperature`` as a float > 0 (softmax, sampling); ValueError naming it."""
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)) \
             or not 0 < temperature < np.inf:
         raise ValueError(f"temperature: expected a number > 0, got {temperature!r}")
@@ -67,7 +68,7 @@ def _shifted(z: np.ndarray, axis: int) -> np.ndarray:
 def log_softmax(logits: np.ndarray, axis: int = -1, temperature: float = 1.0) -> np.ndarray:
     """log softmax(logits / temperature) along ``axis``; logits' shape and dtype."""
     logits = _float_array("logits", logits)
-    t = _temperature(temperature)
+    t = check_temperature(temperature)
     s = _shifted(logits / t if t != 1 else logits, axis)
     s -= np.log(np.exp(s).sum(axis=axis, keepdims=True))
     return s
@@ -77,7 +78,7 @@ def softmax(logits: np.ndarray, axis: int = -1, temperature: float = 1.0) -> np.
     """softmax(logits / temperature) along ``axis``: probabilities summing to 1;
     logits' shape and dtype. Lower temperatures sharpen, higher flatten."""
     logits = _float_array("logits", logits)
-    t = _temperature(temperature)
+    t = check_temperature(temperature)
     e = np.exp(_shifted(logits / t if t != 1 else logits, axis))
     e /= e.sum(axis=axis, keepdims=True)
     return e

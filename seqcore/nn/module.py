@@ -8,7 +8,7 @@ place by optimisers, so the arrays keep their identity for a layer's life.
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, Mapping, Tuple
+from typing import Any, Dict, Iterator, Mapping, Tuple
 
 import numpy as np
 
@@ -95,3 +95,36 @@ class Layer:
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+
+def random_generators(layer: Layer) -> Dict[str, np.random.Generator]:
+    """Every numpy Generator inside ``layer``, by attribute path: attributes of
+    the layer and of the layers it holds (directly or in a list, tuple or dict),
+    e.g. "dropout.rng", "rnn._rng", "layers.0.rng". Each generator once. What
+    a checkpoint saves as the model's random state, and what each rank of a
+    data-parallel run reseeds (``seqcore.distributed``)."""
+    found: Dict[str, np.random.Generator] = {}
+    seen = set()
+
+    def visit(value: Any, path: str) -> None:
+        if id(value) in seen:
+            return
+        if isinstance(value, np.random.Generator):
+            seen.add(id(value))
+            found[path] = value
+        elif isinstance(value, Layer):
+            seen.add(id(value))
+            for k, v in vars(value).items():
+                visit(v, f"{path}.{k}" if path else k)
+        elif isinstance(value, (list, tuple)):
+            seen.add(id(value))
+            for i, v in enumerate(value):
+                visit(v, f"{path}.{i}")
+        elif isinstance(value, dict):
+            seen.add(id(value))
+            for k, v in value.items():
+                if isinstance(k, str):
+                    visit(v, f"{path}.{k}")
+
+    visit(layer, "")
+    return dict(sorted(found.items()))

@@ -20,8 +20,8 @@ from typing import Optional
 
 import numpy as np
 
-from .language_model import RECURRENT, RecurrentNetwork, _int
-from .layers import Dropout, Embedding, Linear, _size
+from .language_model import RECURRENT, RecurrentNetwork, int_seed
+from .layers import Dropout, Embedding, Linear, check_size
 
 POOLS = ("last", "mean", "max")
 
@@ -39,18 +39,18 @@ class _Labeler(RecurrentNetwork):
         if (vocab_size is None) == (input_size is None):
             raise ValueError(f"vocab_size, input_size: give one of them (token ids or feature vectors), "
                              f"got vocab_size={vocab_size!r}, input_size={input_size!r}")
-        self.num_classes = _size("num_classes", num_classes)
-        self.vocab_size = None if vocab_size is None else _size("vocab_size", vocab_size)
-        self.input_size = None if input_size is None else _size("input_size", input_size)
-        embed_size = _size("embed_size", embed_size)
+        self.num_classes = check_size("num_classes", num_classes)
+        self.vocab_size = None if vocab_size is None else check_size("vocab_size", vocab_size)
+        self.input_size = None if input_size is None else check_size("input_size", input_size)
+        embed_size = check_size("embed_size", embed_size)
         seeds = np.random.SeedSequence(seed).spawn(4)
-        self.embedding = (Embedding(self.vocab_size, embed_size, dtype=dtype, seed=_int(seeds[0]))
+        self.embedding = (Embedding(self.vocab_size, embed_size, dtype=dtype, seed=int_seed(seeds[0]))
                           if self.vocab_size is not None else None)
         self.rnn = RECURRENT[cell](embed_size if self.embedding is not None else self.input_size, hidden_size,
                                    num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
-                                   dtype=dtype, seed=_int(seeds[1]))
-        self.dropout = Dropout(dropout, seed=_int(seeds[2]))
-        self.head = Linear(self.rnn.output_size, self.num_classes, dtype=dtype, seed=_int(seeds[3]))
+                                   dtype=dtype, seed=int_seed(seeds[1]))
+        self.dropout = Dropout(dropout, seed=int_seed(seeds[2]))
+        self.head = Linear(self.rnn.output_size, self.num_classes, dtype=dtype, seed=int_seed(seeds[3]))
         self.dtype = self.rnn.dtype
         # from the checked sizes (the layers check them, naming each)
         rnn = self.rnn

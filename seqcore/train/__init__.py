@@ -6,7 +6,8 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_check
 from .clip import clip_by_global_norm, clip_by_value
 from .optim import SGD, Adam, AdamW, Optimizer
 from .schedules import Constant, Cosine, StepDecay, make_schedule
-from .trainer import Evaluation, Trainer, TrainResult, evaluate
+from .evaluation import Evaluation, evaluate
+from .trainer import Trainer, TrainResult
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "clip_by_value", "clip_by_global_norm",
            "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",

@@ -1,6 +1,7 @@
 """Checkpoints: a model (language model, sequence classifier or tagger) with its vocabulary, optimizer, random state
 and step, in one directory, written atomically and read without executing
-anything.
+anything. The format's writer and its reader stay in this one file, over 500
+lines, so that a change to one is made in sight of the other.
 
 Layout of a checkpoint directory (format "seqcore.checkpoint", version 1):
 
@@ -61,10 +62,10 @@ import numpy as np
 
 from .._atomic import atomic_write, atomic_write_json, fsync_directory
 from ..nn.language_model import LanguageModel
-from ..nn.module import Layer
+from ..nn.module import Layer, random_generators
 from ..nn.sequence_models import SequenceClassifier, SequenceTagger
 from ..text.vocab import Vocabulary
-from .optim import SGD, Adam, AdamW, Optimizer, _plain
+from .optim import SGD, Adam, AdamW, Optimizer, plain_value
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -124,7 +125,7 @@ class Checkpoint:
             raise TypeError(f"optimizer: expected a seqcore.train.Optimizer, got {type(optimizer).__name__}")
         # -- check everything first
         _check_params_fit(self.model.params, model.params, "model")
-        generators = _generators(model)
+        generators = random_generators(model)
         _check_generators_fit(self.rng_state, generators, "model")
         if optimizer is not None:
             if self.optimizer_class is None:
@@ -179,7 +180,7 @@ def save_checkpoint(directory: PathLike, model: Layer, optimizer: Optional[Optim
     optimizer_files = _optimizer_files(optimizer, model) if optimizer is not None else None
     model_doc = {"format": FORMAT, "version": VERSION, "class": type(model).__name__, "config": model.config()}
     state_doc = {"step": int(step), "extra": extra,
-                 "rng": {path: _jsonable(g.bit_generator.state) for path, g in _generators(model).items()}}
+                 "rng": {path: _jsonable(g.bit_generator.state) for path, g in random_generators(model).items()}}
 
     directory = os.path.abspath(os.fspath(directory))
     parent, name = os.path.split(directory)
@@ -258,7 +259,7 @@ def _optimizer_files(optimizer: Optimizer, model: Layer) -> Tuple[Dict[str, Any]
             raise ValueError(f"optimizer: its parameter {name!r} is not the model's parameter of that name; "
                              f"build the optimizer on the model")
     state = optimizer.state_dict()
-    hyper = {k: _plain(state.pop(k)) for k in type(optimizer).HYPER}
+    hyper = {k: plain_value(state.pop(k)) for k in type(optimizer).HYPER}
     hyper = {k: list(v) if isinstance(v, tuple) else v for k, v in hyper.items()}
     slots = {}
     for key, v in state.items():
@@ -353,7 +354,7 @@ def load_checkpoint(directory: PathLike) -> Checkpoint:
         raise CheckpointError(f"{_at(path, STATE)}: field 'extra' is missing or not a JSON object")
     if not isinstance(rng_state, dict) or not all(isinstance(v, dict) for v in rng_state.values()):
         raise CheckpointError(f"{_at(path, STATE)}: field 'rng' is missing or not a JSON object of objects")
-    generators = _generators(model)
+    generators = random_generators(model)
     _check_generators_fit(rng_state, generators, _at(path, STATE))
     _set_generators(rng_state, generators, _at(path, STATE))
 
@@ -501,37 +502,6 @@ def _check_params_fit(saved: Mapping[str, np.ndarray], target: Mapping[str, np.n
 
 # ---------------------------------------------------------------------------
 # random state
-
-
-def _generators(layer: Layer) -> Dict[str, np.random.Generator]:
-    """Every numpy Generator inside ``layer``, by attribute path: attributes of
-    the layer and of the layers it holds (directly or in a list, tuple or dict),
-    e.g. "dropout.rng", "rnn._rng", "layers.0.rng". Each generator once."""
-    found: Dict[str, np.random.Generator] = {}
-    seen = set()
-
-    def visit(value: Any, path: str) -> None:
-        if id(value) in seen:
-            return
-        if isinstance(value, np.random.Generator):
-            seen.add(id(value))
-            found[path] = value
-        elif isinstance(value, Layer):
-            seen.add(id(value))
-            for k, v in vars(value).items():
-                visit(v, f"{path}.{k}" if path else k)
-        elif isinstance(value, (list, tuple)):
-            seen.add(id(value))
-            for i, v in enumerate(value):
-                visit(v, f"{path}.{i}")
-        elif isinstance(value, dict):
-            seen.add(id(value))
-            for k, v in value.items():
-                if isinstance(k, str):
-                    visit(v, f"{path}.{k}")
-
-    visit(layer, "")
-    return dict(sorted(found.items()))
 
 
 def _jsonable(state: Any) -> Any:

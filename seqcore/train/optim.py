@@ -86,7 +86,7 @@ def _params(params: Params) -> Tuple[Optional[Layer], Dict[str, np.ndarray]]:
     return layer, dict(params)
 
 
-def _plain(v) -> Any:
+def plain_value(v) -> Any:
     """A state-dict hyperparameter as Python data: a 0-d array or numpy scalar
     (as np.load gives them back) becomes its item, a 1-d array a tuple."""
     a = np.asarray(v)
@@ -181,7 +181,7 @@ class Optimizer:
         if missing or unexpected:
             raise KeyError(f"state: missing {missing}, unexpected {unexpected}")
         try:
-            hyper = self._checked({k: _plain(state[k]) for k in self.HYPER})
+            hyper = self._checked({k: plain_value(state[k]) for k in self.HYPER})
         except (TypeError, ValueError) as e:
             raise type(e)(f"state: {e}") from None
         new: Dict[str, Dict[str, Any]] = {}

@@ -1,24 +1,11 @@
-"""Training a language model with teacher forcing (step t sees the true token
-t-1 and is scored on token t), a sequence classifier or a sequence tagger.
-
-Three shapes of data (see ``seqcore.text``):
-
-- a stream, one 1-D array of ids (a book, source code): read as
-  ``batch_size`` contiguous streams, ``seq_len`` steps at a time, with
-  truncated BPTT: the state a chunk ends with is the next chunk's initial
-  state, detached (no gradient flows from one chunk into the one before). The
-  state starts from zeros at each epoch.
-- a set of sequences, a list of 1-D arrays (one name a line): padded batches,
-  each sequence framed by ``<eos>`` when the vocabulary has one, the loss
-  masked at the padding, shuffled each epoch from ``seed``.
-- labelled sequences, for a ``SequenceClassifier`` or ``SequenceTagger``
-  (``seqcore.nn``): a pair ``(inputs, labels)``. ``inputs``: a list of 1-D id
-  arrays (a model with ``vocab_size``; 0 pads) or of (T_i, input_size) float
-  arrays (a model with ``input_size``); ``labels``: one int per sequence
-  (classifier) or one 1-D int array per sequence, as long as it (tagger).
-  Padded batches with lengths, shuffled each epoch from ``seed``; the loss is
-  the mean over sequences (classifier) or over real steps (tagger), and
-  validation also reports the accuracy.
+"""The Trainer: a language model with teacher forcing (step t sees the true
+token t-1 and is scored on token t), a sequence classifier or a sequence
+tagger, on the data shapes of ``seqcore.train.data`` (a stream with truncated
+BPTT, padded sequences, or labelled sequences). Validation is
+``seqcore.train.evaluation``, the progress bar ``seqcore.train.progress``,
+the loss curve files ``seqcore.train.curves``. This file is over 500 lines
+because it is the one class whose methods share the state of a run (its
+position in the data, the carried state, the counters a checkpoint keeps).
 
 One step: forward, softmax cross-entropy (mean over the counted tokens),
 backward, clipping (by value, then by global norm), the learning rate from the
@@ -61,85 +48,47 @@ Data parallel: ``distributed=seqcore.distributed.Communicator()`` on every
 rank of an MPI job trains on all of them, each on its rows of every batch,
 with the step of one process on the whole batch (see ``seqcore.distributed``).
 
-Progress: a tqdm bar on stderr (loss, tokens/s, time left), or without tqdm a
-line every 5% of the steps; validation results as lines. ``progress=False``
-prints nothing.
+Progress: see ``seqcore.train.progress``; validation results as lines.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
-import io
 import itertools
 import math
 import os
-import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .._atomic import atomic_write
 from ..distributed import Communicator, batch_rows, row_range
 from ..nn.language_model import LanguageModel
-from ..nn.sequence_models import SequenceClassifier, SequenceTagger
-from ..nn.losses import log_softmax, softmax_cross_entropy
-from ..text.batches import StreamBatches, length_mask, next_token_pairs, pad_batches
+from ..nn.sequence_models import SequenceClassifier
+from ..nn.losses import softmax_cross_entropy
+from ..text.batches import StreamBatches, pad_batches
 from ..text.vocab import Vocabulary
 from .checkpoint import load_checkpoint, save_checkpoint
 from .clip import clip_by_global_norm, clip_by_value
+from .curves import CSV_COLUMNS, LOSS_CSV, LOSS_PNG, read_loss_csv, write_loss_csv, write_loss_plot
+from .data import (LABELERS, Batch, Data, Model, check_data, check_id_range, check_labeled, is_stream,
+                   labeled_batches, scored, sequence_batch, sequence_framing)
+from .evaluation import Evaluation, evaluate
 from .optim import Adam, Optimizer
+from .progress import InterruptAtStepEnd, Progress
 from .schedules import SCHEDULES, Constant, Schedule, make_schedule
 
-try:
-    from tqdm import tqdm
-except ImportError:  # the progress bar is optional: plain lines instead
-    tqdm = None
+# the public names this module had before it was split stay importable from it
+__all__ = ["Trainer", "TrainResult", "Evaluation", "evaluate", "CHECKPOINT_DIR", "LOSS_CSV", "LOSS_PNG",
+           "CSV_COLUMNS", "STOP_REASONS", "LABELERS", "write_loss_csv", "read_loss_csv", "write_loss_plot"]
 
-CHECKPOINT_DIR, LOSS_CSV, LOSS_PNG = "checkpoint", "loss.csv", "loss.png"
-CSV_COLUMNS = ("step", "train_loss", "val_loss", "tokens_per_s", "elapsed_s", "lr", "val_accuracy")
+CHECKPOINT_DIR = "checkpoint"
 STOP_REASONS = ("done", "time_budget", "early_stopping", "interrupted", "non-finite")
-
-LABELERS = (SequenceClassifier, SequenceTagger)
-Model = Union[LanguageModel, SequenceClassifier, SequenceTagger]
-# a stream, a list of sequences, or (inputs, labels) for a labeler
-Data = Union[np.ndarray, Sequence[np.ndarray], Tuple[Sequence[np.ndarray], Any]]
-# (inputs (T, B), targets (T, B), lengths (B,) or None, mask (T, B) or None)
-Batch = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
 
 
 # ---------------------------------------------------------------------------
 # results
-
-
-@dataclass
-class Evaluation:
-    """The loss of a model on held-out data: ``loss`` in nats per token (the
-    mean over ``tokens`` scored tokens, or scored labels for a labeler), and
-    for a classifier or tagger the ``accuracy`` (None for a language model)."""
-
-    loss: float
-    tokens: int
-    accuracy: Optional[float] = None
-
-    @property
-    def perplexity(self) -> float:
-        """exp(loss): the number of equally likely tokens the model hesitates between."""
-        return math.exp(self.loss) if self.loss < 700 else math.inf
-
-    @property
-    def bpc(self) -> float:
-        """loss / ln 2: bits per character at char level (bits per token otherwise)."""
-        return self.loss / math.log(2)
-
-    def __str__(self) -> str:
-        if self.accuracy is not None:
-            return f"loss {self.loss:.4f} nats/label, accuracy {self.accuracy:.4f}"
-        return f"loss {self.loss:.4f} nats/token, perplexity {self.perplexity:.3f}, bpc {self.bpc:.4f}"
 
 
 @dataclass
@@ -163,274 +112,6 @@ class TrainResult:
     tokens: int
     history: List[Dict[str, Any]] = field(default_factory=list)
     checkpoint: Optional[str] = None
-
-
-# ---------------------------------------------------------------------------
-# batches
-
-
-def _is_stream(data) -> bool:
-    return isinstance(data, np.ndarray) and data.ndim == 1
-
-
-def _check_data(name: str, data) -> Data:
-    if _is_stream(data):
-        if data.dtype.kind not in "iu":
-            raise TypeError(f"{name}: expected integer ids, got dtype {data.dtype}")
-        return data
-    if isinstance(data, (str, bytes, np.ndarray)) or not isinstance(data, Sequence):
-        raise TypeError(f"{name}: expected a 1-D array of ids (a stream) or a list of 1-D arrays (sequences), "
-                        f"got {type(data).__name__}" + (f" of shape {data.shape}" if isinstance(data, np.ndarray)
-                                                        else ""))
-    if len(data) == 0:
-        raise ValueError(f"{name}: expected at least one sequence, got an empty list")
-    return data
-
-
-def _check_id_range(name: str, data: Data, vocab_size: int) -> None:
-    """Every id of a stream or of each sequence in [0, vocab_size): checked
-    before training, not at the step (or validation) that meets a bad one."""
-    for i, ids in ([(None, data)] if _is_stream(data) else enumerate(data)):
-        ids = np.asarray(ids)
-        if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-            where = name if i is None else f"{name}[{i}]"
-            raise ValueError(f"{where}: expected ids in [0, vocab_size) = [0, {vocab_size}), got "
-                             f"[{ids.min()}, {ids.max()}]")
-
-
-def _sequence_batch(padded: np.ndarray, lengths: np.ndarray) -> Batch:
-    inputs, targets, lengths = next_token_pairs(padded, lengths)
-    return inputs, targets, lengths, length_mask(lengths, len(targets))
-
-
-def _scored(batch: Batch) -> int:
-    """The targets a batch's loss counts (its mean is over them)."""
-    return int(batch[1].size if batch[3] is None else batch[3].sum())
-
-
-def _sequence_framing(vocab: Optional[Vocabulary]) -> Tuple[int, Optional[int]]:
-    """(pad id, the <eos> that starts and ends each sequence, or None)."""
-    if vocab is None:
-        return 0, None
-    return (vocab.pad_id if vocab.pad_id is not None else 0), vocab.eos_id
-
-
-def _check_labeled(name: str, data, model: Model) -> Tuple[List[np.ndarray], Any]:
-    """``(inputs, labels)`` for a classifier or tagger, checked and converted:
-    (a list of 1-D int64 id arrays or of (T_i, input_size) arrays in the
-    model's dtype, labels: an int64 array (N,) for a classifier, a list of
-    1-D int64 arrays as long as their inputs for a tagger)."""
-    kind = type(model).__name__
-    if isinstance(data, (str, bytes, np.ndarray)) or not isinstance(data, Sequence) or len(data) != 2:
-        raise TypeError(f"{name}: expected a pair (inputs, labels) for a {kind}, got {type(data).__name__}")
-    inputs, labels = data
-    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (Sequence, np.ndarray)) or len(inputs) == 0:
-        raise ValueError(f"{name}: expected inputs as a non-empty list of sequences, got {type(inputs).__name__}")
-    ids = model.vocab_size is not None
-    checked = []
-    for i, x in enumerate(inputs):
-        x = np.asarray(x)
-        if ids and (x.ndim != 1 or x.dtype.kind not in "iu"):
-            raise TypeError(f"{name}: inputs[{i}]: expected a 1-D array of token ids, got {x.dtype} {x.shape}")
-        if not ids and (x.ndim != 2 or x.shape[1] != model.input_size or x.dtype.kind not in "fiu"):
-            raise TypeError(f"{name}: inputs[{i}]: expected a (T, input_size) = (T, {model.input_size}) array of "
-                            f"numbers, got {x.dtype} {x.shape}")
-        if len(x) == 0:
-            raise ValueError(f"{name}: inputs[{i}]: expected at least one step, got an empty sequence")
-        if not ids and x.dtype.kind == "f" and not np.isfinite(x).all():
-            raise ValueError(f"{name}: inputs[{i}]: expected finite features, got NaN or inf")
-        checked.append(x.astype(np.int64 if ids else model.dtype, copy=False))
-    if ids:
-        _check_id_range(f"{name}: inputs", checked, model.vocab_size)
-    C = model.num_classes
-    if isinstance(model, SequenceClassifier):
-        y = np.asarray(labels)
-        if y.dtype.kind not in "iu" or y.shape != (len(checked),):
-            raise ValueError(f"{name}: expected labels as {len(checked)} integers (one per sequence), got "
-                             f"{y.dtype} {y.shape}")
-        tags = [y]
-    else:
-        if isinstance(labels, (str, bytes)) or not isinstance(labels, (Sequence, np.ndarray)) \
-                or len(labels) != len(checked):
-            raise ValueError(f"{name}: expected labels as {len(checked)} integer arrays (one per sequence)")
-        tags = [np.asarray(t) for t in labels]
-        for i, (t, x) in enumerate(zip(tags, checked)):
-            if t.dtype.kind not in "iu" or t.shape != (len(x),):
-                raise ValueError(f"{name}: labels[{i}]: expected {len(x)} integers (one per step of "
-                                 f"inputs[{i}]), got {t.dtype} {t.shape}")
-        y = tags
-    for t in tags:
-        if t.min() < 0 or t.max() >= C:
-            raise ValueError(f"{name}: expected labels in [0, num_classes) = [0, {C}), got [{t.min()}, {t.max()}]")
-    return checked, (y.astype(np.int64) if isinstance(y, np.ndarray) else [t.astype(np.int64) for t in y])
-
-
-def _labeled_batches(model: Model, data: Tuple[List[np.ndarray], Any], batch_size: int,
-                     order: np.ndarray) -> Iterator[Batch]:
-    """The sequences in ``order``, ``batch_size`` at a time, padded with
-    zeros: (x (T, B) ids or (T, B, D) features, targets (B,) for a classifier
-    or (T, B) for a tagger, lengths (B,), mask (T, B) for a tagger)."""
-    inputs, labels = data
-    for k in range(0, len(order), batch_size):
-        idx = order[k:k + batch_size]
-        lengths = np.array([len(inputs[i]) for i in idx], np.int64)
-        T = int(lengths.max())
-        x = np.zeros((T, len(idx)) + inputs[idx[0]].shape[1:], inputs[idx[0]].dtype)
-        for b, i in enumerate(idx):
-            x[:lengths[b], b] = inputs[i]
-        if isinstance(model, SequenceClassifier):
-            yield x, labels[idx], lengths, None
-            continue
-        y = np.zeros((T, len(idx)), np.int64)
-        for b, i in enumerate(idx):
-            y[:lengths[b], b] = labels[i]
-        yield x, y, lengths, length_mask(lengths, T)
-
-
-def _stream_eval_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> StreamBatches:
-    """Evaluation reads a stream as at most ``batch_size`` streams, fewer when
-    it is short, so that each stream is at least one chunk long."""
-    B = max(1, min(batch_size, len(ids) // (seq_len + 1)))
-    return StreamBatches(ids, B, seq_len)
-
-
-def evaluate(model: Model, data: Data, batch_size: int = 32, seq_len: int = 100,
-             vocab: Optional[Vocabulary] = None, max_batches: Optional[int] = None, *,
-             distributed: Optional[Communicator] = None) -> Evaluation:
-    """The mean loss (nats per token) of ``model`` on ``data``, without dropout:
-    a stream (1-D ids) read as in training with the state carried from chunk
-    to chunk (at most ``batch_size`` streams), a list of sequences in padded
-    batches (framed by the vocabulary's ``<eos>``, padding not counted), or
-    for a classifier or tagger ``(inputs, labels)`` in padded batches (then
-    the loss is per label, and the accuracy is reported too).
-    ``max_batches``: score only the first so many batches (None: all). A
-    non-finite output gives a loss of NaN. With ``distributed`` (a
-    ``seqcore.distributed.Communicator``), each rank scores its rows of every
-    batch and the sums are added over the ranks: every rank returns the
-    evaluation of the whole data."""
-    if not isinstance(model, LABELERS):
-        data = _check_data("data", data)
-    labeler = isinstance(model, LABELERS)
-    total, count, correct = 0.0, 0, 0
-    if labeler:
-        labeled = _check_labeled("data", data, model)
-        batches: Iterator[Batch] = _labeled_batches(model, labeled, batch_size, np.arange(len(labeled[0])))
-    elif _is_stream(data):
-        if len(data) < 2:
-            raise ValueError(f"data: expected at least 2 ids (an input and its target), got {len(data)}")
-        batches = ((x, y, None, None) for x, y in _stream_eval_batches(data, batch_size, seq_len))
-    else:
-        pad, eos = _sequence_framing(vocab)
-        batches = (_sequence_batch(p, n) for p, n in pad_batches(data, batch_size, pad, bos=eos, eos=eos))
-    state, finite = None, True
-    for batch in itertools.islice(batches, max_batches):
-        if distributed is not None:  # this rank's rows only
-            batch = batch_rows(batch, *row_range(batch[0].shape[1], distributed.rank, distributed.size))
-            if batch is None:
-                continue
-        inputs, targets, lengths, mask = batch
-        logits, state = model.forward(inputs, state if lengths is None else None, train=False, lengths=lengths)
-        if not np.isfinite(logits).all():
-            finite = False
-            break
-        # -log p(target) at each step (T, B), or of each sequence (B,)
-        nll = -np.take_along_axis(log_softmax(logits), targets[..., None], axis=-1)[..., 0]
-        if mask is not None:
-            nll = nll[mask]
-        total += float(nll.sum(dtype=np.float64))
-        count += nll.size
-        if labeler:
-            hits = logits.argmax(axis=-1) == targets
-            correct += int((hits if mask is None else hits[mask]).sum())
-    if distributed is not None:
-        sums = distributed.sum([total, count, correct, not finite], "the validation's sums")
-        total, count, correct, finite = float(sums[0]), int(sums[1]), int(sums[2]), sums[3] == 0
-    if not finite:
-        return Evaluation(math.nan, count, math.nan if labeler else None)
-    accuracy = (correct / count if count else math.nan) if labeler else None
-    return Evaluation(total / count if count else math.nan, count, accuracy)
-
-
-# ---------------------------------------------------------------------------
-# progress
-
-
-def _duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
-
-
-class _Progress:
-    """A tqdm bar on stderr, or without tqdm a line every ``every`` steps.
-    ``unit``: what the speed counts ("tok/s"; "seq/s" for a classifier)."""
-
-    def __init__(self, enabled: bool, total: int, initial: int, unit: str = "tok/s") -> None:
-        self.enabled, self.total, self.initial, self.unit = enabled, total, initial, unit
-        self.every = max(1, total // 20)
-        self.started = time.perf_counter()
-        self.bar = None
-        if enabled and tqdm is not None:
-            # redrawn up to 10 times a second on a terminal; every 10 s into a log file
-            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr,
-                            mininterval=0.1 if sys.stderr.isatty() else 10.0)
-
-    def update(self, step: int, loss: Optional[float], tokens_per_s: float) -> None:
-        if not self.enabled:
-            return
-        text = ("loss ?" if loss is None else f"loss {loss:.3f}") + f", {tokens_per_s:,.0f} {self.unit}"
-        if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=False)
-            self.bar.update(step - self.bar.n)
-        elif step % self.every == 0 or step == self.total:
-            spent = time.perf_counter() - self.started
-            left = spent / (step - self.initial) * (self.total - step) if step > self.initial else math.nan
-            self.write(f"step {step}/{self.total}: {text}, {_duration(spent)} elapsed, {_duration(left)} left")
-
-    def write(self, message: str) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.write(message, file=sys.stderr)
-        else:
-            print(message, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class _InterruptAtStepEnd:
-    """While active (main thread only), a first Ctrl-C sets ``requested``
-    instead of raising, so that the step in progress completes; a second one
-    raises KeyboardInterrupt at once, or calls ``at_once`` when given (a
-    data-parallel job aborts: one rank leaving its collectives would leave
-    the others waiting)."""
-
-    def __init__(self, at_once: Optional[Callable[[], None]] = None) -> None:
-        self.requested = False
-        self._previous = None
-        self._at_once = at_once
-
-    def _handler(self, signum, frame) -> None:
-        if self.requested:
-            if self._at_once is not None:
-                self._at_once()
-            raise KeyboardInterrupt
-        self.requested = True
-        # not through tqdm: a signal handler must not wait for the bar's lock
-        sys.stderr.write("\nCtrl-C: stopping after this step (Ctrl-C again to stop at once)\n")
-
-    def __enter__(self) -> "_InterruptAtStepEnd":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 # ---------------------------------------------------------------------------
@@ -462,54 +143,6 @@ def _decode_state(doc, dtype: np.dtype, where: str):
         return tuple(arrays) if doc["tuple"] else arrays[0]
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{where}: the carried state in the checkpoint is unreadable: {e}") from None
-
-
-# ---------------------------------------------------------------------------
-# loss curve files
-
-
-def write_loss_csv(path: str, history: Sequence[Dict[str, Any]]) -> None:
-    """``history`` rows as CSV with the columns ``CSV_COLUMNS`` (an empty
-    cell where a row has no value), written atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in history:
-        writer.writerow(["" if row.get(k) is None else (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k])
-                         for k in CSV_COLUMNS])
-    atomic_write(path, lambda f: f.write(buf.getvalue()), text=True)
-
-
-def read_loss_csv(path: str) -> List[Dict[str, Any]]:
-    """The rows ``write_loss_csv`` wrote (numbers, None for empty cells)."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: (None if not row.get(k) else (int(row[k]) if k == "step" else float(row[k])))
-             for k in CSV_COLUMNS} for row in rows]
-
-
-def write_loss_plot(path: str, history: Sequence[Dict[str, Any]]) -> bool:
-    """The training and validation loss against the step, as a PNG, when
-    matplotlib is importable (the "plot" extra); returns whether it wrote one.
-    Uses matplotlib's object API, so pyplot's global state is left alone."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        return False
-    fig = Figure(figsize=(7, 4), dpi=100)
-    ax = fig.add_subplot()
-    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
-        points = [(r["step"], r[key]) for r in history if r.get(key) is not None]
-        if points:
-            ax.plot(*zip(*points), label=label, marker="o" if key == "val_loss" else None, markersize=3)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats/token)")
-    ax.grid(alpha=0.3)
-    if ax.lines:
-        ax.legend()
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    return True
 
 
 # ---------------------------------------------------------------------------
@@ -640,16 +273,16 @@ class Trainer:
         # -- data
         if isinstance(model, LABELERS):
             self.mode = "labeled"
-            self.train_data = _check_labeled("train_data", train_data, model)
-            self.val_data = None if val_data is None else _check_labeled("val_data", val_data, model)
+            self.train_data = check_labeled("train_data", train_data, model)
+            self.val_data = None if val_data is None else check_labeled("val_data", val_data, model)
         else:
-            self.train_data = _check_data("train_data", train_data)
-            self.val_data = None if val_data is None else _check_data("val_data", val_data)
-            self.mode = "stream" if _is_stream(self.train_data) else "sequences"
+            self.train_data = check_data("train_data", train_data)
+            self.val_data = None if val_data is None else check_data("val_data", val_data)
+            self.mode = "stream" if is_stream(self.train_data) else "sequences"
         if self.mode != "labeled" and self.val_data is not None \
-                and _is_stream(self.val_data) != (self.mode == "stream"):
+                and is_stream(self.val_data) != (self.mode == "stream"):
             raise TypeError("val_data: expected the same kind as train_data (a stream or a list of sequences)")
-        if self.val_data is not None and _is_stream(self.val_data) and len(self.val_data) < 2:
+        if self.val_data is not None and is_stream(self.val_data) and len(self.val_data) < 2:
             raise ValueError(f"val_data: expected at least 2 ids (an input and its target), got {len(self.val_data)}")
         if self.mode == "stream":
             self._stream = StreamBatches(self.train_data, self.batch_size, self.seq_len)
@@ -664,7 +297,7 @@ class Trainer:
         if self.mode != "labeled":
             for name, data in (("train_data", self.train_data), ("val_data", self.val_data)):
                 if data is not None:
-                    _check_id_range(name, data, model.vocab_size)
+                    check_id_range(name, data, model.vocab_size)
         self.steps = _count("steps", steps)
         self.epochs = _count("epochs", epochs)
         self.total_steps = self.steps if self.steps is not None else (self.epochs or 1) * self.batches_per_epoch
@@ -695,7 +328,7 @@ class Trainer:
         self._updating = False           # between the update and the position's move
         self._started: Optional[float] = None  # perf_counter at fit()'s start
         self._step_tokens = 0                # targets scored in the last step (all ranks)
-        self._interrupt: Optional[_InterruptAtStepEnd] = None  # fit()'s Ctrl-C handler
+        self._interrupt: Optional[InterruptAtStepEnd] = None  # fit()'s Ctrl-C handler
         self._fit_started: Optional[float] = None
         self._stop_flags = (False, False)    # (Ctrl-C, out of time) on some rank, at the last step
         if distributed is not None:
@@ -742,14 +375,14 @@ class Trainer:
             elif self.mode == "labeled":
                 n = len(self.train_data[0])
                 order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
-                batches = _labeled_batches(self.model, self.train_data, self.batch_size,
-                                           order[start * self.batch_size:])
+                batches = labeled_batches(self.model, self.train_data, self.batch_size,
+                                          order[start * self.batch_size:])
             else:
-                pad, eos = _sequence_framing(self.vocab)
+                pad, eos = sequence_framing(self.vocab)
                 order = np.random.default_rng([self.seed, epoch])  # the same order for an epoch when resumed
                 padded = pad_batches(self.train_data, self.batch_size, pad, shuffle=self.shuffle, seed=order,
                                      bos=eos, eos=eos)
-                batches = (_sequence_batch(p, n) for p, n in itertools.islice(padded, start, None))
+                batches = (sequence_batch(p, n) for p, n in itertools.islice(padded, start, None))
             for index, batch in enumerate(batches, start):
                 yield epoch, index, batch
             epoch, start = epoch + 1, 0
@@ -775,7 +408,7 @@ class Trainer:
         grads = model.grads
         if not all(np.isfinite(g).all() for g in grads.values()):
             return None, "a gradient holds NaN or inf"
-        self._step_tokens = _scored(batch)
+        self._step_tokens = scored(batch)
         return self._update(epoch, index, state, grads, loss)
 
     def _train_step_distributed(self, epoch: int, index: int, batch: Batch) -> Tuple[Optional[float], str]:
@@ -796,7 +429,7 @@ class Trainer:
                 bad_loss = not math.isfinite(loss)
                 if not bad_loss:
                     model.backward(dlogits)
-                    count = _scored(local)
+                    count = scored(local)
         interrupt = self._interrupt is not None and self._interrupt.requested
         out_of_time = (self.max_seconds is not None and self._fit_started is not None
                        and time.perf_counter() - self._fit_started >= self.max_seconds)
@@ -848,7 +481,7 @@ class Trainer:
         return evaluate(self.model, data, self.batch_size, self.seq_len, self.vocab, self.eval_batches,
                         distributed=self.distributed)
 
-    def _validate(self, progress: _Progress) -> Tuple[Evaluation, bool]:
+    def _validate(self, progress: Progress) -> Tuple[Evaluation, bool]:
         """Runs a validation; returns it and whether patience has run out."""
         result = self.evaluate()
         self.last_val = result
@@ -964,8 +597,8 @@ class Trainer:
         self._started = time.perf_counter()
         fit_started = self._started
         start_step = self.step
-        progress = _Progress(self.progress, self.total_steps, self.step,
-                             "seq/s" if isinstance(self.model, SequenceClassifier) else "tok/s")
+        progress = Progress(self.progress, self.total_steps, self.step,
+                            "seq/s" if isinstance(self.model, SequenceClassifier) else "tok/s")
         # the current loss-curve row: its loss sum, scored tokens, seconds in steps
         loss_sum, tokens, seconds = 0.0, 0, 0.0
         tokens_per_s = 0.0
@@ -975,7 +608,7 @@ class Trainer:
         try:
             at_once = (None if self.distributed is None else
                        lambda: self.distributed.abort("interrupted twice (Ctrl-C): no checkpoint of this step"))
-            with _InterruptAtStepEnd(at_once) as interrupt:
+            with InterruptAtStepEnd(at_once) as interrupt:
                 self._interrupt, self._fit_started = interrupt, fit_started
                 batches = self._batches()
                 while self.step < self.total_steps:
