@@ -43,7 +43,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from . import benchmark, ops
+from . import benchmark, memory, ops
 from ._atomic import atomic_write_json
 from .generate import sample, stream
 from .nn import LanguageModel
@@ -51,6 +51,7 @@ from .text import UnknownTokenError, Vocabulary, train_val_split
 from .text.corpus import STDLIB_MAX_CHARS, stdlib_corpus  # both were defined here: still cli.<name>
 from .timing import format_table
 from .train import SGD, Adam, AdamW, CheckpointError, Trainer, evaluate, load_checkpoint
+from .train.footprint import language_model_footprint
 from .train.schedules import SCHEDULES
 from .train.trainer import CHECKPOINT_DIR, LOSS_CSV, LOSS_PNG
 
@@ -281,6 +282,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _train(args, comm)
 
 
+def _refuse_what_cannot_fit(settings: Dict[str, Any], vocab_size: int, train) -> None:
+    """Before the model is built: exit 2 where training it cannot fit in the
+    memory available, naming the flags that make the larger part."""
+    lines = settings["lines"]
+    batch = settings["batch"]
+    steps = max((len(s) for s in train), default=1) if lines else min(settings["seq_len"], max(len(train) // batch, 1))
+    need = language_model_footprint(vocab_size, settings["embed"], settings["hidden"], settings["layers"],
+                                    settings["cell"], np.float32, steps, batch,
+                                    OPTIMIZERS[settings["optimizer"]].buffers())
+    available = memory.available_bytes()
+    if available is None or need.total <= available:
+        return
+    # the model's own size where it alone cannot fit, else a step's
+    flags = ("--hidden, --layers, --embed" if need.parameters + need.optimizer > available
+             else "--batch" if lines else "--seq-len, --batch")
+    fmt = memory.format_bytes
+    raise UsageError(f"{flags}: training this model needs {fmt(need.total)} (parameters and gradients "
+                     f"{fmt(need.parameters)}, optimizer state {fmt(need.optimizer)}, a step of {batch} × {steps:,} "
+                     f"tokens {fmt(need.step)}), more than the {fmt(available)} available; make them smaller")
+
+
 def _train(args: argparse.Namespace, comm) -> int:
     settings, ckpt = _train_settings(args)
     _set_threads(args.threads)
@@ -294,6 +316,7 @@ def _train(args: argparse.Namespace, comm) -> int:
     if ckpt is not None:
         model, optimizer = ckpt.model, ckpt.optimizer
     else:
+        _refuse_what_cannot_fit(settings, len(vocab), train)
         model = LanguageModel(len(vocab), settings["embed"], settings["hidden"], settings["layers"],
                               settings["cell"], settings["dropout"], seed=settings["seed"])
         optimizer = OPTIMIZERS[settings["optimizer"]](model, lr=settings["lr"])

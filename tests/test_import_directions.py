@@ -7,8 +7,10 @@ each rule, so that a checker that sees nothing cannot pass.
 
 - ``reference/`` imports nothing of seqcore (the oracle shares no code with
   what it checks);
-- ``nn/`` imports nothing of seqcore but ``nn/`` and ``ops.py`` (no text,
-  training, files, nor the reference);
+- ``nn/`` imports nothing of seqcore but ``nn/``, ``ops.py`` and
+  ``memory.py`` (no text, training, files, nor the reference);
+- ``memory.py`` (what the machine has) imports nothing of seqcore, so that
+  every layer may ask it;
 - ``text/`` imports nothing of seqcore but ``text/`` and ``_atomic.py`` (it
   knows nothing of models);
 - ``train/``, ``generate.py`` and ``distributed.py`` import neither ``cli.py``
@@ -117,8 +119,10 @@ def breaches(root: Path) -> List[str]:
         say = f"{imp.where}: {imp.importer} imports {imp.module}" + (f" ({', '.join(imp.names)})" if imp.names else "")
         if _under(imp.importer, *p("reference")) and own and not _under(imp.module, *p("reference")):
             out.append(say + ": reference/ imports nothing of the package")
-        if _under(imp.importer, *p("nn")) and own and not _under(imp.module, *p("nn", "ops")):
-            out.append(say + ": nn/ imports only nn/ and ops.py")
+        if _under(imp.importer, *p("nn")) and own and not _under(imp.module, *p("nn", "ops", "memory")):
+            out.append(say + ": nn/ imports only nn/, ops.py and memory.py")
+        if imp.importer == f"{pkg}.memory" and own:
+            out.append(say + ": memory.py imports nothing of the package")
         if _under(imp.importer, *p("text")) and own and not _under(imp.module, *p("text", "_atomic")):
             out.append(say + ": text/ imports only text/ and _atomic.py")
         if _under(imp.importer, *p("distributed", "generate")) and _under(imp.module, *p("train")):
@@ -177,7 +181,8 @@ FAKE = {
     "reference/__init__.py": "",
     "reference/activations.py": "import numpy as np\nfrom .. import ops\n",            # reference -> ops
     "nn/__init__.py": "",
-    "nn/layers.py": "from ..reference.activations import sigmoid\nfrom .. import ops\n",  # nn -> reference
+    "nn/layers.py": "from ..reference.activations import sigmoid\nfrom .. import memory, ops\n",  # nn -> reference
+    "memory.py": "import os\nfrom .nn import layers\n",                           # memory -> nn
     "nn/losses.py": "def _temperature(t): return t\n",
     "text/__init__.py": "",
     "text/vocab.py": "from .._atomic import atomic_write\nfrom ..nn import layers\n",    # text -> nn
@@ -214,6 +219,7 @@ def fake_package(tmp_path: Path) -> Path:
     "fakepkg/benchmark.py:1: fakepkg.benchmark imports torch: torch and onnx",
     "fakepkg/benchmark.py:2: fakepkg.benchmark imports fakepkg._core: only ops.py",
     "fakepkg/helpers.py:1: fakepkg.helpers imports fakepkg.torch: nothing imports torch.py",
+    "fakepkg/memory.py:2: fakepkg.memory imports fakepkg.nn.layers: memory.py imports nothing",
 ])
 def test_the_checker_finds_each_kind_of_breach(fake_package, expected):
     assert any(b.startswith(expected) for b in breaches(fake_package)), "\n".join(breaches(fake_package))
@@ -221,6 +227,6 @@ def test_the_checker_finds_each_kind_of_breach(fake_package, expected):
 
 def test_the_checker_finds_nothing_else(fake_package):
     # the allowed arrows of the fake package (ops -> _core, cli -> train, text -> _atomic,
-    # torch.py -> torch, nn -> ops, generate -> ops) are not reported
+    # torch.py -> torch, nn -> ops and memory, generate -> ops) are not reported
     found = breaches(fake_package)
-    assert len(found) == 11, "\n".join(found)
+    assert len(found) == 12, "\n".join(found)

@@ -12,9 +12,10 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from .layers import Dropout, Embedding, Linear, check_size
+from .. import memory
+from .layers import Dropout, Embedding, Linear, check_dtype, check_size
 from .module import Layer
-from .recurrent import GRU, LSTM, RNN
+from .recurrent import GRU, LSTM, RNN, parameter_count
 
 RECURRENT = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
@@ -55,6 +56,10 @@ class LanguageModel(RecurrentNetwork):
         if isinstance(embed_size, bool) or not isinstance(embed_size, (int, np.integer)) or embed_size < 0:
             raise ValueError(f"embed_size: expected an int >= 0 (0: one-hot input), got {embed_size!r}")
         vocab_size = check_size("vocab_size", vocab_size)
+        H, E = check_size("hidden_size", hidden_size), int(embed_size)
+        require_memory(self, dict(vocab_size=vocab_size, embed_size=E, hidden_size=H, num_layers=num_layers),
+                       vocab_size * E + parameter_count(cell, E or vocab_size, H, check_size("num_layers", num_layers))
+                       + (H + 1) * vocab_size, dtype, "make embed_size, hidden_size or num_layers smaller")
         seeds = np.random.SeedSequence(seed).spawn(4)
         self.embedding = (Embedding(vocab_size, embed_size, dtype=dtype, seed=int_seed(seeds[0]))
                           if embed_size > 0 else None)
@@ -94,6 +99,15 @@ class LanguageModel(RecurrentNetwork):
         dx = self.rnn.backward(dy, dstate)
         if self.embedding is not None:
             self.embedding.backward(dx)
+
+
+def require_memory(model: Layer, sizes: Dict[str, int], count: int, dtype, advice: str) -> None:
+    """Before a model builds its layers: MemoryError unless ``count``
+    parameters and their gradients fit in the memory available (so a model
+    too large fails at once, not after building its first layers)."""
+    args = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    memory.require(2 * count * check_dtype(dtype).itemsize,
+                   f"{type(model).__name__}({args})'s parameters and their gradients", advice)
 
 
 def int_seed(seed_sequence: np.random.SeedSequence) -> int:

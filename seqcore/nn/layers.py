@@ -17,7 +17,8 @@ from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
-from .. import ops
+from .. import memory, ops
+from . import init
 from .module import Layer
 
 FLOATS = (np.float32, np.float64)
@@ -34,7 +35,7 @@ def check_size(name: str, v) -> int:
     return int(v)
 
 
-def _dtype(dtype) -> np.dtype:
+def check_dtype(dtype) -> np.dtype:
     try:
         np.dtype(dtype)
     except TypeError:
@@ -86,15 +87,18 @@ class Linear(Layer):
         super().__init__()
         self.in_features = check_size("in_features", in_features)
         self.out_features = check_size("out_features", out_features)
-        self.dtype = _dtype(dtype)
+        self.dtype = check_dtype(dtype)
+        memory.require(2 * (self.in_features + bool(bias)) * self.out_features * self.dtype.itemsize,
+                       f"Linear({self.in_features}, {self.out_features})'s parameters and their gradients",
+                       "make in_features or out_features smaller")
         rng = np.random.default_rng(seed)
         k = 1 / np.sqrt(self.in_features)
-        # Drawn in float64 then rounded, so one seed gives the same model in both dtypes.
-        self.weight = self.add_param("weight", rng.uniform(-k, k, (self.out_features, self.in_features))
-                                     .astype(self.dtype))
+        # float64 draws rounded, so one seed gives the same model in both dtypes
+        self.weight = self.add_param("weight", init.uniform(rng, k, (self.out_features, self.in_features),
+                                                            self.dtype))
         self.bias = None
         if bias:
-            self.bias = self.add_param("bias", rng.uniform(-k, k, self.out_features).astype(self.dtype))
+            self.bias = self.add_param("bias", init.uniform(rng, k, (self.out_features,), self.dtype))
         self._x2: Optional[np.ndarray] = None  # (N, in), N = product of the leading dims
         self._lead: Tuple[int, ...] = ()
 
@@ -141,7 +145,7 @@ class Embedding(Layer):
         super().__init__()
         self.num_embeddings = check_size("num_embeddings", num_embeddings)
         self.embedding_dim = check_size("embedding_dim", embedding_dim)
-        self.dtype = _dtype(dtype)
+        self.dtype = check_dtype(dtype)
         if padding_idx is not None:
             n = self.num_embeddings
             if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)) \
@@ -149,8 +153,11 @@ class Embedding(Layer):
                 raise ValueError(f"padding_idx: expected None or an int in [-{n}, {n}), got {padding_idx!r}")
             padding_idx = int(padding_idx) % n
         self.padding_idx = padding_idx
+        memory.require(2 * self.num_embeddings * self.embedding_dim * self.dtype.itemsize,
+                       f"Embedding({self.num_embeddings}, {self.embedding_dim})'s parameters and their gradients",
+                       "make num_embeddings or embedding_dim smaller")
         rng = np.random.default_rng(seed)
-        weight = rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)
+        weight = init.normal(rng, (self.num_embeddings, self.embedding_dim), self.dtype)
         if padding_idx is not None:
             weight[padding_idx] = 0
         self.weight = self.add_param("weight", weight)

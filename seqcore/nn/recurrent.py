@@ -15,10 +15,21 @@ from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
-from .. import ops
+from .. import memory, ops
+from . import init
 from .module import Layer
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def parameter_count(cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                    bidirectional: bool = False, merge: str = "concat") -> int:
+    """The parameters of a recurrent layer of these (checked) sizes: each layer
+    and direction has W_ih (G·H, D), W_hh (G·H, H) and two biases (G·H,),
+    D = input_size at layer 0 and the layer below's output size after."""
+    G, H, directions = GATES[cell], hidden_size, 2 if bidirectional else 1
+    output_size = H * directions if merge == "concat" else H
+    return directions * G * H * ((input_size + H + 2) + (num_layers - 1) * (output_size + H + 2))
 
 
 class Recurrent(Layer):
@@ -44,15 +55,21 @@ class Recurrent(Layer):
         self.bidirectional, self.merge, self.dropout = bool(bidirectional), merge, float(dropout)
         self.batch_first, self.dtype = bool(batch_first), np.dtype(dtype)
         self.directions = 2 if self.bidirectional else 1
-        self._rng = np.random.default_rng(seed)
         G, H = GATES[self.cell], self.hidden_size
+        count = parameter_count(self.cell, self.input_size, H, self.num_layers, self.bidirectional, self.merge)
+        bidirectional = ", bidirectional=True" if self.bidirectional else ""
+        memory.require(2 * count * self.dtype.itemsize,
+                       f"{type(self).__name__}(input_size={self.input_size}, hidden_size={H}, "
+                       f"num_layers={self.num_layers}{bidirectional})'s parameters and their gradients",
+                       "make hidden_size, num_layers or input_size smaller")
+        self._rng = np.random.default_rng(seed)
         k = 1 / np.sqrt(H)  # PyTorch: every weight and bias uniform in ±1/√H
         for layer in range(self.num_layers):
             D = self.input_size if layer == 0 else self.output_size
             for suffix in self._suffixes(layer):
                 for name, shape in (("weight_ih", (G * H, D)), ("weight_hh", (G * H, H)),
                                     ("bias_ih", (G * H,)), ("bias_hh", (G * H,))):
-                    self.add_param(f"{name}{suffix}", self._rng.uniform(-k, k, shape).astype(self.dtype))
+                    self.add_param(f"{name}{suffix}", init.uniform(self._rng, k, shape, self.dtype))
         self._saved: Optional[dict] = None
         # After backward: the gradient at the state given to forward (same
         # structure), e.g. to carry a decoder's gradient into its encoder.

@@ -20,8 +20,9 @@ from typing import Optional
 
 import numpy as np
 
-from .language_model import RECURRENT, RecurrentNetwork, int_seed
+from .language_model import RECURRENT, RecurrentNetwork, int_seed, require_memory
 from .layers import Dropout, Embedding, Linear, check_size
+from .recurrent import parameter_count
 
 POOLS = ("last", "mean", "max")
 
@@ -43,6 +44,14 @@ class _Labeler(RecurrentNetwork):
         self.vocab_size = None if vocab_size is None else check_size("vocab_size", vocab_size)
         self.input_size = None if input_size is None else check_size("input_size", input_size)
         embed_size = check_size("embed_size", embed_size)
+        H, L = check_size("hidden_size", hidden_size), check_size("num_layers", num_layers)
+        D = embed_size if self.vocab_size is not None else self.input_size
+        rnn_out = H * (2 if bidirectional else 1)
+        require_memory(self, dict(num_classes=self.num_classes, vocab_size=self.vocab_size, input_size=self.input_size,
+                                  embed_size=embed_size, hidden_size=H, num_layers=L),
+                       (self.vocab_size or 0) * embed_size + parameter_count(cell, D, H, L, bool(bidirectional))
+                       + (rnn_out + 1) * self.num_classes, dtype,
+                       "make hidden_size, num_layers, embed_size or input_size smaller")
         seeds = np.random.SeedSequence(seed).spawn(4)
         self.embedding = (Embedding(self.vocab_size, embed_size, dtype=dtype, seed=int_seed(seeds[0]))
                           if self.vocab_size is not None else None)

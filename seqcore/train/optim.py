@@ -151,6 +151,18 @@ class Optimizer:
 
     # -- state ----------------------------------------------------------------
 
+    @classmethod
+    def buffers(cls, **hyper: Any) -> int:
+        """Arrays the size of a parameter it keeps for each, with these
+        hyperparameters (its defaults for those not given): Adam 2."""
+        return sum(1 for slot in cls.SLOTS if slot != "step")
+
+    def pending_state_bytes(self) -> int:
+        """Bytes of the buffers it has yet to allocate: those of the parameters
+        that have not stepped."""
+        per = self.buffers(**{k: getattr(self, k) for k in self.HYPER})
+        return per * sum(p.nbytes for name, p in self.params.items() if name not in self.state)
+
     def state_dict(self) -> Dict[str, Any]:
         """Hyperparameters (numbers, bools, betas as a float64 array) and
         "<slot>.<param>" entries (copies of the buffers; step counts as ints)."""
@@ -231,6 +243,10 @@ class SGD(Optimizer):
     def __init__(self, params: Params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False) -> None:
         super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+    @classmethod
+    def buffers(cls, momentum: float = 0.0, **hyper: Any) -> int:
+        return 1 if momentum != 0 else 0  # the momentum buffer
 
     def _checked(self, h: Dict[str, Any]) -> Dict[str, Any]:
         out = {"lr": _positive("lr", h["lr"]), "momentum": _at_least("momentum", h["momentum"], 0.0),

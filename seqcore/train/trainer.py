@@ -63,6 +63,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from .. import memory
 from ..distributed import Communicator, batch_rows, row_range
 from ..nn.language_model import LanguageModel
 from ..nn.sequence_models import SequenceClassifier
@@ -75,6 +76,7 @@ from .curves import CSV_COLUMNS, LOSS_CSV, LOSS_PNG, read_loss_csv, write_loss_c
 from .data import (LABELERS, Batch, Data, Model, check_data, check_id_range, check_labeled, is_stream,
                    labeled_batches, scored, sequence_batch, sequence_framing)
 from .evaluation import Evaluation, evaluate
+from .footprint import step_bytes
 from .optim import Adam, Optimizer
 from .progress import InterruptAtStepEnd, Progress
 from .schedules import SCHEDULES, Constant, Schedule, make_schedule
@@ -302,6 +304,12 @@ class Trainer:
         self.epochs = _count("epochs", epochs)
         self.total_steps = self.steps if self.steps is not None else (self.epochs or 1) * self.batches_per_epoch
 
+        # -- memory: the optimizer's state to come and one step, refused now if they cannot fit
+        longest = self._longest_batch()
+        memory.require(optimizer.pending_state_bytes() + step_bytes(model, longest, self.batch_size),
+                       f"Trainer: the optimizer's state and one training step (batch_size={self.batch_size}, "
+                       f"{longest:,} steps a batch)", "make batch_size or seq_len (or the sequences) shorter")
+
         if schedule is None:
             schedule = Constant(optimizer.lr)
         elif isinstance(schedule, str):
@@ -333,6 +341,14 @@ class Trainer:
         self._stop_flags = (False, False)    # (Ctrl-C, out of time) on some rank, at the last step
         if distributed is not None:
             self._join(distributed)
+
+    def _longest_batch(self) -> int:
+        """The most time steps a training batch has: seq_len (at most a
+        stream's length), or the longest sequence."""
+        if self.mode == "stream":
+            return min(self.seq_len, self._stream.streams.shape[1])
+        sequences = self.train_data[0] if self.mode == "labeled" else self.train_data
+        return max((len(s) for s in sequences), default=0)
 
     # -- data parallel ----------------------------------------------------------
 
