@@ -19,6 +19,7 @@ import os
 import numpy as np
 import pytest
 
+from cli_calls import cli_exit
 from seqcore import cli, generate, memory, nn, ops, text
 from seqcore.text import Vocabulary
 from seqcore.train import SGD, Adam, clip_by_global_norm, clip_by_value, load_checkpoint, save_checkpoint
@@ -60,14 +61,6 @@ def language_model():
 def trained(layer, x):
     layer.forward(x)
     return layer
-
-
-def cli_exit(argv):
-    """cli.main's exit status, argparse's exits included."""
-    try:
-        return cli.main(argv)
-    except SystemExit as e:
-        return e.code
 
 
 # (id, call, exception, words in the message)

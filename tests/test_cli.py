@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from children import CHILD_CWD, child_env
+from cli_calls import cli_exit as run
 from seqcore import cli
 from seqcore.train import load_checkpoint
 
@@ -30,14 +31,6 @@ def corpus(tmp_path):
     path = tmp_path / "corpus.txt"
     path.write_text(TEXT, encoding="utf-8")
     return str(path)
-
-
-def run(argv):
-    """main(argv) -> (exit status, stdout, stderr), with argparse's exits as statuses."""
-    try:
-        return cli.main(argv)
-    except SystemExit as e:
-        return e.code
 
 
 def train(corpus, out, *extra):

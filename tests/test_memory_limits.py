@@ -15,7 +15,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from seqcore import cli, memory, nn
+from cli_calls import cli_exit as run_cli
+from seqcore import memory, nn
 from seqcore.nn import init
 from seqcore.train import Adam, Trainer
 
@@ -30,13 +31,6 @@ def available(monkeypatch):
         monkeypatch.setattr(memory, "available_bytes", lambda: n)
     set_available(16 * GiB)
     return set_available
-
-
-def run_cli(argv):
-    try:
-        return cli.main(argv)
-    except SystemExit as e:
-        return e.code
 
 
 # ---------------------------------------------------------------------------
