@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from cli_calls import cli_exit
-from seqcore import cli, generate, memory, nn, ops, text
+from seqcore import generate, memory, nn, ops, text
 from seqcore.text import Vocabulary
 from seqcore.train import SGD, Adam, clip_by_global_norm, clip_by_value, load_checkpoint, save_checkpoint
 
