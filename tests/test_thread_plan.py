@@ -1,0 +1,134 @@
+"""The thread plan (csrc/plan.h): how many threads a call's work is worth,
+and the schedules it gives, bitwise equal to one thread's results at any
+count of workers (oracle: the same call on one thread)."""
+
+import numpy as np
+import pytest
+
+import seqcore
+from cellcases import CELLS, assert_bitwise_equal_results, backward, forward, make_inputs, make_output_weights
+from seqcore import ops
+
+OFFERS = [1, 2, 3, 4, 5, 8, 16, 64]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("train", [True, False], ids=["train", "infer"])
+def test_the_plan_is_within_the_offer(cell, train):
+    for offered in OFFERS:
+        for T, B, H in [(1, 1, 1), (100, 1, 128), (200, 8, 64), (50, 16, 1024), (10**6, 512, 4096)]:
+            n = ops.plan_threads(cell, T, B, H, train=train, num_threads=offered)
+            assert 1 <= n <= offered, (offered, T, B, H, n)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_one_offered_thread_is_one_planned(cell):
+    assert ops.plan_threads(cell, 10**5, 1024, 2048, num_threads=1) == 1
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_tiny_problems_run_on_one_thread(cell):
+    # a step of a few thousand multiply-adds: less than one synchronisation
+    for T, B, H in [(1, 1, 1), (100, 1, 8), (1000, 2, 16)]:
+        assert ops.plan_threads(cell, T, B, H, num_threads=64) == 1, (T, B, H)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_large_problems_take_every_offered_thread(cell):
+    assert ops.plan_threads(cell, 100, 64, 1024, num_threads=16) == 16
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("train", [True, False], ids=["train", "infer"])
+@pytest.mark.parametrize("offered", [2, 4, 16, 64])
+def test_the_plan_grows_with_every_size(cell, train, offered):
+    def plan(T, B, H):
+        return ops.plan_threads(cell, T, B, H, train=train, num_threads=offered)
+
+    sizes = [1, 2, 3, 5, 8, 13, 32, 64, 100, 256, 1000]
+    for a in sizes:
+        for b in sizes:
+            for grow in ("T", "B", "H"):
+                plans = [plan(**{"T": a, "B": b, "H": 64, grow: v}) if grow != "H"
+                         else plan(T=a, B=b, H=v) for v in sizes]
+                assert plans == sorted(plans), (grow, a, b, plans)
+
+
+def test_the_product_plan_is_one_thread_or_the_offer():
+    for offered in OFFERS:
+        small = ops.plan_product_threads(4, 4, 4, num_threads=offered)
+        large = ops.plan_product_threads(1024, 1024, 1024, num_threads=offered)
+        assert small == 1 and large == offered
+    plans = [ops.plan_product_threads(n, n, n, num_threads=8) for n in range(1, 200, 7)]
+    assert plans == sorted(plans)
+
+
+def test_the_cost_model_is_visible():
+    costs = ops.thread_plan_costs()
+    assert set(costs) >= {"rate", "sync_base", "sync_per_thread", "region_base"}
+    assert all(v > 0 for v in costs.values())
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, None])
+def test_plan_sizes_must_be_positive_ints(bad):
+    with pytest.raises(ValueError, match="T:"):
+        ops.plan_threads("lstm", bad, 4, 8)
+
+
+def test_plan_names_a_bad_cell():
+    with pytest.raises(ValueError, match="cell:"):
+        ops.plan_threads("transformer", 4, 4, 8)
+
+
+# ---------------------------------------------------------------------------
+# schedules: every worker count gives one thread's bits
+
+def run_at(n, cell, inputs, weights, train, options):
+    before = seqcore.get_num_threads()
+    seqcore.set_num_threads(n)
+    try:
+        outs, cache = forward(cell, inputs, train=train, **options)
+        grads = backward(cell, weights, cache) if train else {}
+    finally:
+        seqcore.set_num_threads(before)
+    return outs, grads
+
+
+# H = 70: 5 forward units of 16 (LSTM, GRU) and 3 backward units of 32 with
+# AVX-512, so 2, 3 and 5 workers split them unevenly; lengths leave rows
+# behind mid-sequence; T past one inference chunk.
+CASES = {
+    "plain": (dict(), 9),
+    "lengths": (dict(lengths=np.array([9, 3, 0, 7, 9, 1, 5, 2, 8, 4, 6])), 9),
+    "reverse": (dict(lengths=np.array([9, 3, 0, 7, 9, 1, 5, 2, 8, 4, 6]), reverse=True), 9),
+    "long": (dict(), 70),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("train", [True, False], ids=["train", "infer"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_worker_count_gives_one_threads_bits(cell, train, case):
+    options, T = CASES[case]
+    B, D, H = 11, 21, 70
+    inputs = make_inputs(cell, T, B, D, H, dtype=np.float32, seed=3)
+    weights = make_output_weights(cell, T, B, H, dtype=np.float32)
+    expected = run_at(1, cell, inputs, weights, train, options)
+    with ops._every_thread_works():
+        for n in (2, 3, 5):
+            assert_bitwise_equal_results(expected, run_at(n, cell, inputs, weights, train, options))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_planned_threads_give_one_threads_bits(cell):
+    inputs = make_inputs(cell, 20, 32, 48, 96, dtype=np.float32, seed=4)
+    weights = make_output_weights(cell, 20, 32, 96, dtype=np.float32)
+    expected = run_at(1, cell, inputs, weights, True, {})
+    for n in (2, 3, 5):
+        assert_bitwise_equal_results(expected, run_at(n, cell, inputs, weights, True, {}))
+
+
+def test_planning_is_restored_after_the_block():
+    with ops._every_thread_works():
+        pass
+    assert ops.plan_threads("lstm", 1, 1, 1, num_threads=8) == 1
