@@ -2,6 +2,8 @@
 and the schedules it gives, bitwise equal to one thread's results at any
 count of workers (oracle: the same call on one thread)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -132,3 +134,41 @@ def test_planning_is_restored_after_the_block():
     with ops._every_thread_works():
         pass
     assert ops.plan_threads("lstm", 1, 1, 1, num_threads=8) == 1
+
+
+# ---------------------------------------------------------------------------
+# the team: every region of every call asks for the same threads
+
+def thread_ids():
+    return set(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+def test_calls_of_different_sizes_reuse_the_same_threads():
+    """libgomp ends the pool threads a smaller team leaves out and starts new
+    ones for the next larger team; the kernels ask for the whole offered team
+    in every region, so the calls below, whose loops plan 1, 2 and 3 workers
+    and whose products plan 1 or 3, run on threads started once."""
+    calls = []
+    for H in (16, 32, 48, 200):  # LSTM forward units: 1, 2, 3, 13 with AVX-512 (more with AVX2)
+        inputs = make_inputs("lstm", 30, 24, 40, H, dtype=np.float32, seed=H)
+        weights = make_output_weights("lstm", 30, 24, H, dtype=np.float32)
+        calls.append(lambda inputs=inputs, weights=weights: backward("lstm", weights, forward("lstm", inputs)[1]))
+    a = np.ones((300, 300), np.float32)
+    calls.append(lambda: ops.matmul(a, a))
+    calls.append(lambda: ops.matmul(a[:4, :4].copy(), a[:4, :4].copy()))
+    before = seqcore.get_num_threads()
+    seqcore.set_num_threads(3)
+    try:
+        with ops._every_thread_works():
+            for call in calls:  # the pool starts here
+                call()
+            started = thread_ids()
+            for _ in range(3):
+                for call in reversed(calls):
+                    call()
+                for call in calls:
+                    call()
+            assert thread_ids() == started
+    finally:
+        seqcore.set_num_threads(before)
