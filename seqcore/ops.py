@@ -31,8 +31,39 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from . import _core, reference
+from . import reference
 from ._version import __version__
+
+# How long seqcore's idle OpenMP threads spin before they sleep. GNU OpenMP
+# reads GOMP_SPINCOUNT once, as it loads, and by default spins 300,000
+# pauses (10-40 ms) after every parallel region: in a process that also runs
+# torch's or a BLAS's thread pool, seqcore's threads would keep spinning
+# through the other library's work and take its cores (measured on 16 cores
+# beside torch: LSTM inference 20× slower than alone). Unless the user chose
+# (GOMP_SPINCOUNT or OMP_WAIT_POLICY set), the runtime that loads with the
+# extension (the wheel's own copy of libgomp) spins 3,000 pauses, about
+# 0.1 ms: longer than the gap between the regions of a call, or between the
+# calls of a training step, so those still find the threads awake. The
+# variable is set only while the extension loads; where the runtime is
+# loaded already (a build on the system's libgomp, which torch loaded
+# first) it changes nothing. The time loops' own waits spin, then yield
+# (csrc/threads.h).
+SPIN_COUNT = 3000
+
+
+def _load_core():
+    chosen = "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ
+    if not chosen:
+        os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    try:
+        from . import _core as core
+    finally:
+        if not chosen:
+            del os.environ["GOMP_SPINCOUNT"]
+    return core
+
+
+_core = _load_core()
 
 BACKENDS = ("native", "reference")
 # Whether "native" runs the C++ cells (else it falls back to the reference).
