@@ -396,13 +396,13 @@ struct InitialStateGradient {
 // (zeros for the rows past their end). Ends with dh0 (plus dh0_extra, when
 // given).
 template <typename T, int NV, typename EpiAt>
-void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T* dGh,
-                   const T* dh0_extra, EpiAt epi_at) {
+void backward_loop_units(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T* dGh,
+                         const T* dh0_extra, EpiAt epi_at, int planned) {
   const int64_t T_ = a.T_, B = a.B, H = a.H;
   const PanelMap map{H, NV, Vec<T>::size, false};
   const int64_t units = map.units(), psize = map.panel_size(GH), ldg = gate_grad_stride<T>(GH);
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
-  const int workers = loop_workers(units, loop_step_work(B, GH, H), T_, a.num_threads);
+  const int workers = static_cast<int>(units < planned ? units : planned);
   StepCounter done;
   run_workers(a.num_threads, workers, [&](int w, int n) {
     int64_t u0, u1;
@@ -443,6 +443,43 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
       for_each_tile<NV>(B, first);
     }
   });
+}
+
+// Whether every tile for_each_tile<NV> makes of m rows has R·NV >= 8
+// accumulators: then panel_product sums each of them in one chain over k,
+// in order, whatever the tile's shape.
+template <int NV>
+bool one_chain_tiles(int64_t m) {
+  if (m == 0) return true;
+  constexpr int MR = tile_rows<NV>();
+  const int64_t tiles = (m + MR - 1) / MR;
+  return m / tiles * NV >= 8;
+}
+
+// The backward loop (above) in units of NV vectors of hidden units, or of
+// one vector where the plan gives more workers than there are units of NV
+// (H = 256 with AVX-512: 8 units of 32, 16 of 16) and that gives the same
+// bits: when every step's tiles, and the initial state gradient's, are
+// summed in one chain at either width. The scratch holds the panels at
+// either width (one vector's take no more room).
+template <typename T, int NV, typename EpiAt>
+void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T* dGh,
+                   const T* dh0_extra, EpiAt epi_at) {
+  const int planned = plan_loop_threads(loop_step_work(a.B, GH, a.H), a.T_, a.num_threads);
+  if constexpr (NV > 1) {
+    const PanelMap map{a.H, NV, Vec<T>::size, false};
+    const Rows rows{a.lengths, a.order, a.T_, a.B, a.reverse};
+    bool same = planned > map.units() && one_chain_tiles<1>(a.B) && one_chain_tiles<NV>(a.B);
+    for (int64_t s = 0; same && s < a.T_; ++s) {
+      const int64_t m = rows.active(s);
+      same = one_chain_tiles<1>(m) && one_chain_tiles<NV>(m);
+    }
+    if (same) {
+      backward_loop_units<T, 1>(a, GH, panels, dGh, dh0_extra, epi_at, planned);
+      return;
+    }
+  }
+  backward_loop_units<T, NV>(a, GH, panels, dGh, dh0_extra, epi_at, planned);
 }
 
 // After the backward loop, with dG the pre-activation gradients on the
