@@ -58,16 +58,22 @@ def make_case(cell: str, shape: Tuple[int, int, int, int], rng: np.random.Genera
                 b=np.zeros(G * H, f32), dy=rng.standard_normal((T, B, H), dtype=f32))
 
 
-def step(core: ModuleType, cell: str, a: Dict[str, object]) -> Tuple[float, float]:
-    """Seconds of one forward (training) and one backward."""
+def step(core: ModuleType, cell: str, a: Dict[str, object], infer: bool = False) -> Tuple[float, ...]:
+    """Seconds of one forward (training) and one backward; with ``infer``,
+    of one inference call too."""
     c0 = a["h0"] if cell == "lstm" else None
     b_hh = a["b"] if cell == "gru" else None
+    t_infer: Tuple[float, ...] = ()
+    if infer:
+        t0 = time.perf_counter()
+        core.cell_forward(cell, a["x"], a["h0"], c0, a["W_ih"], a["W_hh"], a["b"], b_hh, False)
+        t_infer = (time.perf_counter() - t0,)
     t0 = time.perf_counter()
     y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = core.cell_forward(cell, a["x"], a["h0"], c0, a["W_ih"], a["W_hh"],
                                                                a["b"], b_hh, True)
     t1 = time.perf_counter()
     core.cell_backward(cell, a["x"], a["W_ih"], a["W_hh"], ws_h, ws_gates, ws_c, ws_hn, a["dy"], None, None)
-    return t1 - t0, time.perf_counter() - t1
+    return (t1 - t0, time.perf_counter() - t1) + t_infer
 
 
 def main(argv: List[str] = None) -> List[List[object]]:
@@ -78,6 +84,9 @@ def main(argv: List[str] = None) -> List[List[object]]:
     p.add_argument("--cells", nargs="+", choices=sorted(GATES), default=["lstm", "gru"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=20, help="calls of each build per case (the first 2 left out)")
+    p.add_argument("--shapes", nargs="+", metavar="TxBxDxH", default=None,
+                   help="shapes to time (default: " + " ".join("x".join(map(str, s)) for s in SHAPES) + ")")
+    p.add_argument("--infer", action="store_true", help="time an inference call too")
     args = p.parse_args(argv)
     if args.threads < 1 or args.rounds < 3:
         p.error("--threads: expected >= 1; --rounds: expected >= 3")
@@ -87,17 +96,23 @@ def main(argv: List[str] = None) -> List[List[object]]:
     for core in builds.values():
         core.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    cases = [(cell, shape, make_case(cell, shape, rng)) for cell in args.cells for shape in SHAPES]
+    try:
+        shapes = SHAPES if args.shapes is None else [tuple(int(v) for v in s.split("x")) for s in args.shapes]
+    except ValueError:
+        p.error("--shapes: expected shapes like 100x32x64x256")
+    if any(len(s) != 4 or min(s) < 1 for s in shapes):
+        p.error("--shapes: expected four sizes of at least 1, TxBxDxH")
+    cases = [(cell, shape, make_case(cell, shape, rng)) for cell in args.cells for shape in shapes]
     times: Dict[Tuple[str, str, Tuple[int, ...]], List[Tuple[float, float]]] = {}
     for r in range(args.rounds):
         order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
         for which in order:
             for cell, shape, a in cases:
-                times.setdefault((which, cell, shape), []).append(step(builds[which], cell, a))
+                times.setdefault((which, cell, shape), []).append(step(builds[which], cell, a, args.infer))
     rows = []
     for cell, shape, _ in cases:
         med = {w: np.median(np.array(times[(w, cell, shape)][2:]), axis=0) * 1e3 for w in builds}
-        for k, part in enumerate(("forward", "backward")):
+        for k, part in enumerate(("forward", "backward", "infer")[:len(med["before"])]):
             rows.append([cell, "×".join(map(str, shape)), part, f"{med['before'][k]:.2f}", f"{med['after'][k]:.2f}",
                          f"{med['after'][k] / med['before'][k]:.3f}"])
     print(f"{args.threads} threads, {args.rounds} rounds, the builds alternated; median ms of a call")

@@ -7,6 +7,7 @@ slows the machine down over the run slows both alike.
     python bench/shakespeare.py                    # 10 minutes of training per library
     python bench/shakespeare.py --minutes 0.5      # a smoke run
     python bench/shakespeare.py --threads 2 --json shakespeare.json
+    python bench/shakespeare.py --profile          # where seqcore's step spends its time
 
 Both train embedding 64 -> LSTM 256 ×2 -> linear (examples/shakespeare.py's
 CONFIG) with Adam at 2e-3 decaying along a cosine to 2e-5 at step 5,000 (the
@@ -265,6 +266,35 @@ def train_torch(torch, example, vocab, train: np.ndarray, val: np.ndarray, init:
 
 
 # ---------------------------------------------------------------------------
+# --profile: where seqcore's step spends its time
+
+
+def profile_seqcore(example, vocab, train: np.ndarray, args) -> Dict[str, object]:
+    """Times each part of seqcore's training step (benchmark.StepProfile) over
+    --profile-steps steps on the corpus's batches, after 3 of warm-up, and
+    prints the table: ms per step and share of the step."""
+    cfg = example.CONFIG
+    model = example.build_model(len(vocab), args.seed)
+    optimizer = Adam(model, lr=cfg["lr"])
+    batches = StreamBatches(train, cfg["batch"], cfg["seq_len"])
+    steps = [benchmark.language_model_step(model, optimizer, *batches[i % len(batches)], cfg["clip"])
+             for i in range(min(len(batches), 8))]
+    for i in range(3):
+        steps[i % len(steps)]()
+    profile = benchmark.StepProfile()
+    with profile.timing(model, optimizer) as run:
+        for i in range(args.profile_steps):
+            run(steps[i % len(steps)])
+    rows = profile.rows()
+    print(f"\n== seqcore's training step, {args.threads} thread(s), {args.profile_steps} steps: where the time goes ==")
+    print(format_table(["part", "ms per step", "share"], [[k, ms, f"{share:.1%}"] for k, ms, share in rows]))
+    tokens = cfg["batch"] * cfg["seq_len"]
+    print(f"{tokens * 1e3 / rows[-1][1]:,.0f} tokens/s; the recurrent layers "
+          f"{sum(share for k, _, share in rows if k.startswith('rnn')):.1%} of the step")
+    return {k: dict(ms=ms, share=share) for k, ms, share in rows}
+
+
+# ---------------------------------------------------------------------------
 # the report
 
 
@@ -311,6 +341,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     p.add_argument("--seed", type=int, default=0, help="the initial weights")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="print only the report")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of training: where seqcore's step spends its time, part by part")
+    p.add_argument("--profile-steps", type=int, default=20, help="steps timed by --profile")
     args = p.parse_args(argv)
     if args.minutes <= 0 or args.eval_every < 1 or args.block < 1 or (args.steps is not None and args.steps < 1):
         p.error("--minutes, --eval-every, --block, --steps: expected > 0")
@@ -330,6 +363,16 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
           + (f" or {args.steps} steps" if args.steps else "") + f", validation every {args.eval_every} steps"
           + (f", turns of {args.block} steps" if torch is not None and "seqcore" in args.libraries else ""),
           flush=True)
+
+    if args.profile:
+        if args.profile_steps < 1:
+            p.error("--profile-steps: expected >= 1")
+        with benchmark.threads(args.threads):
+            parts = profile_seqcore(example, vocab, train, args)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(dict(info=info, threads=args.threads, config=cfg, profile=parts), f, indent=1)
+        return dict(profile=parts)
 
     runs = []
     with benchmark.threads(args.threads):

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "plan.h"
 #include "threads.h"
 
 namespace py = pybind11;
@@ -442,6 +443,42 @@ PYBIND11_MODULE(_core, m) {
   m.def("openmp", &openmp_enabled, "Whether the kernels were built with OpenMP.");
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def(
+      "plan_threads",
+      [](const std::string& cell, int64_t T, int64_t B, int64_t H, bool train, int num_threads) {
+        if (T < 1 || B < 1 || H < 1) throw py::value_error("T, B, H: expected sizes of at least 1");
+        return plan_cell_threads(parse_cell(cell), T, B, H, train, threads_arg(num_threads));
+      },
+      py::arg("cell"), py::arg("T"), py::arg("B"), py::arg("H"), py::arg("train"),
+      py::arg("num_threads") = 0,
+      "Workers the time loop of a call is worth (csrc/plan.h), before the cap of one per unit "
+      "of hidden units; num_threads 0 means get_num_threads().");
+  m.def(
+      "plan_product_threads",
+      [](int64_t M, int64_t N, int64_t K, int num_threads) {
+        if (M < 1 || N < 1 || K < 1) throw py::value_error("M, N, K: expected sizes of at least 1");
+        return plan_product_threads(M, N, K, threads_arg(num_threads));
+      },
+      py::arg("M"), py::arg("N"), py::arg("K"), py::arg("num_threads") = 0,
+      "Threads for a product (M,K)·(K,N): 1 or num_threads (csrc/plan.h).");
+  m.def("set_thread_planning", &set_thread_planning, py::arg("on"),
+        "Planning on (default) or off: off, every offered thread works (tests of the schedules).");
+  m.def("thread_planning", &thread_planning, "Whether threads are planned.");
+  m.def(
+      "plan_costs",
+      [] {
+        const PlanCosts& c = plan_costs();
+        py::dict d;
+        d["rate"] = c.rate;
+        d["epilogue"] = c.epilogue;
+        d["sync_base"] = c.sync_base;
+        d["sync_per_thread"] = c.sync_per_thread;
+        d["region_base"] = c.region_base;
+        d["region_per_thread"] = c.region_per_thread;
+        d["product_rate"] = c.product_rate;
+        return d;
+      },
+      "The thread plan's cost model constants (csrc/plan.h).");
 
   m.def("gemm", &gemm_any, py::arg("a"), py::arg("b"), py::arg("c"),
         py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0,

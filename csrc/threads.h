@@ -1,11 +1,31 @@
 // The number of threads the kernels use: OMP_NUM_THREADS at start-up, else
-// the cores OpenMP sees; set_num_threads changes it for later calls.
+// the cores OpenMP sees; set_num_threads changes it for later calls. And
+// the per-step synchronisation of a time loop's workers.
 #pragma once
+#include <cstdint>
 
 namespace seqcore {
 
 bool openmp_enabled();
 int get_num_threads();
 void set_num_threads(int n);  // throws std::invalid_argument if n < 1
+
+// The workers of a time loop meet once per step on a counter of their
+// own: each adds 1 when its share of step i is written, then waits until
+// the counter reaches workers·(i + 1). One atomic add and a read per step,
+// among the workers only (not the whole OpenMP team, whose threads past
+// the plan have left). A waiter spins for kSpinNs, then yields the core at
+// each look: a worker that another process or another library's thread
+// pool took the core from gets it back soon, and a wait never sleeps in
+// the kernel (a futex wake-up costs more than a step).
+struct alignas(64) StepCounter {
+  int64_t value = 0;
+  char pad[64 - sizeof(int64_t)] = {};
+};
+
+constexpr int64_t kSpinNs = 50000;
+
+void step_arrive(StepCounter* counter);                      // release
+void step_wait(const StepCounter* counter, int64_t target);  // acquire: returns once value >= target
 
 }  // namespace seqcore

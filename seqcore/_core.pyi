@@ -31,6 +31,21 @@ def openmp() -> bool:
 
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
+def plan_threads(cell: str, T: int, B: int, H: int, train: bool, num_threads: int = 0) -> int:
+    """Workers the time loop of a call is worth (csrc/plan.h), before the cap of one per unit of hidden units; num_threads 0 means get_num_threads()."""
+
+def plan_product_threads(M: int, N: int, K: int, num_threads: int = 0) -> int:
+    """Threads for a product (M,K)·(K,N): 1 or num_threads (csrc/plan.h)."""
+
+def set_thread_planning(on: bool) -> None:
+    """Planning on (default) or off: off, every offered thread works (tests of the schedules)."""
+
+def thread_planning() -> bool:
+    """Whether threads are planned."""
+
+def plan_costs() -> dict[str, float]:
+    """The thread plan's cost model constants (csrc/plan.h)."""
+
 def gemm(
     a: _Array,
     b: _Array,

@@ -156,3 +156,94 @@ def measure_cell(cell: str, config: Sequence[int], backends: Sequence[str], repe
                 continue
             result[backend][mode] = T * B / median_seconds(fn, repeat=repeat, warmup=1, min_time=min_time)
     return result
+
+
+# ---------------------------------------------------------------------------
+# a language model's training step, and where its time goes
+
+
+def language_model_step(model, optimizer, x: np.ndarray, y: np.ndarray, clip_norm: float) -> Callable[[], float]:
+    """One training step of a LanguageModel as the Trainer takes it: forward,
+    softmax cross-entropy, backward, global-norm clipping, the optimizer's
+    step (the state not carried: every step starts from zeros). x, y: ids
+    (T, B). Returns a function that takes a step and returns the loss."""
+    from . import nn, train
+
+    def step() -> float:
+        logits, _ = model.forward(x, None, train=True)
+        loss, dlogits = nn.softmax_cross_entropy(logits, y)
+        model.zero_grad()
+        model.backward(dlogits)
+        train.clip_by_global_norm(model.grads, clip_norm)
+        optimizer.step()
+        return loss
+
+    return step
+
+
+class StepProfile:
+    """Seconds spent in each part of a step, summed over the steps run inside
+    ``with profile.timing(...)``: the model's children's forward and backward
+    (embedding, rnn, head), the loss, zero_grad, clipping and the optimizer's
+    step are wrapped with timers on their instances and module functions,
+    and restored after. "other" is the rest of each step's wall time."""
+
+    def __init__(self) -> None:
+        self.seconds: Dict[str, float] = {}
+        self.steps = 0
+        self.total = 0.0
+
+    @contextlib.contextmanager
+    def timing(self, model, optimizer) -> Iterator[Callable[[Callable[[], object]], None]]:
+        import time
+
+        from . import nn as nn_module
+        from . import train as train_module
+
+        def timed(name: str, fn: Callable) -> Callable:
+            def wrapper(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            return wrapper
+
+        patched: List[Tuple[object, str, bool, object]] = []
+
+        def patch(obj, attr: str, name: str) -> None:
+            patched.append((obj, attr, attr in vars(obj), vars(obj).get(attr)))
+            setattr(obj, attr, timed(name, getattr(obj, attr)))
+
+        for child in ("embedding", "rnn", "head"):
+            layer = getattr(model, child, None)
+            if layer is not None:
+                patch(layer, "forward", f"{child} forward")
+                patch(layer, "backward", f"{child} backward")
+        patch(model, "zero_grad", "zero_grad")
+        patch(optimizer, "step", "optimizer")
+        patch(nn_module, "softmax_cross_entropy", "loss")
+        patch(train_module, "clip_by_global_norm", "clip")
+
+        def run(step: Callable[[], object]) -> None:
+            start = time.perf_counter()
+            step()
+            self.total += time.perf_counter() - start
+            self.steps += 1
+
+        try:
+            yield run
+        finally:
+            for obj, attr, had, before in reversed(patched):
+                if had:
+                    setattr(obj, attr, before)
+                else:
+                    delattr(obj, attr)  # an instance's wrapper: its class's method shows again
+
+    def rows(self) -> List[List[object]]:
+        """[part, ms per step, share of the step] for each part, then "other"
+        and the whole step."""
+        per = 1e3 / max(self.steps, 1)
+        rows = [[k, v * per, v / self.total] for k, v in self.seconds.items()]
+        other = self.total - sum(self.seconds.values())
+        return rows + [["other", other * per, other / self.total], ["step", self.total * per, 1.0]]

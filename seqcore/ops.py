@@ -23,15 +23,47 @@ This is the only module that calls the extension ``seqcore._core``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from . import _core, reference
+from . import reference
 from ._version import __version__
+
+# How long seqcore's idle OpenMP threads spin before they sleep. GNU OpenMP
+# reads GOMP_SPINCOUNT once, as it loads, and by default spins 300,000
+# pauses (10-40 ms) after every parallel region: in a process that also runs
+# torch's or a BLAS's thread pool, seqcore's threads would keep spinning
+# through the other library's work and take its cores (measured on 16 cores
+# beside torch: LSTM inference 20× slower than alone). Unless the user chose
+# (GOMP_SPINCOUNT or OMP_WAIT_POLICY set), the runtime that loads with the
+# extension (the wheel's own copy of libgomp) spins 3,000 pauses, about
+# 0.1 ms: longer than the gap between the regions of a call, or between the
+# calls of a training step, so those still find the threads awake. The
+# variable is set only while the extension loads; where the runtime is
+# loaded already (a build on the system's libgomp, which torch loaded
+# first) it changes nothing. The time loops' own waits spin, then yield
+# (csrc/threads.h).
+SPIN_COUNT = 3000
+
+
+def _load_core():
+    chosen = "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ
+    if not chosen:
+        os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    try:
+        from . import _core as core
+    finally:
+        if not chosen:
+            del os.environ["GOMP_SPINCOUNT"]
+    return core
+
+
+_core = _load_core()
 
 BACKENDS = ("native", "reference")
 # Whether "native" runs the C++ cells (else it falls back to the reference).
@@ -104,6 +136,51 @@ def set_isa(name: str) -> None:
     if name not in _core.isas():
         raise ValueError(f"name: this CPU does not support {name!r} (it has {_core.isas()})")
     _core.set_isa(name)
+
+
+def _size(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name}: expected an int of at least 1, got {v!r}")
+    return int(v)
+
+
+def plan_threads(cell: str, T: int, B: int, H: int, train: bool = True,
+                 num_threads: Optional[int] = None) -> int:
+    """Threads the time loop of a call is worth: each step's work per thread
+    against a step's synchronisation (csrc/plan.h gives the cost model), in
+    [1, num_threads] (default seqcore.get_num_threads()). The loop also uses
+    at most one thread per unit of hidden units (16 with AVX-512 float32);
+    the rest of the offered threads sit the loop out."""
+    if cell not in ("rnn", "lstm", "gru"):
+        raise ValueError(f"cell: expected 'rnn', 'lstm' or 'gru', got {cell!r}")
+    return _core.plan_threads(cell, _size("T", T), _size("B", B), _size("H", H), _flag("train", train),
+                              _num_threads(num_threads))
+
+
+def plan_product_threads(M: int, N: int, K: int, num_threads: Optional[int] = None) -> int:
+    """Threads a matrix product (M,K)·(K,N) is worth: 1, or all of num_threads
+    (default seqcore.get_num_threads()) when one thread would take more than
+    twice what starting the team costs."""
+    return _core.plan_product_threads(_size("M", M), _size("N", N), _size("K", K), _num_threads(num_threads))
+
+
+def thread_plan_costs() -> Dict[str, float]:
+    """The cost model's constants: multiply-adds per ns (rate, product_rate),
+    the gates' work per gate column (epilogue, in multiply-adds) and the ns of
+    a step's synchronisation and of a parallel region (csrc/plan.h)."""
+    return dict(_core.plan_costs())
+
+
+@contextlib.contextmanager
+def _every_thread_works() -> Iterator[None]:
+    """Within the block, threads are not planned: every offered thread takes
+    part (at most one per unit of work). For tests of the schedules."""
+    before = _core.thread_planning()
+    _core.set_thread_planning(False)
+    try:
+        yield
+    finally:
+        _core.set_thread_planning(before)
 
 
 # ---------------------------------------------------------------------------

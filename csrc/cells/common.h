@@ -1,16 +1,10 @@
 // Small pieces the time loops use (generic code, see isa/kernels_impl.h):
-// the inference chunk, the input projection, bias gradients.
+// the input projection, bias gradients.
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
 
-// Steps whose input projection inference computes at once: enough rows for
-// an efficient product, and a bound independent of T, so inference needs
-// O(B·H) memory whatever the sequence length.
-inline int64_t inference_chunk_steps(int64_t T, int64_t B) {
-  int64_t steps = 256 / (B > 0 ? B : 1);
-  steps = steps < 4 ? 4 : steps > 64 ? 64 : steps;
-  return steps < T ? steps : T;
-}
+// (inference_chunk_steps, the steps whose input projection inference computes
+// at once, is in plan.h: the thread plan needs it too.)
 
 // Gx (rows, G·H) = X (rows, D) · W_ihᵀ; the biases are added in the epilogues.
 template <typename T>

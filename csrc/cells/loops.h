@@ -15,7 +15,9 @@
 //                                      and adds them to the bias gradients
 // and epi.skip(row, j, n) for the rows past their end. The thread that owns a
 // unit in the backward computes both dh and the gate gradients of its hidden
-// units, so an iteration needs one barrier: before dGh_s is read whole.
+// units, so an iteration needs one meeting of the workers: before dGh_s is
+// read whole (forward: before h_s is). The workers are the threads the plan
+// gives the call (cells/team.h, plan.h), meeting on a step counter.
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
 
@@ -212,14 +214,14 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
   const StateSlots<T> slots{a.ws_h, scratch.h_pair, rows, H};
   to_kernel_rows(rows, a.h0, H, slots.in(0));
   zero_padding(rows, H, a.y);
-  const int nt = static_cast<int>(units < a.num_threads ? units : a.num_threads);
-#pragma omp parallel num_threads(nt)
-  {
-    int64_t u0, u1;
-    split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
-    pack_panels(map, H, a.W_hh, H, false, u0, u1, scratch.panels);
-  }
   const int64_t chunk = scratch.chunk;
+  // Workers for the units: as many as a step's work pays for (plan.h).
+  const int workers = loop_workers(units, loop_step_work(B, GH, H), a.train ? T_ : chunk, a.num_threads);
+  run_workers(a.num_threads, workers, [&](int w, int n) {
+    int64_t u0, u1;
+    split_units(units, w, n, u0, u1);
+    pack_panels(map, H, a.W_hh, H, false, u0, u1, scratch.panels);
+  });
   for (int64_t s0 = 0; s0 < T_; s0 += chunk) {
     const int64_t steps = T_ - s0 < chunk ? T_ - s0 : chunk;
     // Gx of these iterations' blocks; training keeps the whole sequence's.
@@ -231,12 +233,12 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
       X = scratch.x_it;
     }
     project_inputs(X, n_rows, D, a.W_ih, GH, gx0, a.num_threads);
-    // One parallel region over the iterations; each thread owns the same
+    // One parallel region over the iterations; each worker owns the same
     // units (and keeps their panels in cache) for every iteration.
-#pragma omp parallel num_threads(nt)
-    {
+    StepCounter done;
+    run_workers(a.num_threads, workers, [&](int w, int n) {
       int64_t u0, u1;
-      split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
+      split_units(units, w, n, u0, u1);
       for (int64_t i = 0; i < steps; ++i) {
         const int64_t s = s0 + i, running = rows.active(s);
         ForwardStep<T, NV, decltype(epi_at(s, gx0, slots.in(s), slots.out(s)))> step;
@@ -257,9 +259,9 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
           if (!a.train)
             for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
         }
-#pragma omp barrier
+        step_end(&done, n, i);
       }
-    }
+    });
   }
   if (a.train) {
     last_states(rows, a.ws_h, H, a.hT);
@@ -394,17 +396,17 @@ struct InitialStateGradient {
 // (zeros for the rows past their end). Ends with dh0 (plus dh0_extra, when
 // given).
 template <typename T, int NV, typename EpiAt>
-void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T* dGh,
-                   const T* dh0_extra, EpiAt epi_at) {
+void backward_loop_units(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T* dGh,
+                         const T* dh0_extra, EpiAt epi_at, int planned) {
   const int64_t T_ = a.T_, B = a.B, H = a.H;
   const PanelMap map{H, NV, Vec<T>::size, false};
   const int64_t units = map.units(), psize = map.panel_size(GH), ldg = gate_grad_stride<T>(GH);
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
-  const int nt = static_cast<int>(units < a.num_threads ? units : a.num_threads);
-#pragma omp parallel num_threads(nt)
-  {
+  const int workers = static_cast<int>(units < planned ? units : planned);
+  StepCounter done;
+  run_workers(a.num_threads, workers, [&](int w, int n) {
     int64_t u0, u1;
-    split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
+    split_units(units, w, n, u0, u1);
     pack_panels(map, GH, a.W_hh, H, true, u0, u1, panels);
     for (int64_t s = T_ - 1; s >= 0; --s) {
       const int64_t running = rows.active(s), n_rows = rows.count(s);
@@ -424,7 +426,7 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
         if (running > 0) for_each_tile<NV>(running, step);
         for (int64_t row = running; row < n_rows; ++row) step.skip(row);
       }
-#pragma omp barrier
+      step_end(&done, n, T_ - 1 - s);
     }
     InitialStateGradient<T, NV> first;
     first.H = H;
@@ -440,7 +442,44 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
       first.panel = panels + u * psize;
       for_each_tile<NV>(B, first);
     }
+  });
+}
+
+// Whether every tile for_each_tile<NV> makes of m rows has R·NV >= 8
+// accumulators: then panel_product sums each of them in one chain over k,
+// in order, whatever the tile's shape.
+template <int NV>
+bool one_chain_tiles(int64_t m) {
+  if (m == 0) return true;
+  constexpr int MR = tile_rows<NV>();
+  const int64_t tiles = (m + MR - 1) / MR;
+  return m / tiles * NV >= 8;
+}
+
+// The backward loop (above) in units of NV vectors of hidden units, or of
+// one vector where the plan gives more workers than there are units of NV
+// (H = 256 with AVX-512: 8 units of 32, 16 of 16) and that gives the same
+// bits: when every step's tiles, and the initial state gradient's, are
+// summed in one chain at either width. The scratch holds the panels at
+// either width (one vector's take no more room).
+template <typename T, int NV, typename EpiAt>
+void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T* dGh,
+                   const T* dh0_extra, EpiAt epi_at) {
+  const int planned = plan_loop_threads(loop_step_work(a.B, GH, a.H), a.T_, a.num_threads);
+  if constexpr (NV > 1) {
+    const PanelMap map{a.H, NV, Vec<T>::size, false};
+    const Rows rows{a.lengths, a.order, a.T_, a.B, a.reverse};
+    bool same = planned > map.units() && one_chain_tiles<1>(a.B) && one_chain_tiles<NV>(a.B);
+    for (int64_t s = 0; same && s < a.T_; ++s) {
+      const int64_t m = rows.active(s);
+      same = one_chain_tiles<1>(m) && one_chain_tiles<NV>(m);
+    }
+    if (same) {
+      backward_loop_units<T, 1>(a, GH, panels, dGh, dh0_extra, epi_at, planned);
+      return;
+    }
   }
+  backward_loop_units<T, NV>(a, GH, panels, dGh, dh0_extra, epi_at, planned);
 }
 
 // After the backward loop, with dG the pre-activation gradients on the

@@ -523,16 +523,18 @@ void gemm_scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
 // ---------------------------------------------------------------------------
 // threads
 
-// Threads worth starting: each gets 2^18 multiply-adds at least. Inside a
-// parallel region the product runs on the calling thread alone: never a
-// nested region, never more threads than the caller planned for.
+// Threads worth starting: 1, or all the call offers when the product is
+// worth a team (plan.h, plan_product_threads). All of them rather than a
+// share: libgomp ends the pool's threads that a smaller team leaves out
+// and starts them again for the next larger team, so every region of a
+// call asks for the same team; the work items are shared out first come
+// first served, so a thread with nothing left is idle, not waited for.
+// Inside a parallel region the product runs on the calling thread alone:
+// never a nested region, never more threads than the caller planned for.
 inline int gemm_threads(int num_threads, int64_t M, int64_t N, int64_t K) {
 #ifdef _OPENMP
   if (num_threads <= 1 || omp_get_level() > 0) return 1;
-  const double most = static_cast<double>(M) * static_cast<double>(N) *
-                      static_cast<double>(K) / double(1 << 18);
-  if (most < 2) return 1;
-  return most < num_threads ? static_cast<int>(most) : num_threads;
+  return plan_product_threads(M, N, K, num_threads);
 #else
   (void)num_threads, (void)M, (void)N, (void)K;
   return 1;

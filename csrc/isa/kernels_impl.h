@@ -5,13 +5,18 @@
 //
 // Rule for this code: call only functions of the ISA namespace, intrinsics
 // and <cmath>; no std containers or algorithms, whose inline copies would
-// be shared between translation units built with different flags.
+// be shared between translation units built with different flags. (The
+// thread plan and the step counter, plan.h and threads.h, are baseline
+// functions called out of line.)
 
 #include "kernels.h"
+#include "plan.h"
+#include "threads.h"
 #include "activations/activations.h"
 #include "gemm/gemm.h"
 #include "cells/panel.h"
 #include "cells/common.h"
+#include "cells/team.h"
 #include "cells/loops.h"
 #include "cells/rnn.h"
 #include "cells/lstm.h"

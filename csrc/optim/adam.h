@@ -54,13 +54,14 @@ SEQCORE_NO_FMA_CONTRACTION void adam_range(T* p, const T* g, T* m, T* v, int64_t
 }
 
 // Blocks of kAdamBlock elements shared out to the threads; below two blocks
-// one thread does it all (a team would cost more than it saves).
+// one thread does it all (a team would cost more than it saves). The team
+// is all the threads offered, as for every region (see gemm_threads).
 constexpr int64_t kAdamBlock = 16384;
 
 template <typename T>
 void adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamArgs& a, int num_threads) {
   const int64_t blocks = (n + kAdamBlock - 1) / kAdamBlock;
-  const int team = static_cast<int>(blocks < 2 ? 1 : blocks < num_threads ? blocks : num_threads);
+  const int team = blocks < 2 ? 1 : num_threads;
 #pragma omp parallel for num_threads(team) schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t i = b * kAdamBlock, len = n - i < kAdamBlock ? n - i : kAdamBlock;

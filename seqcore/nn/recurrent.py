@@ -11,6 +11,8 @@ PyTorch.
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import threading
 from typing import Dict, List, Mapping, Optional
 
 import numpy as np
@@ -18,6 +20,28 @@ import numpy as np
 from .. import memory, ops
 from . import init
 from .module import Layer
+
+_REVERSE: Optional[concurrent.futures.ThreadPoolExecutor] = None
+_REVERSE_LOCK = threading.Lock()
+
+
+def _reverse_direction_thread() -> concurrent.futures.ThreadPoolExecutor:
+    """The one thread that runs reverse directions, started once: OpenMP
+    keeps a pool of threads per thread that opens parallel regions, so a
+    new thread per call would start (and end) a new pool each time."""
+    global _REVERSE
+    with _REVERSE_LOCK:
+        if _REVERSE is None:
+            _REVERSE = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqcore-reverse")
+        return _REVERSE
+
+
+def _forget_reverse_thread() -> None:
+    global _REVERSE, _REVERSE_LOCK
+    _REVERSE, _REVERSE_LOCK = None, threading.Lock()  # fork copied neither the thread nor a held lock's owner
+
+
+os.register_at_fork(after_in_child=_forget_reverse_thread)
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -148,10 +172,9 @@ class Recurrent(Layer):
         n = ops.get_num_threads()
         if self.directions == 1 or n < 2:
             return [run(d, None) for d in range(self.directions)]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            reverse = pool.submit(run, 1, n - n // 2)
-            forward = run(0, n // 2)
-            return [forward, reverse.result()]
+        reverse = _reverse_direction_thread().submit(run, 1, n - n // 2)
+        forward = run(0, n // 2)
+        return [forward, reverse.result()]
 
     def forward(self, x, state=None, train: bool = True, lengths=None):
         """x (T, B, D) (or (B, T, D) with batch_first); state as in the module

@@ -1,0 +1,47 @@
+"""bench/scaling.py: a figure for each workload, step and thread count, the
+speed-ups against the first count, JSON and the table."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_scaling", ROOT / "bench" / "scaling.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_workload_step_and_thread_count_gets_a_record(tmp_path, capsys):
+    bench = load_bench()
+    out = tmp_path / "scaling.json"
+    result = bench.main(["--threads", "2", "1", "--cells", "gru", "--configs", "0", "--repeat", "1",
+                         "--min-time", "0", "--no-torch", "--quiet", "--json", str(out)])
+    keys = {(r["workload"], r["step"], r["threads"]) for r in result["records"]}
+    assert keys == {(w, s, n) for w, s in [("gru 100x1x64x128", "train"), ("gru 100x1x64x128", "infer"),
+                                           ("bilstm2 64x32x128x256", "train"), ("bilstm2 64x32x128x256", "infer"),
+                                           ("shakespeare step", "train")] for n in (1, 2)}
+    assert all(r["seqcore"] > 0 for r in result["records"])
+    assert all(r["seqcore_speedup"] == 1.0 for r in result["records"] if r["threads"] == 1)
+    assert json.loads(out.read_text())["threads"] == [1, 2]
+    assert "seqcore ×1st" in capsys.readouterr().out
+
+
+def test_alternated_calls_take_turns():
+    bench = load_bench()
+    calls = []
+    bench.alternated(lambda: calls.append("a"), lambda: calls.append("b"), repeat=3, min_time=0)
+    assert calls == ["a", "b"] * (len(calls) // 2) and len(calls) >= 8
+
+
+def test_the_default_threads_double_up_to_the_cores(monkeypatch):
+    bench = load_bench()
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 12)
+    assert bench.default_threads() == [1, 2, 4, 8, 12]
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 16)
+    assert bench.default_threads() == [1, 2, 4, 8, 16]

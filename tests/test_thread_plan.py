@@ -1,0 +1,225 @@
+"""The thread plan (csrc/plan.h): how many threads a call's work is worth,
+and the schedules it gives, bitwise equal to one thread's results at any
+count of workers (oracle: the same call on one thread)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import seqcore
+from cellcases import CELLS, assert_bitwise_equal_results, backward, forward, make_inputs, make_output_weights
+from seqcore import ops
+
+OFFERS = [1, 2, 3, 4, 5, 8, 16, 64]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("train", [True, False], ids=["train", "infer"])
+def test_the_plan_is_within_the_offer(cell, train):
+    for offered in OFFERS:
+        for T, B, H in [(1, 1, 1), (100, 1, 128), (200, 8, 64), (50, 16, 1024), (10**6, 512, 4096)]:
+            n = ops.plan_threads(cell, T, B, H, train=train, num_threads=offered)
+            assert 1 <= n <= offered, (offered, T, B, H, n)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_one_offered_thread_is_one_planned(cell):
+    assert ops.plan_threads(cell, 10**5, 1024, 2048, num_threads=1) == 1
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_tiny_problems_run_on_one_thread(cell):
+    # a step of a few thousand multiply-adds: less than one synchronisation
+    for T, B, H in [(1, 1, 1), (100, 1, 8), (1000, 2, 16)]:
+        assert ops.plan_threads(cell, T, B, H, num_threads=64) == 1, (T, B, H)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_large_problems_take_every_offered_thread(cell):
+    assert ops.plan_threads(cell, 100, 64, 1024, num_threads=16) == 16
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("train", [True, False], ids=["train", "infer"])
+@pytest.mark.parametrize("offered", [2, 4, 16, 64])
+def test_the_plan_grows_with_every_size(cell, train, offered):
+    def plan(T, B, H):
+        return ops.plan_threads(cell, T, B, H, train=train, num_threads=offered)
+
+    sizes = [1, 2, 3, 5, 8, 13, 32, 64, 100, 256, 1000]
+    for a in sizes:
+        for b in sizes:
+            for grow in ("T", "B", "H"):
+                plans = [plan(**{"T": a, "B": b, "H": 64, grow: v}) if grow != "H"
+                         else plan(T=a, B=b, H=v) for v in sizes]
+                assert plans == sorted(plans), (grow, a, b, plans)
+
+
+def test_the_product_plan_is_one_thread_or_the_offer():
+    for offered in OFFERS:
+        small = ops.plan_product_threads(4, 4, 4, num_threads=offered)
+        large = ops.plan_product_threads(1024, 1024, 1024, num_threads=offered)
+        assert small == 1 and large == offered
+    plans = [ops.plan_product_threads(n, n, n, num_threads=8) for n in range(1, 200, 7)]
+    assert plans == sorted(plans)
+
+
+def test_the_cost_model_is_visible():
+    costs = ops.thread_plan_costs()
+    assert set(costs) >= {"rate", "sync_base", "sync_per_thread", "region_base"}
+    assert all(v > 0 for v in costs.values())
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, None])
+def test_plan_sizes_must_be_positive_ints(bad):
+    with pytest.raises(ValueError, match="T:"):
+        ops.plan_threads("lstm", bad, 4, 8)
+
+
+def test_plan_names_a_bad_cell():
+    with pytest.raises(ValueError, match="cell:"):
+        ops.plan_threads("transformer", 4, 4, 8)
+
+
+# ---------------------------------------------------------------------------
+# schedules: every worker count gives one thread's bits
+
+def run_at(n, cell, inputs, weights, train, options):
+    before = seqcore.get_num_threads()
+    seqcore.set_num_threads(n)
+    try:
+        outs, cache = forward(cell, inputs, train=train, **options)
+        grads = backward(cell, weights, cache) if train else {}
+    finally:
+        seqcore.set_num_threads(before)
+    return outs, grads
+
+
+# H = 70: 5 forward units of 16 (LSTM, GRU) and 3 backward units of 32 with
+# AVX-512, so 2, 3 and 5 workers split them unevenly; lengths leave rows
+# behind mid-sequence; T past one inference chunk.
+CASES = {
+    "plain": (dict(), 9),
+    "lengths": (dict(lengths=np.array([9, 3, 0, 7, 9, 1, 5, 2, 8, 4, 6])), 9),
+    "reverse": (dict(lengths=np.array([9, 3, 0, 7, 9, 1, 5, 2, 8, 4, 6]), reverse=True), 9),
+    "long": (dict(), 70),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("train", [True, False], ids=["train", "infer"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_worker_count_gives_one_threads_bits(cell, train, case):
+    options, T = CASES[case]
+    B, D, H = 11, 21, 70
+    inputs = make_inputs(cell, T, B, D, H, dtype=np.float32, seed=3)
+    weights = make_output_weights(cell, T, B, H, dtype=np.float32)
+    expected = run_at(1, cell, inputs, weights, train, options)
+    with ops._every_thread_works():
+        for n in (2, 3, 5):
+            assert_bitwise_equal_results(expected, run_at(n, cell, inputs, weights, train, options))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_planned_threads_give_one_threads_bits(cell):
+    inputs = make_inputs(cell, 20, 32, 48, 96, dtype=np.float32, seed=4)
+    weights = make_output_weights(cell, 20, 32, 96, dtype=np.float32)
+    expected = run_at(1, cell, inputs, weights, True, {})
+    for n in (2, 3, 5):
+        assert_bitwise_equal_results(expected, run_at(n, cell, inputs, weights, True, {}))
+
+
+def test_planning_is_restored_after_the_block():
+    with ops._every_thread_works():
+        pass
+    assert ops.plan_threads("lstm", 1, 1, 1, num_threads=8) == 1
+
+
+# ---------------------------------------------------------------------------
+# the team: every region of every call asks for the same threads
+
+def thread_ids():
+    return set(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+def test_calls_of_different_sizes_reuse_the_same_threads():
+    """libgomp ends the pool threads a smaller team leaves out and starts new
+    ones for the next larger team; the kernels ask for the whole offered team
+    in every region, so the calls below, whose loops plan 1, 2 and 3 workers
+    and whose products plan 1 or 3, run on threads started once."""
+    calls = []
+    for H in (16, 32, 48, 200):  # LSTM forward units: 1, 2, 3, 13 with AVX-512 (more with AVX2)
+        inputs = make_inputs("lstm", 30, 24, 40, H, dtype=np.float32, seed=H)
+        weights = make_output_weights("lstm", 30, 24, H, dtype=np.float32)
+        calls.append(lambda inputs=inputs, weights=weights: backward("lstm", weights, forward("lstm", inputs)[1]))
+    a = np.ones((300, 300), np.float32)
+    calls.append(lambda: ops.matmul(a, a))
+    calls.append(lambda: ops.matmul(a[:4, :4].copy(), a[:4, :4].copy()))
+    before = seqcore.get_num_threads()
+    seqcore.set_num_threads(3)
+    try:
+        with ops._every_thread_works():
+            for call in calls:  # the pool starts here
+                call()
+            started = thread_ids()
+            for _ in range(3):
+                for call in reversed(calls):
+                    call()
+                for call in calls:
+                    call()
+            assert thread_ids() == started
+    finally:
+        seqcore.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------------
+# idle threads stop spinning soon (seqcore's own OpenMP runtime)
+
+IDLE_CPU = """
+import time
+import numpy as np
+import seqcore
+from seqcore import ops
+seqcore.set_num_threads(2)
+a = np.ones((400, 400), np.float32)
+ops.matmul(a, a)
+spent = 0.0
+for _ in range(20):
+    ops.matmul(a, a)  # a team of 2: one pool thread, idle after it
+    t0 = time.process_time()
+    time.sleep(0.02)
+    spent += time.process_time() - t0
+print(spent)
+"""
+
+
+def idle_cpu_seconds(**env_vars) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    env.update(env_vars)
+    out = subprocess.run([sys.executable, "-c", IDLE_CPU], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="GNU OpenMP's GOMP_SPINCOUNT")
+def test_idle_threads_stop_spinning_soon():
+    """The CPU the process burns while it sleeps after parallel products:
+    with GNU OpenMP's documented default spin (300,000 pauses, 10-40 ms on
+    a quiet core) the idle thread spends much of each 20 ms sleep spinning;
+    seqcore's runtime spins ~0.1 ms (ops.SPIN_COUNT). On a busy machine both
+    get less CPU, alike."""
+    ours, spinning = idle_cpu_seconds(), idle_cpu_seconds(GOMP_SPINCOUNT="300000")
+    assert ours < 0.5 * spinning, (ours, spinning)
+
+
+def test_the_spin_setting_is_not_left_in_the_environment():
+    code = "import os, seqcore; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "None"
+    env["GOMP_SPINCOUNT"] = "123"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "123"
