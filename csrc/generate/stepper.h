@@ -1,0 +1,270 @@
+// Generation: a language model prepared for stepping one token at a time
+// (generic code, see isa/kernels_impl.h). The stepper's buffer holds a copy
+// of every weight, W_hh packed once as the forward packs it per call, and
+// the state; a step runs embedding -> every layer -> head for B rows with
+// no allocation.
+//
+// Each row gets, bit for bit, the logits a one-row forward gives it
+// (LanguageModel.forward on ids (1, 1) with the state carried), whatever
+// the number of rows: the input projections and the head are the one-row
+// product's dot products (gemm_vector_dots, rows_dots below), and the
+// recurrent product keeps the one-row tile's chains (panel_chains<1, NV>)
+// for tiles of several rows. So a batch of samples is a batch of single
+// samples, and sampling gives the text the step-by-step forward gives.
+namespace seqcore {
+namespace SEQCORE_ISA_NS {
+
+// ---------------------------------------------------------------------------
+// products
+
+// C[i][j] = Σ_k A[i·lda + k] W[j·K + k] (+ bias[j]) for rows i < M, j < N;
+// W (N, K) read in place. Every C[i][j] is the chain gemm_vector_dots makes
+// for it (vectors along k, the last one partial, then a sum across lanes),
+// so each row gets what a one-row gemm gives it, whatever M. Tiles of four
+// rows of A times four rows of W share the loads; each block of W is read
+// once, for all rows of A (W, up to a few MB, comes from L3 at one row,
+// A from L1/L2).
+template <typename T>
+void rows_dots(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* W,
+               const T* bias, T* C, int64_t ldc) {
+  constexpr int V = Vec<T>::size, AR = 4, WR = 4;
+  const int64_t k_full = K / V * V;
+  const int k_rest = static_cast<int>(K - k_full);
+  for (int64_t j0 = 0; j0 < N; j0 += WR) {
+    const int wr = static_cast<int>(N - j0 < WR ? N - j0 : WR);
+    const T* w[WR];
+    for (int r = 0; r < WR; ++r) w[r] = W + (j0 + (r < wr ? r : 0)) * K;  // past N: row j0 again
+    for (int64_t i0 = 0; i0 < M; i0 += AR) {
+      const int ar = static_cast<int>(M - i0 < AR ? M - i0 : AR);
+      const T* a[AR];
+      for (int i = 0; i < AR; ++i) a[i] = A + (i0 + (i < ar ? i : 0)) * lda;
+      Vec<T> acc[AR][WR];
+      for (int i = 0; i < AR; ++i)
+        for (int r = 0; r < WR; ++r) acc[i][r] = Vec<T>::zero();
+      for (int64_t k = 0; k < k_full; k += V) {
+        Vec<T> wk[WR];
+        for (int r = 0; r < WR; ++r) wk[r] = Vec<T>::load(w[r] + k);
+        for (int i = 0; i < AR; ++i) {
+          const Vec<T> ak = Vec<T>::load(a[i] + k);
+          for (int r = 0; r < WR; ++r) acc[i][r] = fmadd(ak, wk[r], acc[i][r]);
+        }
+      }
+      if (k_rest > 0) {
+        Vec<T> wk[WR];
+        for (int r = 0; r < WR; ++r) wk[r] = Vec<T>::load_partial(w[r] + k_full, k_rest);
+        for (int i = 0; i < AR; ++i) {
+          const Vec<T> ak = Vec<T>::load_partial(a[i] + k_full, k_rest);
+          for (int r = 0; r < WR; ++r) acc[i][r] = fmadd(ak, wk[r], acc[i][r]);
+        }
+      }
+      for (int i = 0; i < ar; ++i) {
+        T* c = C + (i0 + i) * ldc + j0;
+        for (int r = 0; r < wr; ++r) {
+          const T dot = reduce_add(acc[i][r]);
+          c[r] = bias != nullptr ? dot + bias[j0 + r] : dot;  // numpy's y += bias, after the product
+        }
+      }
+    }
+  }
+}
+
+// The recurrent product of one unit for a tile of R rows, with the chains
+// of a one-row tile (KS), then the cell's epilogue; h_out: (B, H).
+template <typename T, int NV, int KS, typename Epi>
+struct StepperTile {
+  int64_t H = 0, unit = 0;
+  const T* panel = nullptr;   // (H, NV, V)
+  const T* h_prev = nullptr;  // (B, H)
+  T* h_out = nullptr;         // (B, H)
+  Epi epi;
+
+  template <int R>
+  void tile(int64_t row0) {
+    Vec<T> acc[R][NV];
+    panel_product<T, R, NV, KS>(H, h_prev + row0 * H, H, panel, acc);
+    for (int r = 0; r < R; ++r) epi.apply(row0 + r, unit, acc[r], h_out + (row0 + r) * H);
+  }
+};
+
+// One layer's recurrent product and epilogue for rows [0, rows).
+template <typename T, int NV, typename Epi>
+void stepper_layer(const PanelMap& map, int64_t rows, const T* panels, const T* h_prev, T* h_out,
+                   const Epi& epi) {
+  constexpr int KS = panel_chains<1, NV>();
+  constexpr int RS = tile_rows<NV * KS>();  // rows a tile's KS·NV·R accumulators allow
+  StepperTile<T, NV, KS, Epi> t;
+  t.H = map.H;
+  t.h_prev = h_prev;
+  t.h_out = h_out;
+  t.epi = epi;
+  const int64_t psize = map.panel_size(map.H);
+  for (int64_t u = 0; u < map.units(); ++u) {
+    t.unit = u;
+    t.panel = panels + u * psize;
+    for_each_tile<NV, decltype(t), RS>(rows, t);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// the buffer
+
+template <typename T>
+PanelMap stepper_map(Cell cell, int64_t H) {
+  return cell == Cell::lstm ? lstm_forward_map<T>(H) : cell == Cell::gru ? gru_forward_map<T>(H)
+                                                                        : rnn_forward_map<T>(H);
+}
+
+// Offsets (elements) of the buffer's parts, each on a 64-byte boundary.
+template <typename T>
+struct StepperLayout {
+  int64_t panels, panel_block, W_ih0, W_ih, b_ih, b_hh, head_W, head_b, embedding, table, x0, gx,
+      h_out, h, c, total;
+
+  explicit StepperLayout(const StepperSizes& s) {
+    const int64_t GH = gate_count(s.cell) * s.H, BH = s.B * s.H;
+    const PanelMap map = stepper_map<T>(s.cell, s.H);
+    panel_block = round(map.units() * map.panel_size(s.H));
+    int64_t at = 0;
+    auto take = [&](int64_t n) {
+      const int64_t here = at;
+      at += round(n);
+      return here;
+    };
+    panels = take(s.L * panel_block);
+    W_ih0 = take(s.table ? 0 : GH * s.D);            // layer 0's, unless in the table
+    W_ih = take((s.L - 1) * GH * s.H);               // layers 1 … L-1
+    b_ih = take(s.L * GH);
+    b_hh = take(s.cell == Cell::gru ? s.L * GH : 0);
+    head_W = take(s.V * s.H);
+    head_b = take(s.head_bias ? s.V : 0);
+    embedding = take(s.embedding && !s.table ? s.V * s.D : 0);
+    table = take(s.table ? s.V * GH : 0);            // (V, GH) x W_ihᵀ of each id
+    x0 = take(s.B * s.D);                            // layer 0's input rows
+    gx = take(s.B * GH);
+    h_out = take(BH);
+    h = take(s.L * BH);
+    c = take(s.cell == Cell::lstm ? s.L * BH : 0);
+    total = at;
+  }
+
+ private:
+  static int64_t round(int64_t n) {
+    constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(T));
+    return (n + line - 1) / line * line;
+  }
+};
+
+template <typename T>
+int64_t stepper_size(const StepperSizes& s) {
+  return StepperLayout<T>(s).total;
+}
+
+template <typename T>
+int64_t stepper_state(const StepperSizes& s, int which) {
+  const StepperLayout<T> at(s);
+  return which == 0 ? at.h : at.c;
+}
+
+// Rows [0, rows) of layer 0's input for ids: embedding rows or one-hot.
+template <typename T>
+void stepper_inputs(const StepperSizes& s, const T* embedding, const int64_t* ids, int64_t rows, T* x0) {
+  for (int64_t r = 0; r < rows; ++r) {
+    if (embedding != nullptr) {
+      std::memcpy(x0 + r * s.D, embedding + ids[r] * s.D, sizeof(T) * s.D);
+    } else {
+      std::memset(x0 + r * s.D, 0, sizeof(T) * s.D);
+      x0[r * s.D + ids[r]] = T(1);
+    }
+  }
+}
+
+template <typename T>
+void stepper_pack(const StepperSizes& s, const StepperWeights<T>& w, T* buf) {
+  const StepperLayout<T> at(s);
+  const int64_t GH = gate_count(s.cell) * s.H, H = s.H;
+  const PanelMap map = stepper_map<T>(s.cell, H);
+  auto copy = [](T* dst, const T* src, int64_t n) { std::memcpy(dst, src, sizeof(T) * n); };
+  for (int64_t l = 0; l < s.L; ++l) {
+    pack_panels(map, H, w.W_hh[l], H, false, 0, map.units(), buf + at.panels + l * at.panel_block);
+    if (l > 0) copy(buf + at.W_ih + (l - 1) * GH * H, w.W_ih[l], GH * H);
+    copy(buf + at.b_ih + l * GH, w.b_ih[l], GH);
+    if (s.cell == Cell::gru) copy(buf + at.b_hh + l * GH, w.b_hh[l], GH);
+  }
+  copy(buf + at.head_W, w.head_W, s.V * H);
+  if (s.head_bias) copy(buf + at.head_b, w.head_b, s.V);
+  if (s.table) {
+    // Each id's row as a step computes it: its input row times W_ihᵀ.
+    for (int64_t v = 0; v < s.V; ++v) {
+      stepper_inputs(s, w.embedding, &v, 1, buf + at.x0);
+      rows_dots(1, GH, s.D, buf + at.x0, s.D, w.W_ih[0], static_cast<const T*>(nullptr),
+                buf + at.table + v * GH, GH);
+    }
+  } else {
+    copy(buf + at.W_ih0, w.W_ih[0], GH * s.D);
+    if (s.embedding) copy(buf + at.embedding, w.embedding, s.V * s.D);
+  }
+  std::memset(buf + at.h, 0, sizeof(T) * s.L * s.B * H);
+  if (s.cell == Cell::lstm) std::memset(buf + at.c, 0, sizeof(T) * s.L * s.B * H);
+}
+
+// ---------------------------------------------------------------------------
+// one step
+
+template <typename T>
+void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits) {
+  const StepperLayout<T> at(s);
+  const int64_t GH = gate_count(s.cell) * s.H, H = s.H, BH = s.B * H;
+  const PanelMap map = stepper_map<T>(s.cell, H);
+  T* gx = buf + at.gx;
+  T* h_out = buf + at.h_out;
+  // layer 0's x W_ihᵀ (the biases are the epilogues')
+  if (s.table) {
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(gx + r * GH, buf + at.table + ids[r] * GH, sizeof(T) * GH);
+  } else {
+    stepper_inputs(s, s.embedding ? buf + at.embedding : static_cast<const T*>(nullptr), ids, rows,
+                   buf + at.x0);
+    rows_dots(rows, GH, s.D, buf + at.x0, s.D, buf + at.W_ih0, static_cast<const T*>(nullptr), gx, GH);
+  }
+  for (int64_t l = 0; l < s.L; ++l) {
+    T* h = buf + at.h + l * BH;
+    if (l > 0) {
+      rows_dots(rows, GH, H, h - BH, H, buf + at.W_ih + (l - 1) * GH * H, static_cast<const T*>(nullptr),
+                gx, GH);
+    }
+    const T* panels = buf + at.panels + l * at.panel_block;
+    const T* b_ih = buf + at.b_ih + l * GH;
+    if (s.cell == Cell::lstm) {
+      LstmForwardEpilogue<T> e;
+      e.H = H;
+      e.gx = gx;
+      e.b = b_ih;
+      e.h_prev = h;
+      e.h_out = h_out;
+      e.c_prev = e.c_out = buf + at.c + l * BH;  // in place, as the forward's inference
+      stepper_layer<T, kLstmForwardNV>(map, rows, panels, h, h_out, e);
+    } else if (s.cell == Cell::gru) {
+      GruForwardEpilogue<T> e;
+      e.H = H;
+      e.gx = gx;
+      e.b_ih = b_ih;
+      e.b_hh = buf + at.b_hh + l * GH;
+      e.h_prev = h;
+      e.h_out = h_out;
+      stepper_layer<T, kGruForwardNV>(map, rows, panels, h, h_out, e);
+    } else {
+      RnnForwardEpilogue<T> e;
+      e.H = H;
+      e.gx = gx;
+      e.b = b_ih;
+      e.h_prev = h;
+      e.h_out = h_out;
+      stepper_layer<T, kRnnForwardNV>(map, rows, panels, h, h_out, e);
+    }
+    std::memcpy(h, h_out, sizeof(T) * rows * H);
+  }
+  rows_dots(rows, s.V, H, buf + at.h + (s.L - 1) * BH, H, buf + at.head_W,
+            s.head_bias ? buf + at.head_b : static_cast<const T*>(nullptr), logits, s.V);
+}
+
+}  // namespace SEQCORE_ISA_NS
+}  // namespace seqcore
