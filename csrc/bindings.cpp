@@ -500,21 +500,23 @@ class Stepper {
 
   // One token for rows [0, n): ids (n,) int64 -> logits[:n] (the array
   // `logits()` returns, overwritten by every step).
-  void step(const py::array& ids) {
+  void step(const py::array& ids, int num_threads) {
     const int64_t n = ids_arg(ids, "ids");
+    const int threads = threads_arg(num_threads);
     const int64_t* p = static_cast<const int64_t*>(ids.data());
     T* buf = buf_.mutable_data();
     T* logits = logits_.mutable_data();
     std::lock_guard<std::mutex> lock(mutex_);
     py::gil_scoped_release release;
-    k_->stepper_step(s_, buf, p, n, logits);
+    k_->stepper_step(s_, buf, p, n, logits, threads);
   }
 
   // step(ids), then out[r] = the token drawn for row r with the uniform u[r]
   // (generate/draw.h); returns false if a row's logits were not finite.
   bool step_draw(const py::array& ids, const py::array& u, py::array& out, double temperature, int64_t top_k,
-                 double top_p, int64_t pad_id) {
+                 double top_p, int64_t pad_id, int num_threads) {
     const int64_t n = ids_arg(ids, "ids");
+    const int threads = threads_arg(num_threads);
     check_array<double>(u, "u", 1, false);
     if (out.dtype().kind() != 'i' || out.itemsize() != 8 || out.ndim() != 1 || !(out.flags() & py::array::c_style) ||
         !out.writeable() || u.shape(0) != n || out.shape(0) != n) {
@@ -532,7 +534,7 @@ class Stepper {
     T* logits = logits_.mutable_data();
     std::lock_guard<std::mutex> lock(mutex_);
     py::gil_scoped_release release;
-    k_->stepper_step(s_, buf, p, n, logits);
+    k_->stepper_step(s_, buf, p, n, logits, threads);
     draw_tokens(logits, n, s_.V, pu, o, work_.data(), order_.data(), po);
     for (int64_t r = 0; r < n; ++r) {
       if (po[r] < 0) return false;
@@ -621,9 +623,10 @@ void bind_stepper(py::module_& m, const char* name) {
            py::arg("b_ih"), py::arg("b_hh"), py::arg("head_W"), py::arg("head_b"), py::arg("table"))
       .def("refresh", &Stepper<T>::refresh, py::arg("embedding"), py::arg("W_ih"), py::arg("W_hh"),
            py::arg("b_ih"), py::arg("b_hh"), py::arg("head_W"), py::arg("head_b"))
-      .def("step", &Stepper<T>::step, py::arg("ids"))
+      .def("step", &Stepper<T>::step, py::arg("ids"), py::arg("num_threads") = 0)
       .def("step_draw", &Stepper<T>::step_draw, py::arg("ids"), py::arg("u"), py::arg("out"),
-           py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("pad_id"))
+           py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("pad_id"),
+           py::arg("num_threads") = 0)
       .def("state", &Stepper<T>::state, py::arg("which"))
       .def("logits", &Stepper<T>::logits)
       .def_property_readonly("nbytes", &Stepper<T>::nbytes);

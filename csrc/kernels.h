@@ -149,11 +149,13 @@ struct KernelTable {
   // stepper_pack zeroes. stepper_state gives the offset of h (which = 0)
   // or c (which = 1, LSTM), each (L, B, H). stepper_step runs one token
   // for rows [0, rows): ids (rows,) in [0, V) -> logits (rows, V), the
-  // state updated; rows >= B are left as they are.
+  // state updated; rows >= B are left as they are. It uses at most
+  // num_threads threads; the results do not depend on them.
   int64_t (*stepper_size)(const StepperSizes& s);
   int64_t (*stepper_state)(const StepperSizes& s, int which);
   void (*stepper_pack)(const StepperSizes& s, const StepperWeights<T>& w, T* buf);
-  void (*stepper_step)(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits);
+  void (*stepper_step)(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits,
+                       int num_threads);
 };
 
 struct IsaKernels {

@@ -150,8 +150,9 @@ class _Stepper:
         head_b: Optional[_Array],
     ) -> None:
         """Copies and packs the weights again (the same sizes); zeroes the state."""
-    def step(self, ids: npt.NDArray[np.int64]) -> None:
-        """One token for rows [0, n): ids (n,) -> logits()[:n]; the state moves on."""
+    def step(self, ids: npt.NDArray[np.int64], num_threads: int = 0) -> None:
+        """One token for rows [0, n): ids (n,) -> logits()[:n]; the state moves on.
+        At most num_threads threads (0: get_num_threads()), as many as the work pays for."""
     def step_draw(
         self,
         ids: npt.NDArray[np.int64],
@@ -161,6 +162,7 @@ class _Stepper:
         top_k: int,
         top_p: float,
         pad_id: int,
+        num_threads: int = 0,
     ) -> bool:
         """step(ids), then out[r] = the token drawn for row r with u[r]; False if logits were not finite."""
     def state(self, which: int) -> _Array:

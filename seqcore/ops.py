@@ -513,7 +513,13 @@ class NativeStepper:
     of one cell kind -> head -> logits (n, V), in one native call a token.
 
     The weights are copied (W_hh packed for the kernels) when it is made and
-    by ``refresh``; a step allocates nothing. Row r of a step gets, bit for
+    by ``refresh``; a step allocates nothing.
+
+    num_threads: the most threads a step uses (None: seqcore.get_num_threads()),
+    as many as its work pays for, each owning the same hidden units of every
+    layer (so two cores' caches hold twice the weights one holds); the
+    results do not depend on them. Default 1: a step takes microseconds, less
+    than a thread waits for a core on a busy machine. Row r of a step gets, bit for
     bit, the logits a one-row ``forward`` of the same layers gives it (see
     csrc/generate/stepper.h), whatever the other rows.
 
@@ -523,7 +529,8 @@ class NativeStepper:
     head_b (V,) or None. All float32 or all float64.
     """
 
-    def __init__(self, cell: str, batch_size: int, embedding, W_ih, W_hh, b_ih, b_hh, head_W, head_b) -> None:
+    def __init__(self, cell: str, batch_size: int, embedding, W_ih, W_hh, b_ih, b_hh, head_W, head_b,
+                 num_threads: Optional[int] = 1) -> None:
         if cell not in ("rnn", "lstm", "gru"):
             raise ValueError(f"cell: expected 'rnn', 'lstm' or 'gru', got {cell!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -536,6 +543,7 @@ class NativeStepper:
         native = _core.StepperF64 if self.dtype == np.float64 else _core.StepperF32
         self._native = native(cell, int(batch_size), *weights, table)
         self.batch_size, self.vocab_size = int(batch_size), V
+        self.num_threads = _num_threads(num_threads)  # checked now; 0: seqcore.get_num_threads() at each step
         self.num_layers, self.hidden_size = len(weights[2]), head_W.shape[1]
         self.h = self._native.state(0)  # (L, B, H) views into the native buffer
         self.c = self._native.state(1) if cell == "lstm" else None
@@ -566,7 +574,7 @@ class NativeStepper:
     def step(self, ids: np.ndarray) -> np.ndarray:
         """ids (n,) int64 with n <= batch_size -> logits (n, V) of rows [0, n),
         a view of the stepper's own array (overwritten by the next step)."""
-        self._native.step(ids)
+        self._native.step(ids, self.num_threads)
         return self._logits[: len(ids)]
 
     def step_draw(self, ids: np.ndarray, u: np.ndarray, out: np.ndarray, *, temperature: float = 1.0,
@@ -577,7 +585,8 @@ class NativeStepper:
         seqcore.generate's reference draw does it (in float64, in its
         order). ids, out (n,) int64; u (n,) float64."""
         ok = self._native.step_draw(ids, u, out, float(temperature), 0 if top_k is None else int(top_k),
-                                    1.0 if top_p is None else float(top_p), -1 if pad_id is None else int(pad_id))
+                                    1.0 if top_p is None else float(top_p), -1 if pad_id is None else int(pad_id),
+                                    self.num_threads)
         if not ok:
             raise FloatingPointError("logits: the model gave NaN or infinite logits; its weights may have diverged")
 

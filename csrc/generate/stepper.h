@@ -86,10 +86,11 @@ struct StepperTile {
   }
 };
 
-// One layer's recurrent product and epilogue for rows [0, rows).
+// One layer's recurrent product and epilogue for rows [0, rows), units
+// [u0, u1) (hidden units [u0, u1) · map.unit_width()).
 template <typename T, int NV, typename Epi>
-void stepper_layer(const PanelMap& map, int64_t rows, const T* panels, const T* h_prev, T* h_out,
-                   const Epi& epi) {
+void stepper_layer(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* panels, const T* h_prev,
+                   T* h_out, const Epi& epi) {
   constexpr int KS = panel_chains<1, NV>();
   constexpr int RS = tile_rows<NV * KS>();  // rows a tile's KS·NV·R accumulators allow
   StepperTile<T, NV, KS, Epi> t;
@@ -98,7 +99,7 @@ void stepper_layer(const PanelMap& map, int64_t rows, const T* panels, const T* 
   t.h_out = h_out;
   t.epi = epi;
   const int64_t psize = map.panel_size(map.H);
-  for (int64_t u = 0; u < map.units(); ++u) {
+  for (int64_t u = u0; u < u1; ++u) {
     t.unit = u;
     t.panel = panels + u * psize;
     for_each_tile<NV, decltype(t), RS>(rows, t);
@@ -141,7 +142,7 @@ struct StepperLayout {
     table = take(s.table ? s.V * GH : 0);            // (V, GH) x W_ihᵀ of each id
     x0 = take(s.B * s.D);                            // layer 0's input rows
     gx = take(s.B * GH);
-    h_out = take(BH);
+    h_out = take(s.L * BH);                          // each layer's new h, the next one's input
     h = take(s.L * BH);
     c = take(s.cell == Cell::lstm ? s.L * BH : 0);
     total = at;
@@ -210,60 +211,98 @@ void stepper_pack(const StepperSizes& s, const StepperWeights<T>& w, T* buf) {
 // ---------------------------------------------------------------------------
 // one step
 
+// Threads worth a step: one per 2^18 multiply-adds (a few µs of work), at
+// most num_threads and the units of a layer. Each thread owns the same
+// units of every layer, so its share of the weights stays in its own cache
+// from step to step (two cores hold twice the weights one holds).
+inline int stepper_threads(const StepperSizes& s, int64_t rows, int64_t units, int num_threads) {
+  const int64_t GH = gate_count(s.cell) * s.H;
+  const int64_t macs = rows * ((2 * s.L - 1) * GH * s.H + s.V * s.H + (s.table ? 0 : GH * s.D));
+  int64_t n = macs >> 18;
+  n = n < 1 ? 1 : n;
+  n = n < num_threads ? n : num_threads;
+  return static_cast<int>(n < units ? n : units);
+}
+
 template <typename T>
-void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits) {
+void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits, int num_threads) {
   const StepperLayout<T> at(s);
-  const int64_t GH = gate_count(s.cell) * s.H, H = s.H, BH = s.B * H;
+  const int64_t G = gate_count(s.cell), GH = G * s.H, H = s.H, BH = s.B * H, V = s.V;
   const PanelMap map = stepper_map<T>(s.cell, H);
-  T* gx = buf + at.gx;
-  T* h_out = buf + at.h_out;
-  // layer 0's x W_ihᵀ (the biases are the epilogues')
-  if (s.table) {
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(gx + r * GH, buf + at.table + ids[r] * GH, sizeof(T) * GH);
-  } else {
-    stepper_inputs(s, s.embedding ? buf + at.embedding : static_cast<const T*>(nullptr), ids, rows,
-                   buf + at.x0);
-    rows_dots(rows, GH, s.D, buf + at.x0, s.D, buf + at.W_ih0, static_cast<const T*>(nullptr), gx, GH);
+  const int64_t units = map.units();
+  if (!s.table) {
+    stepper_inputs(s, s.embedding ? buf + at.embedding : static_cast<const T*>(nullptr), ids, rows, buf + at.x0);
   }
-  for (int64_t l = 0; l < s.L; ++l) {
-    T* h = buf + at.h + l * BH;
-    if (l > 0) {
-      rows_dots(rows, GH, H, h - BH, H, buf + at.W_ih + (l - 1) * GH * H, static_cast<const T*>(nullptr),
-                gx, GH);
+  const int nt = stepper_threads(s, rows, units, num_threads);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    int64_t u0, u1;
+    split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
+    // this thread's hidden units [j0, j1): columns q·H + [j0, j1) of each gate q
+    const int64_t j0 = u0 * map.unit_width() < H ? u0 * map.unit_width() : H;
+    const int64_t j1 = u1 * map.unit_width() < H ? u1 * map.unit_width() : H;
+    T* gx = buf + at.gx;
+    // layer 0's x W_ihᵀ, this thread's columns (the biases are the epilogues')
+    for (int64_t q = 0; q < G; ++q) {
+      const int64_t col = q * H + j0;
+      if (s.table) {
+        for (int64_t r = 0; r < rows; ++r)
+          std::memcpy(gx + r * GH + col, buf + at.table + ids[r] * GH + col, sizeof(T) * (j1 - j0));
+      } else {
+        rows_dots(rows, j1 - j0, s.D, buf + at.x0, s.D, buf + at.W_ih0 + col * s.D, static_cast<const T*>(nullptr),
+                  gx + col, GH);
+      }
     }
-    const T* panels = buf + at.panels + l * at.panel_block;
-    const T* b_ih = buf + at.b_ih + l * GH;
-    if (s.cell == Cell::lstm) {
-      LstmForwardEpilogue<T> e;
-      e.H = H;
-      e.gx = gx;
-      e.b = b_ih;
-      e.h_prev = h;
-      e.h_out = h_out;
-      e.c_prev = e.c_out = buf + at.c + l * BH;  // in place, as the forward's inference
-      stepper_layer<T, kLstmForwardNV>(map, rows, panels, h, h_out, e);
-    } else if (s.cell == Cell::gru) {
-      GruForwardEpilogue<T> e;
-      e.H = H;
-      e.gx = gx;
-      e.b_ih = b_ih;
-      e.b_hh = buf + at.b_hh + l * GH;
-      e.h_prev = h;
-      e.h_out = h_out;
-      stepper_layer<T, kGruForwardNV>(map, rows, panels, h, h_out, e);
-    } else {
-      RnnForwardEpilogue<T> e;
-      e.H = H;
-      e.gx = gx;
-      e.b = b_ih;
-      e.h_prev = h;
-      e.h_out = h_out;
-      stepper_layer<T, kRnnForwardNV>(map, rows, panels, h, h_out, e);
+    for (int64_t l = 0; l < s.L; ++l) {
+      T* h = buf + at.h + l * BH;
+      T* h_out = buf + at.h_out + l * BH;
+      if (l > 0) {
+        for (int64_t q = 0; q < G; ++q) {
+          const int64_t col = q * H + j0;
+          rows_dots(rows, j1 - j0, H, h_out - BH, H, buf + at.W_ih + (l - 1) * GH * H + col * H,
+                    static_cast<const T*>(nullptr), gx + col, GH);
+        }
+      }
+      const T* panels = buf + at.panels + l * at.panel_block;
+      const T* b_ih = buf + at.b_ih + l * GH;
+      if (s.cell == Cell::lstm) {
+        LstmForwardEpilogue<T> e;
+        e.H = H;
+        e.gx = gx;
+        e.b = b_ih;
+        e.h_prev = h;
+        e.h_out = h_out;
+        e.c_prev = e.c_out = buf + at.c + l * BH;  // in place, as the forward's inference
+        stepper_layer<T, kLstmForwardNV>(map, u0, u1, rows, panels, h, h_out, e);
+      } else if (s.cell == Cell::gru) {
+        GruForwardEpilogue<T> e;
+        e.H = H;
+        e.gx = gx;
+        e.b_ih = b_ih;
+        e.b_hh = buf + at.b_hh + l * GH;
+        e.h_prev = h;
+        e.h_out = h_out;
+        stepper_layer<T, kGruForwardNV>(map, u0, u1, rows, panels, h, h_out, e);
+      } else {
+        RnnForwardEpilogue<T> e;
+        e.H = H;
+        e.gx = gx;
+        e.b = b_ih;
+        e.h_prev = h;
+        e.h_out = h_out;
+        stepper_layer<T, kRnnForwardNV>(map, u0, u1, rows, panels, h, h_out, e);
+      }
+      // Every thread's products have read h: the new state goes in (own
+      // columns), and the next layer reads h_out whole.
+#pragma omp barrier
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(h + r * H + j0, h_out + r * H + j0, sizeof(T) * (j1 - j0));
     }
-    std::memcpy(h, h_out, sizeof(T) * rows * H);
+    // the head, this thread's share of the vocabulary
+    int64_t v0, v1;
+    split_units(V, omp_get_thread_num(), omp_get_num_threads(), v0, v1);
+    rows_dots(rows, v1 - v0, H, buf + at.h_out + (s.L - 1) * BH, H, buf + at.head_W + v0 * H,
+              s.head_bias ? buf + at.head_b + v0 : static_cast<const T*>(nullptr), logits + v0, V);
   }
-  rows_dots(rows, s.V, H, buf + at.h + (s.L - 1) * BH, H, buf + at.head_W,
-            s.head_bias ? buf + at.head_b : static_cast<const T*>(nullptr), logits, s.V);
 }
 
 }  // namespace SEQCORE_ISA_NS

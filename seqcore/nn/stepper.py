@@ -39,18 +39,19 @@ class Stepper:
     token at a time (see the module doc).
 
     Rows: ``step(ids)`` with n <= batch_size ids runs rows [0, n); the other
-    rows keep their state. ``keep(rows)`` moves the state of the given rows to
+    rows keep their state. num_threads: the most threads of a step (None:
+    seqcore.get_num_threads()); default 1 (see seqcore.ops.NativeStepper). ``keep(rows)`` moves the state of the given rows to
     the front, so that rows that are done (a sample that ended) cost nothing
     more.
     """
 
-    def __init__(self, model, batch_size: int = 1) -> None:
+    def __init__(self, model, batch_size: int = 1, num_threads: Optional[int] = 1) -> None:
         rnn = getattr(model, "rnn", None)
         if rnn is None or getattr(rnn, "cell", None) not in ("rnn", "lstm", "gru") or rnn.directions != 1:
             raise TypeError(f"model: expected a seqcore.nn.LanguageModel (one direction), got {type(model).__name__}")
         self.model = model
         self._version = params_version()
-        self._native = ops.NativeStepper(rnn.cell, batch_size, *self._weights())
+        self._native = ops.NativeStepper(rnn.cell, batch_size, *self._weights(), num_threads=num_threads)
         self.batch_size, self.vocab_size = self._native.batch_size, self._native.vocab_size
         self.dtype = self._native.dtype
 
