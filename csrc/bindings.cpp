@@ -508,7 +508,7 @@ class Stepper {
     T* logits = logits_.mutable_data();
     std::lock_guard<std::mutex> lock(mutex_);
     py::gil_scoped_release release;
-    k_->stepper_step(s_, buf, p, n, logits, threads);
+    k_->stepper_step(s_, buf, p, n, logits, threads, next_order());
   }
 
   // step(ids), then out[r] = the token drawn for row r with the uniform u[r]
@@ -534,7 +534,7 @@ class Stepper {
     T* logits = logits_.mutable_data();
     std::lock_guard<std::mutex> lock(mutex_);
     py::gil_scoped_release release;
-    k_->stepper_step(s_, buf, p, n, logits, threads);
+    k_->stepper_step(s_, buf, p, n, logits, threads, next_order());
     draw_tokens(logits, n, s_.V, pu, o, work_.data(), order_.data(), po);
     for (int64_t r = 0; r < n; ++r) {
       if (po[r] < 0) return false;
@@ -574,8 +574,12 @@ class Stepper {
     return n;
   }
 
+  // Every other step runs the top layer's product first (see stepper_step).
+  bool next_order() { return (steps_++ & 1) != 0; }
+
   const KernelTable<T>* k_;
   StepperSizes s_;
+  uint64_t steps_ = 0;
   py::array_t<T> buf_, logits_;
   std::vector<double> work_;
   std::vector<int64_t> order_;

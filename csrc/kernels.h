@@ -150,12 +150,13 @@ struct KernelTable {
   // or c (which = 1, LSTM), each (L, B, H). stepper_step runs one token
   // for rows [0, rows): ids (rows,) in [0, V) -> logits (rows, V), the
   // state updated; rows >= B are left as they are. It uses at most
-  // num_threads threads; the results do not depend on them.
+  // num_threads threads; the results do not depend on them, nor on
+  // top_first (the order of the layers' products, see generate/stepper.h).
   int64_t (*stepper_size)(const StepperSizes& s);
   int64_t (*stepper_state)(const StepperSizes& s, int which);
   void (*stepper_pack)(const StepperSizes& s, const StepperWeights<T>& w, T* buf);
   void (*stepper_step)(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits,
-                       int num_threads);
+                       int num_threads, bool top_first);
 };
 
 struct IsaKernels {

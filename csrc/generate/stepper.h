@@ -86,6 +86,25 @@ struct StepperTile {
   }
 };
 
+// The recurrent product alone, kept for a later epilogue: acc of (row,
+// unit, q) at acc_out[row · ld + (unit · NV + q) · V].
+template <typename T, int NV, int KS>
+struct StepperProduct {
+  int64_t H = 0, unit = 0, ld = 0;
+  const T* panel = nullptr;
+  const T* h_prev = nullptr;
+  T* acc_out = nullptr;
+
+  template <int R>
+  void tile(int64_t row0) {
+    constexpr int V = Vec<T>::size;
+    Vec<T> acc[R][NV];
+    panel_product<T, R, NV, KS>(H, h_prev + row0 * H, H, panel, acc);
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < NV; ++q) acc[r][q].store(acc_out + (row0 + r) * ld + (unit * NV + q) * V);
+  }
+};
+
 // One layer's recurrent product and epilogue for rows [0, rows), units
 // [u0, u1) (hidden units [u0, u1) · map.unit_width()).
 template <typename T, int NV, typename Epi>
@@ -106,6 +125,38 @@ void stepper_layer(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, co
   }
 }
 
+// The same in two halves: the product into acc (rows, units · NV · V) now,
+// the epilogue from it later; the same arithmetic as stepper_layer.
+template <typename T, int NV>
+void stepper_layer_product(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* panels,
+                           const T* h_prev, T* acc) {
+  constexpr int KS = panel_chains<1, NV>();
+  constexpr int RS = tile_rows<NV * KS>();
+  StepperProduct<T, NV, KS> t;
+  t.H = map.H;
+  t.ld = map.units() * NV * Vec<T>::size;
+  t.h_prev = h_prev;
+  t.acc_out = acc;
+  for (int64_t u = u0; u < u1; ++u) {
+    t.unit = u;
+    t.panel = panels + u * map.panel_size(map.H);
+    for_each_tile<NV, decltype(t), RS>(rows, t);
+  }
+}
+
+template <typename T, int NV, typename Epi>
+void stepper_layer_epilogue(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* acc, T* h_out,
+                            const Epi& epi) {
+  constexpr int V = Vec<T>::size;
+  const int64_t ld = map.units() * NV * V;
+  for (int64_t u = u0; u < u1; ++u)
+    for (int64_t r = 0; r < rows; ++r) {
+      Vec<T> a[NV];
+      for (int q = 0; q < NV; ++q) a[q] = Vec<T>::load(acc + r * ld + (u * NV + q) * V);
+      epi.apply(r, u, a, h_out + r * map.H);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // the buffer
 
@@ -119,7 +170,7 @@ PanelMap stepper_map(Cell cell, int64_t H) {
 template <typename T>
 struct StepperLayout {
   int64_t panels, panel_block, W_ih0, W_ih, b_ih, b_hh, head_W, head_b, embedding, table, x0, gx,
-      h_out, h, c, total;
+      h_out, acc, h, c, total;
 
   explicit StepperLayout(const StepperSizes& s) {
     const int64_t GH = gate_count(s.cell) * s.H, BH = s.B * s.H;
@@ -143,6 +194,7 @@ struct StepperLayout {
     x0 = take(s.B * s.D);                            // layer 0's input rows
     gx = take(s.B * GH);
     h_out = take(s.L * BH);                          // each layer's new h, the next one's input
+    acc = take(s.B * map.units() * map.NV * map.V);  // the top layer's recurrent product, on odd steps
     h = take(s.L * BH);
     c = take(s.cell == Cell::lstm ? s.L * BH : 0);
     total = at;
@@ -224,8 +276,28 @@ inline int stepper_threads(const StepperSizes& s, int64_t rows, int64_t units, i
   return static_cast<int>(n < units ? n : units);
 }
 
+enum StepperMode { kFused = 0, kProduct = 1, kEpilogue = 2 };
+
+template <typename T, int NV, typename Epi>
+void stepper_run_layer(int mode, const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* panels,
+                       const T* h, T* h_out, T* acc, const Epi& e) {
+  if (mode == kFused) {
+    stepper_layer<T, NV>(map, u0, u1, rows, panels, h, h_out, e);
+  } else if (mode == kProduct) {
+    stepper_layer_product<T, NV>(map, u0, u1, rows, panels, h, acc);
+  } else {
+    stepper_layer_epilogue<T, NV>(map, u0, u1, rows, acc, h_out, e);
+  }
+}
+
+// One step. top_first: the top layer's recurrent product first (it reads
+// only the last state), then the layers in order, so that the weights this
+// step reads first are those the last step read last. Taken on every other
+// step, a stack whose weights exceed the core's cache (L2) finds part of
+// them still there (the same arithmetic either way).
 template <typename T>
-void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits, int num_threads) {
+void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits, int num_threads,
+                  bool top_first) {
   const StepperLayout<T> at(s);
   const int64_t G = gate_count(s.cell), GH = G * s.H, H = s.H, BH = s.B * H, V = s.V;
   const PanelMap map = stepper_map<T>(s.cell, H);
@@ -253,10 +325,13 @@ void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t row
                   gx + col, GH);
       }
     }
-    for (int64_t l = 0; l < s.L; ++l) {
+    // Layer l: kFused, or its recurrent product alone (kProduct, into acc)
+    // and later the rest (kEpilogue, from acc).
+    auto layer = [&](int64_t l, int mode) {
       T* h = buf + at.h + l * BH;
       T* h_out = buf + at.h_out + l * BH;
-      if (l > 0) {
+      T* acc = buf + at.acc;
+      if (l > 0 && mode != kProduct) {
         for (int64_t q = 0; q < G; ++q) {
           const int64_t col = q * H + j0;
           rows_dots(rows, j1 - j0, H, h_out - BH, H, buf + at.W_ih + (l - 1) * GH * H + col * H,
@@ -273,7 +348,7 @@ void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t row
         e.h_prev = h;
         e.h_out = h_out;
         e.c_prev = e.c_out = buf + at.c + l * BH;  // in place, as the forward's inference
-        stepper_layer<T, kLstmForwardNV>(map, u0, u1, rows, panels, h, h_out, e);
+        stepper_run_layer<T, kLstmForwardNV>(mode, map, u0, u1, rows, panels, h, h_out, acc, e);
       } else if (s.cell == Cell::gru) {
         GruForwardEpilogue<T> e;
         e.H = H;
@@ -282,7 +357,7 @@ void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t row
         e.b_hh = buf + at.b_hh + l * GH;
         e.h_prev = h;
         e.h_out = h_out;
-        stepper_layer<T, kGruForwardNV>(map, u0, u1, rows, panels, h, h_out, e);
+        stepper_run_layer<T, kGruForwardNV>(mode, map, u0, u1, rows, panels, h, h_out, acc, e);
       } else {
         RnnForwardEpilogue<T> e;
         e.H = H;
@@ -290,13 +365,17 @@ void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t row
         e.b = b_ih;
         e.h_prev = h;
         e.h_out = h_out;
-        stepper_layer<T, kRnnForwardNV>(map, u0, u1, rows, panels, h, h_out, e);
+        stepper_run_layer<T, kRnnForwardNV>(mode, map, u0, u1, rows, panels, h, h_out, acc, e);
       }
+      if (mode == kProduct) return;
       // Every thread's products have read h: the new state goes in (own
       // columns), and the next layer reads h_out whole.
 #pragma omp barrier
       for (int64_t r = 0; r < rows; ++r) std::memcpy(h + r * H + j0, h_out + r * H + j0, sizeof(T) * (j1 - j0));
-    }
+    };
+    const bool split = top_first && s.L > 1;
+    if (split) layer(s.L - 1, kProduct);
+    for (int64_t l = 0; l < s.L; ++l) layer(l, split && l == s.L - 1 ? kEpilogue : kFused);
     // the head, this thread's share of the vocabulary
     int64_t v0, v1;
     split_units(V, omp_get_thread_num(), omp_get_num_threads(), v0, v1);
