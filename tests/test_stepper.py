@@ -44,6 +44,13 @@ def test_each_row_gets_the_logits_of_the_forward_bit_for_bit(cell, dtype, embed_
     check_against_forward(model, batch_size=7)
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 13])
+def test_every_tile_of_rows(batch_size):
+    """Tiles of 1 row (chains interleaved) and of 2 … 8 rows (chain after chain)."""
+    for cell in ("lstm", "gru"):
+        check_against_forward(LanguageModel(7, 3, 21, num_layers=2, cell=cell, seed=6), batch_size, steps=3)
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_without_the_table_of_the_first_projection_too(cell, monkeypatch):
     """A vocabulary too large for the table of x W_ihᵀ: layer 0 projects each step."""

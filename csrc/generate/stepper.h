@@ -21,50 +21,90 @@ namespace SEQCORE_ISA_NS {
 // W (N, K) read in place. Every C[i][j] is the chain gemm_vector_dots makes
 // for it (vectors along k, the last one partial, then a sum across lanes),
 // so each row gets what a one-row gemm gives it, whatever M. Tiles of four
-// rows of A times four rows of W share the loads; each block of W is read
-// once, for all rows of A (W, up to a few MB, comes from L3 at one row,
-// A from L1/L2).
+// rows of A times four rows of W share the loads; W is read once, a block
+// of about 16 KB at a time that stays in L1 while every row of A passes.
 template <typename T>
 void rows_dots(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* W,
                const T* bias, T* C, int64_t ldc) {
   constexpr int V = Vec<T>::size, AR = 4, WR = 4;
   const int64_t k_full = K / V * V;
   const int k_rest = static_cast<int>(K - k_full);
-  for (int64_t j0 = 0; j0 < N; j0 += WR) {
-    const int wr = static_cast<int>(N - j0 < WR ? N - j0 : WR);
-    const T* w[WR];
-    for (int r = 0; r < WR; ++r) w[r] = W + (j0 + (r < wr ? r : 0)) * K;  // past N: row j0 again
+  const int64_t block_rows = (16384 / static_cast<int64_t>(sizeof(T)) / (K > 0 ? K : 1)) / WR * WR;
+  const int64_t JB = block_rows > WR ? block_rows : WR;
+  for (int64_t jb = 0; jb < N; jb += JB) {
+    const int64_t jb1 = N - jb < JB ? N : jb + JB;
     for (int64_t i0 = 0; i0 < M; i0 += AR) {
       const int ar = static_cast<int>(M - i0 < AR ? M - i0 : AR);
       const T* a[AR];
-      for (int i = 0; i < AR; ++i) a[i] = A + (i0 + (i < ar ? i : 0)) * lda;
-      Vec<T> acc[AR][WR];
-      for (int i = 0; i < AR; ++i)
-        for (int r = 0; r < WR; ++r) acc[i][r] = Vec<T>::zero();
-      for (int64_t k = 0; k < k_full; k += V) {
-        Vec<T> wk[WR];
-        for (int r = 0; r < WR; ++r) wk[r] = Vec<T>::load(w[r] + k);
-        for (int i = 0; i < AR; ++i) {
-          const Vec<T> ak = Vec<T>::load(a[i] + k);
-          for (int r = 0; r < WR; ++r) acc[i][r] = fmadd(ak, wk[r], acc[i][r]);
+      for (int i = 0; i < AR; ++i) a[i] = A + (i0 + (i < ar ? i : 0)) * lda;  // past M: row i0 again
+      for (int64_t j0 = jb; j0 < jb1; j0 += WR) {
+        const int wr = static_cast<int>(jb1 - j0 < WR ? jb1 - j0 : WR);
+        const T* w[WR];
+        for (int r = 0; r < WR; ++r) w[r] = W + (j0 + (r < wr ? r : 0)) * K;
+        Vec<T> acc[AR][WR];
+        for (int i = 0; i < AR; ++i)
+          for (int r = 0; r < WR; ++r) acc[i][r] = Vec<T>::zero();
+        for (int64_t k = 0; k < k_full; k += V) {
+          Vec<T> wk[WR];
+          for (int r = 0; r < WR; ++r) wk[r] = Vec<T>::load(w[r] + k);
+          for (int i = 0; i < AR; ++i) {
+            const Vec<T> ak = Vec<T>::load(a[i] + k);
+            for (int r = 0; r < WR; ++r) acc[i][r] = fmadd(ak, wk[r], acc[i][r]);
+          }
         }
-      }
-      if (k_rest > 0) {
-        Vec<T> wk[WR];
-        for (int r = 0; r < WR; ++r) wk[r] = Vec<T>::load_partial(w[r] + k_full, k_rest);
-        for (int i = 0; i < AR; ++i) {
-          const Vec<T> ak = Vec<T>::load_partial(a[i] + k_full, k_rest);
-          for (int r = 0; r < WR; ++r) acc[i][r] = fmadd(ak, wk[r], acc[i][r]);
+        if (k_rest > 0) {
+          Vec<T> wk[WR];
+          for (int r = 0; r < WR; ++r) wk[r] = Vec<T>::load_partial(w[r] + k_full, k_rest);
+          for (int i = 0; i < AR; ++i) {
+            const Vec<T> ak = Vec<T>::load_partial(a[i] + k_full, k_rest);
+            for (int r = 0; r < WR; ++r) acc[i][r] = fmadd(ak, wk[r], acc[i][r]);
+          }
         }
-      }
-      for (int i = 0; i < ar; ++i) {
-        T* c = C + (i0 + i) * ldc + j0;
-        for (int r = 0; r < wr; ++r) {
-          const T dot = reduce_add(acc[i][r]);
-          c[r] = bias != nullptr ? dot + bias[j0 + r] : dot;  // numpy's y += bias, after the product
+        for (int i = 0; i < ar; ++i) {
+          T* c = C + (i0 + i) * ldc + j0;
+          for (int r = 0; r < wr; ++r) {
+            const T dot = reduce_add(acc[i][r]);
+            c[r] = bias != nullptr ? dot + bias[j0 + r] : dot;  // numpy's y += bias, after the product
+          }
         }
       }
     }
+  }
+}
+
+// The sums of panel_product<T, R, NV, KS> (chain s: the k ≡ s mod KS in
+// order, then the chains added in order), one chain after the other for all
+// R rows: the same arithmetic with R·NV accumulators instead of KS·R·NV, so
+// a tile takes more rows and each line of the panel serves all of them.
+template <typename T, int R, int NV, int KS>
+inline void panel_product_by_chain(int64_t K, const T* A, int64_t lda, const T* P, Vec<T> (&acc)[R][NV]) {
+  constexpr int V = Vec<T>::size;
+  for (int s = 0; s < KS; ++s) {
+    Vec<T> chain[R][NV];
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < NV; ++q) chain[r][q] = Vec<T>::zero();
+    for (int64_t k = s; k < K; k += KS) {
+      Vec<T> w[NV];
+      for (int q = 0; q < NV; ++q) w[q] = Vec<T>::load(P + (k * NV + q) * V);
+      for (int r = 0; r < R; ++r) {
+        const Vec<T> a = Vec<T>::broadcast(A[r * lda + k]);
+        for (int q = 0; q < NV; ++q) chain[r][q] = fmadd(a, w[q], chain[r][q]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < NV; ++q) acc[r][q] = s == 0 ? chain[r][q] : acc[r][q] + chain[r][q];
+  }
+}
+
+// A tile's recurrent product with the chains of a one-row tile (KS): one
+// row interleaves them (its FMAs would wait on one another otherwise);
+// several rows take them one after the other.
+template <typename T, int R, int NV, int KS>
+inline void stepper_product(int64_t K, const T* A, int64_t lda, const T* P, Vec<T> (&acc)[R][NV]) {
+  if constexpr (R == 1) {
+    panel_product<T, R, NV, KS>(K, A, lda, P, acc);
+  } else {
+    panel_product_by_chain<T, R, NV, KS>(K, A, lda, P, acc);
   }
 }
 
@@ -81,7 +121,7 @@ struct StepperTile {
   template <int R>
   void tile(int64_t row0) {
     Vec<T> acc[R][NV];
-    panel_product<T, R, NV, KS>(H, h_prev + row0 * H, H, panel, acc);
+    stepper_product<T, R, NV, KS>(H, h_prev + row0 * H, H, panel, acc);
     for (int r = 0; r < R; ++r) epi.apply(row0 + r, unit, acc[r], h_out + (row0 + r) * H);
   }
 };
@@ -99,7 +139,7 @@ struct StepperProduct {
   void tile(int64_t row0) {
     constexpr int V = Vec<T>::size;
     Vec<T> acc[R][NV];
-    panel_product<T, R, NV, KS>(H, h_prev + row0 * H, H, panel, acc);
+    stepper_product<T, R, NV, KS>(H, h_prev + row0 * H, H, panel, acc);
     for (int r = 0; r < R; ++r)
       for (int q = 0; q < NV; ++q) acc[r][q].store(acc_out + (row0 + r) * ld + (unit * NV + q) * V);
   }
@@ -111,7 +151,7 @@ template <typename T, int NV, typename Epi>
 void stepper_layer(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* panels, const T* h_prev,
                    T* h_out, const Epi& epi) {
   constexpr int KS = panel_chains<1, NV>();
-  constexpr int RS = tile_rows<NV * KS>();  // rows a tile's KS·NV·R accumulators allow
+  constexpr int RS = tile_rows<NV>();  // rows a tile's NV·R accumulators allow (chain by chain)
   StepperTile<T, NV, KS, Epi> t;
   t.H = map.H;
   t.h_prev = h_prev;
@@ -131,7 +171,7 @@ template <typename T, int NV>
 void stepper_layer_product(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* panels,
                            const T* h_prev, T* acc) {
   constexpr int KS = panel_chains<1, NV>();
-  constexpr int RS = tile_rows<NV * KS>();
+  constexpr int RS = tile_rows<NV>();
   StepperProduct<T, NV, KS> t;
   t.H = map.H;
   t.ld = map.units() * NV * Vec<T>::size;
