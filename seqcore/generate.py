@@ -263,6 +263,7 @@ def _stepped_tokens(model, vocab: Vocabulary, length: int, ids: np.ndarray, temp
         return
     draw = dict(temperature=temperature, top_k=top_k, top_p=top_p, pad_id=vocab.pad_id)
     stepper = model.stepper(batch_size=1)
+    step_draw = stepper.drawer(**draw)
     fed, u, out = np.empty(1, np.int64), np.empty(1), np.empty(1, np.int64)
     uniform_start = ids.size == 0 and eos is None
     if uniform_start:  # no <eos>: a uniform first token, as char-rnn starts
@@ -277,7 +278,7 @@ def _stepped_tokens(model, vocab: Vocabulary, length: int, ids: np.ndarray, temp
         else:  # the last token in, the next one out
             fed[0] = out[0]
             u[0] = rng.random()
-            stepper.step_draw(fed, u, out, **draw)
+            step_draw(fed, u, out)
         token = int(out[0])
         if stop_at_eos and token == eos:
             return
@@ -330,6 +331,7 @@ def _stepped_rows(model, vocab: Vocabulary, length: int, ids: np.ndarray, temper
         return rows
     draw = dict(temperature=temperature, top_k=top_k, top_p=top_p, pad_id=vocab.pad_id)
     stepper = model.stepper(batch_size=N)
+    step_draw = stepper.drawer(**draw)
     out = np.empty(N, np.int64)
     uniform_start = ids.size == 0 and eos is None
     if uniform_start:
@@ -348,7 +350,7 @@ def _stepped_rows(model, vocab: Vocabulary, length: int, ids: np.ndarray, temper
             ops.draw(np.repeat(logits, N, axis=0), uniforms.take(active), out, **draw)
         else:
             fed = out[:n].copy()
-            stepper.step_draw(fed, uniforms.take(active), out[:n], **draw)
+            step_draw(fed, uniforms.take(active), out[:n])
         drawn[t, active] = out[:n]
         if stop_at_eos and eos is not None:
             stopped = out[:n] == eos

@@ -577,18 +577,24 @@ class NativeStepper:
         self._native.step(ids, self.num_threads)
         return self._logits[: len(ids)]
 
-    def step_draw(self, ids: np.ndarray, u: np.ndarray, out: np.ndarray, *, temperature: float = 1.0,
-                  top_k: Optional[int] = None, top_p: Optional[float] = None, pad_id: Optional[int] = None) -> None:
-        """``step(ids)``, then out[r] = the next token of row r, drawn with the
-        uniform number u[r] in [0, 1) from softmax(logits / temperature) with
-        <pad> (``pad_id``) never drawn and the top-k / top-p cut, as
-        seqcore.generate's reference draw does it (in float64, in its
-        order). ids, out (n,) int64; u (n,) float64."""
-        ok = self._native.step_draw(ids, u, out, float(temperature), 0 if top_k is None else int(top_k),
-                                    1.0 if top_p is None else float(top_p), -1 if pad_id is None else int(pad_id),
-                                    self.num_threads)
-        if not ok:
-            raise FloatingPointError("logits: the model gave NaN or infinite logits; its weights may have diverged")
+    def drawer(self, *, temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
+               pad_id: Optional[int] = None):
+        """A function step_draw(ids, u, out): ``step(ids)``, then out[r] = the
+        next token of row r, drawn with the uniform number u[r] in [0, 1)
+        from softmax(logits / temperature) with <pad> (``pad_id``) never
+        drawn and the top-k / top-p cut, as seqcore.generate's reference draw
+        does it (in float64, in its order). ids, out (n,) int64 and u (n,)
+        float64, C-contiguous (unchecked here: the native side checks them).
+        The options are bound once: the function is a sampling loop's step."""
+        native = self._native.step_draw
+        options = (float(temperature), 0 if top_k is None else int(top_k), 1.0 if top_p is None else float(top_p),
+                   -1 if pad_id is None else int(pad_id), self.num_threads)
+
+        def step_draw(ids: np.ndarray, u: np.ndarray, out: np.ndarray) -> None:
+            if not native(ids, u, out, *options):
+                raise FloatingPointError("logits: the model gave NaN or infinite logits; its weights may have "
+                                         "diverged")
+        return step_draw
 
     @property
     def nbytes(self) -> int:

@@ -154,10 +154,16 @@ class Stepper:
         self._check_fresh()
         return self._native.step(ids)
 
-    def step_draw(self, ids: np.ndarray, u: np.ndarray, out: np.ndarray, **draw) -> None:
-        """step(ids), then out[r] = the token drawn for row r with the uniform
-        number u[r] (seqcore.ops.NativeStepper.step_draw; ``draw``:
-        temperature, top_k, top_p, pad_id). ids, out int64 and u float64,
-        (n,) and C-contiguous: the fast path of seqcore.generate."""
-        self._check_fresh()
-        self._native.step_draw(ids, u, out, **draw)
+    def drawer(self, **draw):
+        """A function step_draw(ids, u, out): ``step(ids)``, then out[r] = the
+        token drawn for row r with the uniform number u[r]
+        (seqcore.ops.NativeStepper.drawer; ``draw``: temperature, top_k,
+        top_p, pad_id, bound once). ids, out int64 and u float64, (n,) and
+        C-contiguous: the loop of seqcore.generate."""
+        native = self._native.drawer(**draw)
+
+        def step_draw(ids: np.ndarray, u: np.ndarray, out: np.ndarray) -> None:
+            if params_version() != self._version:
+                self.refresh()
+            native(ids, u, out)
+        return step_draw
