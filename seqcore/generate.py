@@ -261,9 +261,8 @@ def _stepped_tokens(model, vocab: Vocabulary, length: int, ids: np.ndarray, temp
     V, eos = len(vocab), vocab.eos_id
     if length == 0:
         return
-    draw = dict(temperature=temperature, top_k=top_k, top_p=top_p, pad_id=vocab.pad_id)
     stepper = model.stepper(batch_size=1)
-    step_draw = stepper.drawer(**draw)
+    step_draw = stepper.drawer(temperature=temperature, top_k=top_k, top_p=top_p, pad_id=vocab.pad_id)
     fed, u, out = np.empty(1, np.int64), np.empty(1), np.empty(1, np.int64)
     uniform_start = ids.size == 0 and eos is None
     if uniform_start:  # no <eos>: a uniform first token, as char-rnn starts
@@ -274,7 +273,7 @@ def _stepped_tokens(model, vocab: Vocabulary, length: int, ids: np.ndarray, temp
         if i == 0 and not uniform_start:
             logits = _prime_step(model, vocab, ids, stepper)
             u[0] = rng.random()
-            ops.draw(logits, u, out, **draw)
+            ops.draw(logits, u, out, temperature=temperature, top_k=top_k, top_p=top_p, pad_id=vocab.pad_id)
         else:  # the last token in, the next one out
             fed[0] = out[0]
             u[0] = rng.random()
@@ -329,9 +328,8 @@ def _stepped_rows(model, vocab: Vocabulary, length: int, ids: np.ndarray, temper
     rows: List[List[str]] = [[] for _ in range(N)]
     if length == 0:
         return rows
-    draw = dict(temperature=temperature, top_k=top_k, top_p=top_p, pad_id=vocab.pad_id)
     stepper = model.stepper(batch_size=N)
-    step_draw = stepper.drawer(**draw)
+    step_draw = stepper.drawer(temperature=temperature, top_k=top_k, top_p=top_p, pad_id=vocab.pad_id)
     out = np.empty(N, np.int64)
     uniform_start = ids.size == 0 and eos is None
     if uniform_start:
@@ -347,7 +345,8 @@ def _stepped_rows(model, vocab: Vocabulary, length: int, ids: np.ndarray, temper
         n = len(active)
         if t == 0 and not uniform_start:
             logits = _prime_step(model, vocab, ids, stepper)
-            ops.draw(np.repeat(logits, N, axis=0), uniforms.take(active), out, **draw)
+            ops.draw(np.repeat(logits, N, axis=0), uniforms.take(active), out, temperature=temperature, top_k=top_k,
+                     top_p=top_p, pad_id=vocab.pad_id)
         else:
             fed = out[:n].copy()
             step_draw(fed, uniforms.take(active), out[:n])
@@ -388,7 +387,7 @@ def sample(model, vocab: Vocabulary, length: int = 200, *, prime: str = "", temp
         tokens: List[str] = list(stream(model, vocab, length, prime=prime, temperature=temperature, top_k=top_k,
                                         top_p=top_p, seed=seed, stop_at_eos=stop_at_eos))
         return _text(vocab, tokens)
-    num_samples = _int("num_samples", num_samples, 1, none_ok=True)
+    num_samples = _int("num_samples", num_samples, 1)
     length, temperature, top_k, top_p, stop_at_eos, ids = _check_args(model, vocab, length, temperature, top_k,
                                                                        top_p, stop_at_eos, prime)
     rngs = _row_rngs(seed, num_samples)

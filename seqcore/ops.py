@@ -549,7 +549,7 @@ class NativeStepper:
         self.c = self._native.state(1) if cell == "lstm" else None
         self._logits = self._native.logits()  # (B, V)
 
-    def _weights(self, embedding, W_ih, W_hh, b_ih, b_hh, head_W, head_b):
+    def _weights(self, embedding, W_ih, W_hh, b_ih, b_hh, head_W, head_b) -> Tuple[Any, ...]:
         """The arguments checked (dtype, finite) and C-contiguous; the native
         side checks the shapes, naming each."""
         dt = self.dtype

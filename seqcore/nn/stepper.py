@@ -24,7 +24,7 @@ them.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class Stepper:
         self.batch_size, self.vocab_size = self._native.batch_size, self._native.vocab_size
         self.dtype = self._native.dtype
 
-    def _weights(self):
+    def _weights(self) -> Tuple[Any, ...]:
         """The model's weights, in NativeStepper's arguments."""
         m, rnn = self.model, self.model.rnn
         p = rnn.params
@@ -73,13 +73,11 @@ class Stepper:
 
     def refresh(self) -> None:
         """Copies the model's weights again; the state is kept."""
-        h = self._native.h.copy()
-        c = self._native.c.copy() if self._native.c is not None else None
+        kept = [(s, s.copy()) for s in (self._native.h, self._native.c) if s is not None]
         self._version = params_version()
         self._native.refresh(*self._weights())
-        self._native.h[...] = h
-        if c is not None:
-            self._native.c[...] = c
+        for s, copy in kept:
+            s[...] = copy
 
     def _check_fresh(self) -> None:
         if params_version() != self._version:
