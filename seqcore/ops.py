@@ -503,7 +503,8 @@ def draw(logits: np.ndarray, u: np.ndarray, out: Optional[np.ndarray] = None, *,
     out = np.empty(len(u), np.int64) if out is None else out
     if not _core.draw(logits, u, out, float(temperature), 0 if top_k is None else int(top_k),
                       1.0 if top_p is None else float(top_p), -1 if pad_id is None else int(pad_id)):
-        raise FloatingPointError("logits: contains NaN or inf")  # not reached: _array checks
+        raise FloatingPointError(f"logits: softmax(logits / temperature) is not finite (temperature "
+                                 f"{temperature} overflows the logits)")
     return out
 
 
@@ -592,8 +593,8 @@ class NativeStepper:
 
         def step_draw(ids: np.ndarray, u: np.ndarray, out: np.ndarray) -> None:
             if not native(ids, u, out, *options):
-                raise FloatingPointError("logits: the model gave NaN or infinite logits; its weights may have "
-                                         "diverged")
+                raise FloatingPointError("logits: the model gave NaN or infinite logits, or logits / temperature "
+                                         "overflowed; its weights may have diverged")
         return step_draw
 
     @property

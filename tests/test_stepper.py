@@ -196,5 +196,7 @@ def test_bad_arguments_are_rejected_with_their_names():
 def test_draw_rejects_what_it_cannot_draw_from():
     with pytest.raises(ValueError, match="logits: contains NaN or inf"):
         ops.draw(np.array([[0.0, np.nan]]), np.array([0.5]))
+    with pytest.raises(FloatingPointError, match="temperature"):
+        ops.draw(np.array([[1e300, -1e300]]), np.array([0.5]), temperature=1e-10)
     with pytest.raises(ValueError, match="u: expected 1 numbers in"):
         ops.draw(np.array([[0.0, 1.0]]), np.array([1.0]))

@@ -46,6 +46,7 @@ int64_t draw_row(const T* x, int64_t V, double u, const DrawOptions& o, double* 
     p[j] = std::exp(logp[j]);
   }
   const double log_z = std::log(pairwise_sum(p, V));
+  if (!std::isfinite(log_z)) return -1;  // logits / temperature overflowed
   for (int64_t j = 0; j < V; ++j) logp[j] -= log_z;
   if (o.pad_id >= 0) logp[o.pad_id] = -inf;
   if (o.top_k > 0 || o.top_p < 1.0) {
@@ -81,6 +82,7 @@ int64_t draw_row(const T* x, int64_t V, double u, const DrawOptions& o, double* 
   const double most = *std::max_element(logp, logp + V);
   for (int64_t j = 0; j < V; ++j) p[j] = std::exp(logp[j] - most);
   const double sum = pairwise_sum(p, V);
+  if (!(sum > 0.0 && std::isfinite(sum))) return -1;
   double cdf = 0.0;
   for (int64_t j = 0; j < V; ++j) {
     cdf += p[j] / sum;

@@ -20,7 +20,8 @@ struct DrawOptions {
 // the tokens past top-k / top-p out, then the first token whose normalised
 // cumulative probability exceeds u (numpy's Generator.choice). Ties in
 // top-k / top-p go to the lower id, as a stable sort does.
-// out[r] = -1 where the row's logits hold a NaN or an infinity.
+// out[r] = -1 where the row's logits hold a NaN or an infinity, or where
+// logits / temperature overflow.
 // work: 2·V doubles, order: V integers (the caller's, so no allocation).
 template <typename T>
 void draw_tokens(const T* logits, int64_t rows, int64_t V, const double* u, const DrawOptions& o,
