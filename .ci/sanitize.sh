@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD_DIR=${SANITIZE_BUILD_DIR:-build/sanitize}
 SITE=${SANITIZE_SITE:-$ROOT/build/sanitize-site}
-TESTS=${SANITIZE_TESTS:-"tests/test_native_cells.py tests/test_gemm.py tests/test_activations.py \
+TESTS=${SANITIZE_TESTS:-"tests/test_native_cells.py tests/test_gemm.py tests/test_activations.py tests/test_stepper.py \
 tests/test_ops_arguments.py tests/test_padded_batches.py tests/test_bad_input.py tests/test_concurrency.py \
 tests/test_properties.py tests/test_numerical_robustness.py tests/test_optim.py"}
 t_start=$(date +%s)

@@ -75,6 +75,35 @@ struct CellBackwardArgs {
 };
 
 // ---------------------------------------------------------------------------
+// generation (generate/stepper.h)
+
+// A language model prepared for stepping: ids (B,) -> embedding (or
+// one-hot) -> L stacked layers of one cell kind -> head -> logits (B, V).
+struct StepperSizes {
+  Cell cell = Cell::lstm;
+  int64_t B = 0;           // rows (samples)
+  int64_t V = 0;           // vocabulary: ids in [0, V), logits (B, V)
+  int64_t D = 0;           // layer 0's input: the embedding's width, or V (one-hot)
+  int64_t H = 0, L = 0;    // hidden units, layers
+  bool embedding = false;  // ids go through an embedding (V, D); else one-hot
+  bool table = false;      // layer 0's x W_ihᵀ kept for every id (V, G·H)
+  bool head_bias = false;
+};
+
+// The weights a stepper copies (and packs) when it is prepared or
+// refreshed; the caller's arrays, C-contiguous, per layer l < L.
+template <typename T>
+struct StepperWeights {
+  const T* embedding = nullptr;        // (V, D) or null (one-hot)
+  const T* const* W_ih = nullptr;      // (G·H, D) for l = 0, (G·H, H) after
+  const T* const* W_hh = nullptr;      // (G·H, H)
+  const T* const* b_ih = nullptr;      // (G·H,) RNN, LSTM: the one bias b_ih + b_hh
+  const T* const* b_hh = nullptr;      // (G·H,) GRU
+  const T* head_W = nullptr;           // (V, H)
+  const T* head_b = nullptr;           // (V,) or null
+};
+
+// ---------------------------------------------------------------------------
 // optimizers
 
 // One Adam step's constants (optim/adam.h rounds each to the element type):
@@ -114,6 +143,20 @@ struct KernelTable {
   void (*adam)(T* p, const T* g, T* m, T* v, int64_t n, const AdamArgs& args, int num_threads);
   // Σ x[i]², accumulated in double.
   double (*sum_of_squares)(const T* x, int64_t n);
+
+  // A stepper's buffer (64-byte aligned, stepper_size elements): the
+  // weights, copied and packed by stepper_pack, then the state, which
+  // stepper_pack zeroes. stepper_state gives the offset of h (which = 0)
+  // or c (which = 1, LSTM), each (L, B, H). stepper_step runs one token
+  // for rows [0, rows): ids (rows,) in [0, V) -> logits (rows, V), the
+  // state updated; rows >= B are left as they are. It uses at most
+  // num_threads threads; the results do not depend on them, nor on
+  // top_first (the order of the layers' products, see generate/stepper.h).
+  int64_t (*stepper_size)(const StepperSizes& s);
+  int64_t (*stepper_state)(const StepperSizes& s, int which);
+  void (*stepper_pack)(const StepperSizes& s, const StepperWeights<T>& w, T* buf);
+  void (*stepper_step)(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits,
+                       int num_threads, bool top_first);
 };
 
 struct IsaKernels {

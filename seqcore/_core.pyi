@@ -8,7 +8,7 @@ this module; keep these signatures in step with csrc/bindings.cpp
 (tests/test_wheel.py compares them).
 """
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -132,3 +132,71 @@ def sum_of_squares(x: _Array) -> float:
 
 def sigmoid(x: _Array) -> _Array: ...
 def tanh(x: _Array) -> _Array: ...
+
+# generation: a language model prepared for stepping (csrc/generate/stepper.h)
+
+class _Stepper:
+    """Up to batch_size rows of a language model, one token a step: weights
+    copied (W_hh packed) at construction and by refresh; one call a token.
+    b_ih: RNN, LSTM the one bias b_ih + b_hh; b_hh: a list for GRU, else None.
+    table: keep layer 0's x W_ihᵀ for every id (V, G·H)."""
+
+    def __init__(
+        self,
+        cell: str,
+        batch_size: int,
+        embedding: Optional[_Array],
+        W_ih: List[_Array],
+        W_hh: List[_Array],
+        b_ih: List[_Array],
+        b_hh: Optional[List[_Array]],
+        head_W: _Array,
+        head_b: Optional[_Array],
+        table: bool,
+    ) -> None: ...
+    def refresh(
+        self,
+        embedding: Optional[_Array],
+        W_ih: List[_Array],
+        W_hh: List[_Array],
+        b_ih: List[_Array],
+        b_hh: Optional[List[_Array]],
+        head_W: _Array,
+        head_b: Optional[_Array],
+    ) -> None:
+        """Copies and packs the weights again (the same sizes); zeroes the state."""
+    def step(self, ids: npt.NDArray[np.int64], num_threads: int = 0) -> None:
+        """One token for rows [0, n): ids (n,) -> logits()[:n]; the state moves on.
+        At most num_threads threads (0: get_num_threads()), as many as the work pays for."""
+    def step_draw(
+        self,
+        ids: npt.NDArray[np.int64],
+        u: npt.NDArray[np.float64],
+        out: npt.NDArray[np.int64],
+        temperature: float,
+        top_k: int,
+        top_p: float,
+        pad_id: int,
+        num_threads: int = 0,
+    ) -> bool:
+        """step(ids), then out[r] = the token drawn for row r with u[r]; False if logits were not finite."""
+    def state(self, which: int) -> _Array:
+        """A view of h (which = 0) or c (1, LSTM), (L, B, H): writing into it sets the state."""
+    def logits(self) -> _Array:
+        """A view of the logits (B, V) of the last step."""
+    @property
+    def nbytes(self) -> int: ...
+
+class StepperF32(_Stepper): ...
+class StepperF64(_Stepper): ...
+
+def draw(
+    logits: _Array,
+    u: npt.NDArray[np.float64],
+    out: npt.NDArray[np.int64],
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    pad_id: int,
+) -> bool:
+    """out[r] = the token drawn from logits[r] with the uniform number u[r]; false if not finite."""

@@ -476,7 +476,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     prime = args.prime if args.prime else ("\n" if vocab.level == "char" and "\n" in vocab else "")
     options = dict(prime=prime, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     try:
-        if vocab.level == "char":
+        if args.num_samples > 1:
+            # drawn together; sample i is the one --seed (seed + i) gives alone
+            texts = sample(ckpt.model, vocab, args.length, num_samples=args.num_samples, **options)
+            for i, text in enumerate(texts):
+                print(f"--- sample {i + 1} of {len(texts)}" +
+                      (f" (seed {args.seed + i})" if args.seed is not None else "") + " ---")
+                print(args.prime + text if vocab.level == "char" else
+                      (f"{args.prime} {text}" if args.prime else text))
+        elif vocab.level == "char":
             tokens = stream(ckpt.model, vocab, args.length, **options)
             sys.stdout.write(args.prime)
             for token in tokens:
@@ -508,6 +516,9 @@ def _add_sample_parser(sub) -> None:
                    help="the same seed gives the same text (default: random)")
     p.add_argument("--prime", metavar="TEXT", default="",
                    help="text to continue (printed first; default: a new line)")
+    p.add_argument("--num-samples", metavar="N", type=_int_at_least(1), default=1,
+                   help="samples drawn at once, each under a '--- sample i of N ---' line; sample i is the one "
+                        "--seed + i gives alone (default 1)")
     _add_threads(p)
     p.set_defaults(run=cmd_sample, parser=p)
 

@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .nn.module import random_generators
+from .nn.module import params_written, random_generators
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_BUCKET_BYTES = 64 << 20  # one allreduce per 64 MiB of gradients
@@ -197,6 +197,7 @@ class Communicator:
             for a in arrays:
                 a[...] = flat[offset:offset + a.size].reshape(a.shape)
                 offset += a.size
+            params_written()
 
     def check_same(self, value, what: str) -> None:
         """Raises ValueError on every rank unless ``value`` (picklable) is the

@@ -35,6 +35,30 @@ more token.
 Seeds: one ``np.random.Generator`` (``np.random.default_rng(seed)``; a
 Generator may be passed and is drawn from) gives one uniform number per
 drawn token, so the same seed, model and arguments give the same text.
+
+Speed. A model with ``stepper()`` (``seqcore.nn.LanguageModel``) is stepped
+by it after the prime: weights packed once, one native call a token for the
+step and the draw. The stepper gives each token the logits the model's
+forward on T=1 gives it, bit for bit, and draws with the same operations in
+float64 (csrc/generate/draw.h); so the text is the one of the reference path
+(any other model: one forward a token and ``_draw`` in NumPy), which the
+tests compare. The two draws may differ in the last bit of a float64 (an
+exp, a sum), which changes a token only if the uniform number falls within
+about 1e-16 of a boundary of the cumulative distribution.
+
+Several samples at once: ``sample(..., num_samples=N)`` draws N texts in one
+pass, the N rows of one stepper (B = N), and returns them as a list. Row i
+draws from its own generator, so it is the text ``sample`` gives alone with
+that generator's seed:
+
+- an int ``seed``: row i uses ``np.random.default_rng(seed + i)``, so row 0 is
+  the text of ``num_samples=None`` and row i that of ``seed=seed + i``;
+- ``seed=None``: a fresh random int seed s, then as for s;
+- a Generator (or SeedSequence, BitGenerator): row 0 draws from it, rows
+  1 … N-1 from its ``spawn(N - 1)``.
+
+A row that ends at ``<eos>`` stops there; the rows still running are packed
+to the front of the stepper, so a row that ended costs nothing more.
 """
 
 from __future__ import annotations
@@ -43,6 +67,7 @@ from typing import Iterator, List, Optional, Union
 
 import numpy as np
 
+from . import ops
 from .nn.losses import check_temperature, log_softmax
 from .text import UnknownTokenError, Vocabulary, join_words
 
@@ -79,6 +104,16 @@ def _rng(seed: Seed) -> np.random.Generator:
         return np.random.default_rng(seed)
     except (TypeError, ValueError):
         raise TypeError(f"seed: expected None, an int >= 0 or a numpy.random.Generator, got {seed!r}") from None
+
+
+def _row_rngs(seed: Seed, num_samples: int) -> List[np.random.Generator]:
+    """The generators of rows 0 … num_samples-1 (see the module doc)."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)) and seed >= 0:
+        return [np.random.default_rng(int(seed) + i) for i in range(num_samples)]
+    if seed is None:
+        return _row_rngs(int(np.random.SeedSequence().generate_state(2, np.uint64)[0] >> 1), num_samples)
+    first = _rng(seed)
+    return [first] + (list(first.spawn(num_samples - 1)) if num_samples > 1 else [])
 
 
 def _prime_ids(vocab: Vocabulary, prime: str) -> np.ndarray:
@@ -143,6 +178,15 @@ def stream(model, vocab: Vocabulary, length: int = 200, *, prime: str = "", temp
     one raises TypeError or ValueError naming it; a prime with a token not in
     a vocabulary without ``<unk>`` raises ``UnknownTokenError``.
     """
+    length, temperature, top_k, top_p, stop_at_eos, ids = _check_args(model, vocab, length, temperature, top_k,
+                                                                       top_p, stop_at_eos, prime)
+    tokens = _stepped_tokens if callable(getattr(model, "stepper", None)) else _tokens
+    return tokens(model, vocab, length, ids, temperature, top_k, top_p, _rng(seed), stop_at_eos)
+
+
+def _check_args(model, vocab: Vocabulary, length, temperature, top_k, top_p, stop_at_eos, prime: str):
+    """stream's and sample's checks (see stream); returns the checked
+    (length, temperature, top_k, top_p, stop_at_eos, prime ids)."""
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab: expected a seqcore.text.Vocabulary, got {type(vocab).__name__}")
     vocab_size = getattr(model, "vocab_size", None)
@@ -161,12 +205,14 @@ def stream(model, vocab: Vocabulary, length: int = 200, *, prime: str = "", temp
         raise ValueError("vocab: expected a token other than <pad> to sample")
     if ids.size == 0 and vocab.eos_id is None and len(vocab) == len(vocab.specials):
         raise ValueError("prime: the vocabulary has neither <eos> nor a regular token to start from; give a prime")
-    return _tokens(model, vocab, length, ids, temperature, top_k, top_p, _rng(seed), bool(stop_at_eos))
+    return length, temperature, top_k, top_p, bool(stop_at_eos), ids
 
 
 def _tokens(model, vocab: Vocabulary, length: int, ids: np.ndarray, temperature: float, top_k: Optional[int],
             top_p: Optional[float], rng: np.random.Generator, stop_at_eos: bool) -> Iterator[str]:
-    """The generator behind ``stream``; arguments already checked."""
+    """The generator behind ``stream`` for a model without a stepper: one
+    forward a token and the NumPy draw. The reference path: the stepper's
+    (_stepped_tokens) gives the same tokens; arguments already checked."""
     V, eos = len(vocab), vocab.eos_id
     if length == 0:
         return
@@ -190,12 +236,164 @@ def _tokens(model, vocab: Vocabulary, length: int, ids: np.ndarray, temperature:
         ids = np.array([token], dtype=np.int64)
 
 
+def _checked_logits(logits: np.ndarray, V: int) -> np.ndarray:
+    if logits.shape[-1] != V:
+        raise ValueError(f"vocab: expected the model's vocabulary of {logits.shape[-1]} tokens, got {V}")
+    return logits
+
+
+def _prime_step(model, vocab: Vocabulary, ids: np.ndarray, stepper) -> np.ndarray:
+    """The prime (or <eos>) through one forward from the zero state, its final
+    state given to every row of the stepper; returns the logits (1, V) of its
+    last token."""
+    fed = ids if ids.size else np.array([vocab.eos_id], dtype=np.int64)
+    logits, state = model.forward(fed.reshape(-1, 1), None, train=False)
+    stepper.reset(state)
+    return _checked_logits(logits, len(vocab))[-1]
+
+
+def _stepped_tokens(model, vocab: Vocabulary, length: int, ids: np.ndarray, temperature: float,
+                    top_k: Optional[int], top_p: Optional[float], rng: np.random.Generator,
+                    stop_at_eos: bool) -> Iterator[str]:
+    """The generator behind ``stream`` for a model with a stepper: the prime
+    through one forward, then one native call a token for the step and the
+    draw. The tokens of _tokens, drawing the same numbers from rng."""
+    V, eos = len(vocab), vocab.eos_id
+    if length == 0:
+        return
+    stepper = model.stepper(batch_size=1)
+    step_draw = stepper.drawer(temperature=temperature, top_k=top_k, top_p=top_p, pad_id=vocab.pad_id)
+    fed, u, out = np.empty(1, np.int64), np.empty(1), np.empty(1, np.int64)
+    uniform_start = ids.size == 0 and eos is None
+    if uniform_start:  # no <eos>: a uniform first token, as char-rnn starts
+        out[0] = rng.integers(len(vocab.specials), V)
+        yield vocab.tokens[int(out[0])]
+        length -= 1
+    for i in range(length):
+        if i == 0 and not uniform_start:
+            logits = _prime_step(model, vocab, ids, stepper)
+            u[0] = rng.random()
+            ops.draw(logits, u, out, temperature=temperature, top_k=top_k, top_p=top_p, pad_id=vocab.pad_id)
+        else:  # the last token in, the next one out
+            fed[0] = out[0]
+            u[0] = rng.random()
+            step_draw(fed, u, out)
+        token = int(out[0])
+        if stop_at_eos and token == eos:
+            return
+        yield vocab.tokens[token]
+
+
+class _Uniforms:
+    """The uniform numbers of each step's rows: one a token from each row's
+    generator, drawn in blocks of BLOCK (a Python call per row and block, not
+    per token). ``finish`` leaves each generator as if it had given one
+    number per token of its row, as sampling that row alone does."""
+
+    BLOCK = 256
+
+    def __init__(self, rngs: List[np.random.Generator]) -> None:
+        self.rngs = rngs
+        self.buf = np.empty((len(rngs), self.BLOCK))
+        self.pos = self.BLOCK
+        self.saved: List[Optional[dict]] = [None] * len(rngs)  # each generator's state before its block
+        self.used = np.zeros(len(rngs), np.int64)              # numbers taken from each row's block
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """u (n,) for the rows (indices into rngs) of this step."""
+        if self.pos == self.BLOCK:
+            for i in rows.tolist():
+                self.saved[i] = self.rngs[i].bit_generator.state
+                self.buf[i] = self.rngs[i].random(self.BLOCK)  # = BLOCK calls of random()
+            self.used[rows] = 0
+            self.pos = 0
+        u = self.buf[rows, self.pos]
+        self.used[rows] += 1
+        self.pos += 1
+        return u
+
+    def finish(self) -> None:
+        for rng, state, used in zip(self.rngs, self.saved, self.used.tolist()):
+            if state is not None:
+                rng.bit_generator.state = state
+                rng.random(used)
+
+
+def _stepped_rows(model, vocab: Vocabulary, length: int, ids: np.ndarray, temperature: float,
+                  top_k: Optional[int], top_p: Optional[float], rngs: List[np.random.Generator],
+                  stop_at_eos: bool) -> List[List[str]]:
+    """The tokens of len(rngs) samples drawn together, the rows of one
+    stepper; row i gives the tokens _stepped_tokens gives with rngs[i]."""
+    N, V, eos = len(rngs), len(vocab), vocab.eos_id
+    rows: List[List[str]] = [[] for _ in range(N)]
+    if length == 0:
+        return rows
+    stepper = model.stepper(batch_size=N)
+    step_draw = stepper.drawer(temperature=temperature, top_k=top_k, top_p=top_p, pad_id=vocab.pad_id)
+    out = np.empty(N, np.int64)
+    uniform_start = ids.size == 0 and eos is None
+    if uniform_start:
+        out[:] = [rng.integers(len(vocab.specials), V) for rng in rngs]
+        for row, token in zip(rows, out.tolist()):
+            row.append(vocab.tokens[token])
+        length -= 1
+    uniforms = _Uniforms(rngs)
+    active = np.arange(N)                              # the sample in each stepper row, the running ones first
+    drawn = np.empty((length, N), np.int64)            # drawn[t, i]: token t of sample i
+    ends = np.full(N, length)                          # tokens of each sample (those before its <eos>)
+    for t in range(length):
+        n = len(active)
+        if t == 0 and not uniform_start:
+            logits = _prime_step(model, vocab, ids, stepper)
+            ops.draw(np.repeat(logits, N, axis=0), uniforms.take(active), out, temperature=temperature, top_k=top_k,
+                     top_p=top_p, pad_id=vocab.pad_id)
+        else:
+            fed = out[:n].copy()
+            step_draw(fed, uniforms.take(active), out[:n])
+        drawn[t, active] = out[:n]
+        if stop_at_eos and eos is not None:
+            stopped = out[:n] == eos
+            if stopped.any():  # the rows still running move to the front; the others cost nothing more
+                ends[active[stopped]] = t
+                running = np.flatnonzero(~stopped)
+                stepper.keep(running)
+                active = active[running]
+                out[: len(running)] = out[running]
+                if not len(running):
+                    break
+    uniforms.finish()
+    names = np.asarray(vocab.tokens, dtype=object)
+    for i, row in enumerate(rows):
+        row.extend(names[drawn[: ends[i], i]].tolist())
+    return rows
+
+
+def _text(vocab: Vocabulary, tokens: List[str]) -> str:
+    return join_words(tokens) if vocab.level == "word" else "".join(tokens)
+
+
 def sample(model, vocab: Vocabulary, length: int = 200, *, prime: str = "", temperature: float = 1.0,
            top_k: Optional[int] = None, top_p: Optional[float] = None, seed: Seed = None,
-           stop_at_eos: bool = True) -> str:
+           stop_at_eos: bool = True, num_samples: Optional[int] = None) -> Union[str, List[str]]:
     """The tokens ``stream`` yields, as one text: the continuation of
     ``prime``, without the prime itself. Characters are concatenated; words
-    are joined with ``seqcore.text.join_words``. Arguments as for ``stream``."""
-    tokens: List[str] = list(stream(model, vocab, length, prime=prime, temperature=temperature, top_k=top_k,
-                                    top_p=top_p, seed=seed, stop_at_eos=stop_at_eos))
-    return join_words(tokens) if vocab.level == "word" else "".join(tokens)
+    are joined with ``seqcore.text.join_words``. Arguments as for ``stream``.
+
+    num_samples: None for one text; an int N >= 1 for a list of N texts drawn
+    together (one stepper of N rows), text i being the one ``sample`` gives
+    alone with row i's seed (see the module doc: ``seed + i`` for an int).
+    """
+    if num_samples is None:
+        tokens: List[str] = list(stream(model, vocab, length, prime=prime, temperature=temperature, top_k=top_k,
+                                        top_p=top_p, seed=seed, stop_at_eos=stop_at_eos))
+        return _text(vocab, tokens)
+    num_samples = _int("num_samples", num_samples, 1)
+    length, temperature, top_k, top_p, stop_at_eos, ids = _check_args(model, vocab, length, temperature, top_k,
+                                                                       top_p, stop_at_eos, prime)
+    rngs = _row_rngs(seed, num_samples)
+    if callable(getattr(model, "stepper", None)):
+        rows = _stepped_rows(model, vocab, length, ids, temperature, top_k, top_p, rngs, stop_at_eos)
+    else:  # the reference path, one sample after the other
+        rows = [list(_tokens(model, vocab, length, ids, temperature, top_k, top_p, rng, stop_at_eos))
+                for rng in rngs]
+    return [_text(vocab, row) for row in rows]

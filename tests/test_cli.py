@@ -79,6 +79,21 @@ def test_train_writes_a_run_that_sample_and_eval_read(corpus, tmp_path, capsys):
     assert "nats/char" in printed and "perplexity" in printed and "bits/char" in printed
 
 
+def test_num_samples_prints_each_sample_that_its_seed_gives_alone(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    train(corpus, out)
+    capsys.readouterr()
+    assert run(["sample", str(out), "--length", "30", "--seed", "5", "--prime", "def ", "--num-samples", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("--- sample 1 of 3 (seed 5) ---\ndef ")
+    for i in range(3):
+        run(["sample", str(out), "--length", "30", "--seed", str(5 + i), "--prime", "def "])
+        alone = capsys.readouterr().out
+        assert f"--- sample {i + 1} of 3 (seed {5 + i}) ---\n{alone}" in printed
+    assert run(["sample", str(out), "--num-samples", "0"]) == 2
+    assert "--num-samples" in capsys.readouterr().err
+
+
 def test_eval_reports_the_loss_the_trainer_reports(corpus, tmp_path, capsys):
     out = tmp_path / "run"
     train(corpus, out, "--val-frac", "0.2")

@@ -8,6 +8,7 @@ whose head gives fixed, known logits; counts against the uniform distribution.
 import numpy as np
 import pytest
 
+from seqcore import ops
 from seqcore.generate import sample, stream
 from seqcore.nn import LanguageModel
 from seqcore.text import UnknownTokenError, Vocabulary, join_words
@@ -44,18 +45,19 @@ def three_tokens(probs=(0.5, 0.3, 0.2)):
 
 
 class Recorder:
-    """Wraps model.forward: keeps the ids (T, 1) and logits (T, 1, V) of each call."""
+    """A model with only ``forward`` (no stepper, so sampling takes the
+    reference path: one forward a token) that runs ``model``'s and keeps the
+    ids (T, 1) and logits (T, 1, V) of each call."""
 
     def __init__(self, model):
         self.ids, self.logits = [], []
-        forward = model.forward
+        self.model, self.vocab_size = model, model.vocab_size
 
-        def recording(ids, state=None, train=True):
-            logits, state = forward(ids, state, train=train)
-            self.ids.append(np.array(ids))
-            self.logits.append(logits.copy())
-            return logits, state
-        model.forward = recording
+    def forward(self, ids, state=None, train=True):
+        logits, state = self.model.forward(ids, state, train=train)
+        self.ids.append(np.array(ids))
+        self.logits.append(logits.copy())
+        return logits, state
 
     @property
     def steps(self):  # time steps run through the recurrent kernels
@@ -196,7 +198,7 @@ def test_stream_yields_what_sample_returns():
 def test_stream_yields_each_token_before_computing_the_next():
     model = random_model()
     calls = Recorder(model)
-    tokens = stream(model, VOCAB, 50, prime="cab", seed=4)
+    tokens = stream(calls, VOCAB, 50, prime="cab", seed=4)
     assert calls.steps == 0  # nothing runs until a token is asked for
     next(tokens)
     assert [ids.shape for ids in calls.ids] == [(3, 1)]
@@ -207,7 +209,7 @@ def test_the_prime_is_run_once_and_each_token_once():
     (the last token is never fed): P + N - 1 steps in all."""
     model = random_model()
     calls = Recorder(model)
-    tokens = list(stream(model, VOCAB, 20, prime="faded", seed=0, stop_at_eos=False))
+    tokens = list(stream(calls, VOCAB, 20, prime="faded", seed=0, stop_at_eos=False))
     assert len(tokens) == 20
     assert [ids.shape[0] for ids in calls.ids] == [5] + [1] * 19
     assert calls.steps == 5 + 20 - 1
@@ -220,7 +222,7 @@ def test_stepping_gives_the_logits_of_one_forward_over_everything(cell):
     """Oracle: the model run in one piece over prime + sampled tokens."""
     model = random_model(cell, num_layers=2)
     calls = Recorder(model)
-    tokens = list(stream(model, VOCAB, 25, prime="bead", seed=1, stop_at_eos=False))
+    tokens = list(stream(calls, VOCAB, 25, prime="bead", seed=1, stop_at_eos=False))
     stepped = np.concatenate(calls.logits)  # (4 + 24, 1, V)
     fed = np.concatenate(calls.ids)         # (4 + 24, 1)
     np.testing.assert_array_equal(fed[:, 0], np.concatenate([VOCAB.encode("bead"), ids_of(tokens[:-1])]))
@@ -231,7 +233,7 @@ def test_stepping_gives_the_logits_of_one_forward_over_everything(cell):
 def test_an_empty_prime_starts_from_eos():
     model = random_model()
     calls = Recorder(model)
-    tokens = list(stream(model, VOCAB, 10, seed=0, stop_at_eos=False))
+    tokens = list(stream(calls, VOCAB, 10, seed=0, stop_at_eos=False))
     assert len(tokens) == 10
     assert calls.ids[0].tolist() == [[EOS]]
     assert calls.steps == 1 + 10 - 1
@@ -244,7 +246,7 @@ def test_without_eos_an_empty_prime_starts_from_a_uniform_regular_token():
     calls = Recorder(model)
     firsts = set()
     for seed in range(40):
-        tokens = list(stream(model, vocab, 5, top_k=1, seed=seed))
+        tokens = list(stream(calls, vocab, 5, top_k=1, seed=seed))
         assert len(tokens) == 5 and tokens[0] in "abcdefg"
         assert calls.ids[-4].tolist() == [[vocab.token_to_id(tokens[0])]]
         firsts.add(tokens[0])
@@ -292,10 +294,121 @@ def test_a_prime_token_not_in_a_vocabulary_without_unk_is_rejected():
 def test_a_prime_token_not_in_the_vocabulary_reads_as_unk():
     model = random_model()
     calls = Recorder(model)
-    next(stream(model, VOCAB, prime="az", stop_at_eos=False))  # an <eos> drawn first must not end it
+    next(stream(calls, VOCAB, prime="az", stop_at_eos=False))  # an <eos> drawn first must not end it
     assert calls.ids[0][:, 0].tolist() == [VOCAB.token_to_id("a"), VOCAB.unk_id]
 
 
 def test_a_vocabulary_of_another_size_is_rejected():
     with pytest.raises(ValueError, match="^vocab: expected the model's vocabulary of 10 tokens, got 11"):
         stream(random_model(), Vocabulary.from_text("abcdefgh"))
+
+
+# ---------------------------------------------------------------------------
+# the stepper's path (a LanguageModel) against the reference (forward and _draw)
+
+OPTIONS = [dict(), dict(temperature=0.6), dict(temperature=1.7), dict(top_k=3), dict(top_k=1),
+           dict(top_p=0.8), dict(top_p=0.3, temperature=0.8), dict(top_k=5, top_p=0.9)]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_stepper_gives_the_reference_paths_text(cell, dtype):
+    """Oracle: the same sample through a model without stepper (Recorder):
+    one forward a token and the NumPy draw."""
+    vocab = Vocabulary.from_text("abcdefghij klmnop")
+    model = LanguageModel(len(vocab), 6, 24, num_layers=2, cell=cell, dtype=dtype, seed=5)
+    for k, options in enumerate(OPTIONS):
+        args = dict(prime=["", "fade"][k % 2], seed=k, stop_at_eos=k % 3 == 0, **options)
+        expected = sample(Recorder(model), vocab, 150, **args)
+        assert sample(model, vocab, 150, **args) == expected, args
+
+
+def test_the_stepper_gives_the_reference_paths_text_without_eos():
+    """No <eos>: the uniform first token, then the stepper from the zero state."""
+    vocab = Vocabulary.from_text("abcdefg", specials=("<pad>", "<unk>"))
+    model = LanguageModel(len(vocab), 0, 16, num_layers=1, cell="gru", seed=2)  # one-hot input
+    for seed in range(5):
+        assert sample(model, vocab, 100, seed=seed) == sample(Recorder(model), vocab, 100, seed=seed)
+
+
+def test_the_native_draw_is_the_reference_draw():
+    """ops.draw against generate._draw on random logits (V past numpy's
+    128-element blocks of sums) and uniform numbers."""
+    from seqcore.generate import _draw
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        V = int(rng.integers(2, 300))
+        logits = rng.normal(0, rng.uniform(0.1, 8), (1, V)).astype(rng.choice([np.float32, np.float64]))
+        options = dict(temperature=float(rng.uniform(0.2, 2)), top_k=[None, 1, 4, V + 3][trial % 4],
+                       top_p=[None, 0.5, 0.95, 1.0][trial // 4 % 4], pad_id=[None, 0, V - 1][trial % 3])
+        u = rng.random(1)
+        expected = _draw(logits[0], options["temperature"], options["top_k"], options["top_p"],
+                         options["pad_id"], np.random.default_rng(trial))
+        u[0] = np.random.default_rng(trial).random()  # the number the reference drew
+        assert ops.draw(logits, u, **options)[0] == expected
+
+
+def test_a_generator_is_left_as_the_reference_leaves_it():
+    model = random_model()
+    g1, g2 = np.random.default_rng(3), np.random.default_rng(3)
+    assert sample(model, VOCAB, 40, seed=g1) == sample(Recorder(model), VOCAB, 40, seed=g2)
+    assert g1.random() == g2.random()
+
+
+# ---------------------------------------------------------------------------
+# several samples at once
+
+
+def test_num_samples_gives_row_i_the_text_of_seed_plus_i():
+    vocab = Vocabulary.from_text("abcdefghij klmnop")
+    model = LanguageModel(len(vocab), 6, 24, num_layers=2, cell="lstm", seed=5)
+    texts = sample(model, vocab, 120, prime="ab", seed=10, num_samples=6, top_p=0.9)
+    assert isinstance(texts, list) and len(texts) == 6
+    assert texts == [sample(model, vocab, 120, prime="ab", seed=10 + i, top_p=0.9) for i in range(6)]
+    assert len(set(texts)) == 6
+    assert sample(model, vocab, 120, prime="ab", seed=10, num_samples=1, top_p=0.9) == texts[:1]
+
+
+def test_rows_stop_at_eos_and_the_others_go_on():
+    """A model that ends often: rows stop at different lengths; each is still
+    the text of its seed alone (the reference path)."""
+    logits = np.zeros(V)
+    logits[EOS] = 1.5  # <eos> about 1 in 5
+    model = fixed_model(logits)
+    texts = sample(model, VOCAB, 60, seed=0, num_samples=12)
+    assert len({len(t) for t in texts}) > 3 and min(len(t) for t in texts) < 60
+    assert texts == [sample(Recorder(model), VOCAB, 60, seed=i) for i in range(12)]
+
+
+def test_num_samples_without_eos_start_uniformly_each_row():
+    vocab = Vocabulary.from_text("abcdefg", specials=("<pad>", "<unk>"))
+    model = LanguageModel(len(vocab), 3, 12, num_layers=2, cell="rnn", seed=2)
+    texts = sample(model, vocab, 30, seed=4, num_samples=5)
+    assert texts == [sample(Recorder(model), vocab, 30, seed=4 + i) for i in range(5)]
+
+
+def test_num_samples_with_a_generator_rows_use_it_and_its_spawn():
+    model = random_model()
+    texts = sample(model, VOCAB, 40, seed=np.random.default_rng(8), num_samples=3, stop_at_eos=False)
+    children = np.random.default_rng(8).spawn(2)
+    assert texts == [sample(model, VOCAB, 40, seed=np.random.default_rng(8), stop_at_eos=False)] + \
+        [sample(model, VOCAB, 40, seed=c, stop_at_eos=False) for c in children]
+
+
+def test_num_samples_of_the_reference_path_too():
+    model = random_model()
+    assert sample(Recorder(model), VOCAB, 30, seed=1, num_samples=3) == \
+        sample(model, VOCAB, 30, seed=1, num_samples=3)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True])
+def test_a_bad_num_samples_is_rejected(bad):
+    with pytest.raises((TypeError, ValueError), match="num_samples"):
+        sample(random_model(), VOCAB, 10, num_samples=bad)
+
+
+def test_num_samples_of_word_level_texts():
+    vocab = Vocabulary.from_text("the cat sat on the mat .\n", level="word")
+    model = random_model(vocab=vocab)
+    texts = sample(model, vocab, 20, prime="the cat", seed=2, num_samples=2, stop_at_eos=False)
+    assert texts == [sample(model, vocab, 20, prime="the cat", seed=2 + i, stop_at_eos=False) for i in range(2)]

@@ -74,7 +74,23 @@ def stub_names() -> set:
     for node in ast.parse((PACKAGE / "_core.pyi").read_text()).body:
         if isinstance(node, ast.AnnAssign):
             names.add(node.target.id)
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            names.add(node.name)
     return names
+
+
+def stub_methods() -> dict:
+    """{(class, method): def} of the stubs' classes, their bases' methods included."""
+    classes = {n.name: n for n in ast.parse((PACKAGE / "_core.pyi").read_text()).body if isinstance(n, ast.ClassDef)}
+    out = {}
+    for name, node in classes.items():
+        for base in [classes[b.id] for b in node.bases if isinstance(b, ast.Name) and b.id in classes] + [node]:
+            out.update({(name, f.name): f for f in base.body if isinstance(f, ast.FunctionDef)})
+    return out
+
+
+def extension_classes() -> list:
+    return sorted(n for n in dir(_core) if isinstance(getattr(_core, n), type))
 
 
 def extension_names() -> set:
@@ -88,10 +104,10 @@ def parameters(fn: ast.FunctionDef) -> list:
     return [(a.arg, "<required>" if d is None else ast.literal_eval(d)) for a, d in zip(args, defaults)]
 
 
-def extension_signature(name: str) -> ast.FunctionDef:
+def extension_signature(name: str, owner=_core) -> ast.FunctionDef:
     """pybind11's signature line of an extension function (the first line of
     its docstring, `name(a: T, b: T = 0) -> R`), parsed as a def."""
-    line = getattr(_core, name).__doc__.strip().splitlines()[0]
+    line = getattr(owner, name).__doc__.strip().splitlines()[0]
     return ast.parse(f"def {line}: ...").body[0]
 
 
@@ -99,12 +115,25 @@ def test_stubs_declare_everything_the_extension_exports():
     assert stub_names() == extension_names()
 
 
-@pytest.mark.parametrize("name", sorted(n for n in extension_names() if n != "__version__"))
+@pytest.mark.parametrize("name", sorted(n for n in extension_names() if n != "__version__" and
+                                         n not in extension_classes()))
 def test_stub_signature_matches_extension(name):
     runtime, stub = extension_signature(name), stub_functions()[name]
     assert parameters(stub) == parameters(runtime)
     returns_none = [isinstance(f.returns, ast.Constant) and f.returns.value is None for f in (stub, runtime)]
     assert returns_none[0] == returns_none[1], f"{name}: one returns None, the other does not"
+
+
+@pytest.mark.parametrize("cls", extension_classes())
+def test_stub_methods_match_the_extensions_classes(cls):
+    methods = {m for m in dir(getattr(_core, cls)) if not m.startswith("_") or m == "__init__"}
+    stubs = {m: f for (c, m), f in stub_methods().items() if c == cls}
+    assert set(stubs) == methods
+    for name, stub in stubs.items():
+        if stub.decorator_list:  # a property
+            continue
+        runtime = extension_signature(name, getattr(_core, cls))
+        assert parameters(stub) == parameters(runtime), name
 
 
 def test_signature_parser_sees_names_and_defaults():

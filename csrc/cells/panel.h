@@ -66,14 +66,21 @@ void pack_panels(const PanelMap& map, int64_t K, const T* S, int64_t lds, bool k
   }
 }
 
+// Independent chains of panel_product for a tile of R rows of NV vectors:
+// enough for 8 multiply-adds in flight.
+template <int R, int NV>
+constexpr int panel_chains() {
+  return R * NV >= 8 ? 1 : (8 + R * NV - 1) / (R * NV);
+}
+
 // acc[r][q] = Σ_k A[r·lda + k] · P[k][q][:], for R rows of A. With few
 // accumulators (a tile of one or two rows) the FMA latency would bound the
 // loop, so k is dealt round-robin to KS independent chains, added up in a
-// fixed order at the end: the result depends on R, never on the threads.
-template <typename T, int R, int NV>
+// fixed order at the end: the result depends on R (through KS), never on
+// the threads. A caller that fixes KS gets each row's sums whatever R.
+template <typename T, int R, int NV, int KS = panel_chains<R, NV>()>
 inline void panel_product(int64_t K, const T* A, int64_t lda, const T* P, Vec<T> (&acc)[R][NV]) {
   constexpr int V = Vec<T>::size;
-  constexpr int KS = R * NV >= 8 ? 1 : (8 + R * NV - 1) / (R * NV);
   Vec<T> chain[KS][R][NV];
   for (int s = 0; s < KS; ++s)
     for (int r = 0; r < R; ++r)
@@ -122,12 +129,11 @@ inline void tile_of(int rows, Epi& epi, int64_t row0) {
   }
 }
 
-// Covers rows [0, B) with as few tiles as tile_rows<NV>() allows, of sizes
-// that differ by at most one (32 rows in tiles of at most 6: 6,6,5,5,5,5
+// Covers rows [0, B) with as few tiles as MR (tile_rows<NV>()) allows, of
+// sizes that differ by at most one (32 rows in tiles of at most 6: 6,6,5,5,5,5
 // rather than 6,6,6,6,6,2, whose last tile would waste the registers).
-template <int NV, typename Epi>
+template <int NV, typename Epi, int MR = tile_rows<NV>()>
 inline void for_each_tile(int64_t B, Epi& epi) {
-  constexpr int MR = tile_rows<NV>();
   const int64_t tiles = (B + MR - 1) / MR;
   const int64_t base = B / tiles, extra = B % tiles;
   int64_t row0 = 0;

@@ -21,6 +21,7 @@
 #include "cells/rnn.h"
 #include "cells/lstm.h"
 #include "cells/gru.h"
+#include "generate/stepper.h"
 #include "optim/adam.h"
 #include "optim/norms.h"
 
@@ -81,6 +82,10 @@ KernelTable<T> make_table() {
   t.backward = &cell_backward<T>;
   t.adam = &adam_update<T>;
   t.sum_of_squares = &sum_of_squares<T>;
+  t.stepper_size = &stepper_size<T>;
+  t.stepper_state = &stepper_state<T>;
+  t.stepper_pack = &stepper_pack<T>;
+  t.stepper_step = &stepper_step<T>;
   return t;
 }
 

@@ -16,6 +16,7 @@ from .. import memory
 from .layers import Dropout, Embedding, Linear, check_dtype, check_size
 from .module import Layer
 from .recurrent import GRU, LSTM, RNN, parameter_count
+from .stepper import Stepper
 
 RECURRENT = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
@@ -91,6 +92,12 @@ class LanguageModel(RecurrentNetwork):
         x = self._inputs(ids, train)
         y, state = self.rnn.forward(x, state, train=train, lengths=lengths)
         return self.head.forward(self.dropout.forward(y, train=train), train=train), state
+
+    def stepper(self, batch_size: int = 1, num_threads: Optional[int] = 1) -> "Stepper":
+        """This model prepared for generation, ``batch_size`` rows one token at
+        a time: weights copied and packed once, one native call a token (see
+        seqcore.nn.stepper); num_threads: the most threads of a step."""
+        return Stepper(self, batch_size, num_threads)
 
     def backward(self, dlogits: np.ndarray, dstate=None) -> None:
         """dlogits (T, B, V); dstate: gradient at the returned state or None.

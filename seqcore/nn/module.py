@@ -13,6 +13,24 @@ from typing import Any, Dict, Iterator, Mapping, Tuple
 import numpy as np
 
 
+# Counts the in-place writes of parameters that seqcore makes (an optimiser's
+# step, load_state_dict, a distributed broadcast), so that what copies weights
+# (a Stepper) can tell that they may have changed. Writes a user makes into
+# the arrays directly are not counted: such a copy then needs its refresh().
+_params_version = 0
+
+
+def params_written() -> None:
+    """Notes that some layer's parameters were written in place."""
+    global _params_version
+    _params_version += 1
+
+
+def params_version() -> int:
+    """The number of in-place writes of parameters noted so far (see params_written)."""
+    return _params_version
+
+
 class Layer:
     """Base class. Subclasses register parameters with ``add_param`` and
     implement ``forward`` and ``backward``; containers override ``children``."""
@@ -84,6 +102,7 @@ class Layer:
             arrays[name] = a
         for name, a in arrays.items():
             params[name][...] = a
+        params_written()
 
     # -- computation ----------------------------------------------------------
 

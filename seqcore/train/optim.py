@@ -22,7 +22,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from .. import ops
-from ..nn.module import Layer
+from ..nn.module import Layer, params_written
 
 Params = Union[Layer, Mapping[str, np.ndarray]]
 
@@ -141,6 +141,7 @@ class Optimizer:
             checked[name] = g.astype(p.dtype, copy=False)  # computed in the parameter's dtype
         for name, g in checked.items():
             self._update(name, self.params[name], g)
+        params_written()
 
     def zero_grad(self) -> None:
         """Zeroes the layer's grads (only for an optimiser built on a Layer)."""

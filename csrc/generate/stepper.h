@@ -1,0 +1,428 @@
+// Generation: a language model prepared for stepping one token at a time
+// (generic code, see isa/kernels_impl.h). The stepper's buffer holds a copy
+// of every weight, W_hh packed once as the forward packs it per call, and
+// the state; a step runs embedding -> every layer -> head for B rows with
+// no allocation.
+//
+// Each row gets, bit for bit, the logits a one-row forward gives it
+// (LanguageModel.forward on ids (1, 1) with the state carried), whatever
+// the number of rows: the input projections and the head are the one-row
+// product's dot products (gemm_vector_dots, rows_dots below), and the
+// recurrent product keeps the one-row tile's chains (panel_chains<1, NV>)
+// for tiles of several rows. So a batch of samples is a batch of single
+// samples, and sampling gives the text the step-by-step forward gives.
+namespace seqcore {
+namespace SEQCORE_ISA_NS {
+
+// ---------------------------------------------------------------------------
+// products
+
+// C[i][j] = Σ_k A[i·lda + k] W[j·K + k] (+ bias[j]) for rows i < M, j < N;
+// W (N, K) read in place. Every C[i][j] is the chain gemm_vector_dots makes
+// for it (vectors along k, the last one partial, then a sum across lanes),
+// so each row gets what a one-row gemm gives it, whatever M. Tiles of four
+// rows of A times four rows of W share the loads; W is read once, a block
+// of about 16 KB at a time that stays in L1 while every row of A passes.
+template <typename T>
+void rows_dots(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* W,
+               const T* bias, T* C, int64_t ldc) {
+  constexpr int V = Vec<T>::size, AR = 4, WR = 4;
+  const int64_t k_full = K / V * V;
+  const int k_rest = static_cast<int>(K - k_full);
+  const int64_t block_rows = (16384 / static_cast<int64_t>(sizeof(T)) / (K > 0 ? K : 1)) / WR * WR;
+  const int64_t JB = block_rows > WR ? block_rows : WR;
+  for (int64_t jb = 0; jb < N; jb += JB) {
+    const int64_t jb1 = N - jb < JB ? N : jb + JB;
+    for (int64_t i0 = 0; i0 < M; i0 += AR) {
+      const int ar = static_cast<int>(M - i0 < AR ? M - i0 : AR);
+      const T* a[AR];
+      for (int i = 0; i < AR; ++i) a[i] = A + (i0 + (i < ar ? i : 0)) * lda;  // past M: row i0 again
+      for (int64_t j0 = jb; j0 < jb1; j0 += WR) {
+        const int wr = static_cast<int>(jb1 - j0 < WR ? jb1 - j0 : WR);
+        const T* w[WR];
+        for (int r = 0; r < WR; ++r) w[r] = W + (j0 + (r < wr ? r : 0)) * K;
+        Vec<T> acc[AR][WR];
+        for (int i = 0; i < AR; ++i)
+          for (int r = 0; r < WR; ++r) acc[i][r] = Vec<T>::zero();
+        for (int64_t k = 0; k < k_full; k += V) {
+          Vec<T> wk[WR];
+          for (int r = 0; r < WR; ++r) wk[r] = Vec<T>::load(w[r] + k);
+          for (int i = 0; i < AR; ++i) {
+            const Vec<T> ak = Vec<T>::load(a[i] + k);
+            for (int r = 0; r < WR; ++r) acc[i][r] = fmadd(ak, wk[r], acc[i][r]);
+          }
+        }
+        if (k_rest > 0) {
+          Vec<T> wk[WR];
+          for (int r = 0; r < WR; ++r) wk[r] = Vec<T>::load_partial(w[r] + k_full, k_rest);
+          for (int i = 0; i < AR; ++i) {
+            const Vec<T> ak = Vec<T>::load_partial(a[i] + k_full, k_rest);
+            for (int r = 0; r < WR; ++r) acc[i][r] = fmadd(ak, wk[r], acc[i][r]);
+          }
+        }
+        for (int i = 0; i < ar; ++i) {
+          T* c = C + (i0 + i) * ldc + j0;
+          for (int r = 0; r < wr; ++r) {
+            const T dot = reduce_add(acc[i][r]);
+            c[r] = bias != nullptr ? dot + bias[j0 + r] : dot;  // numpy's y += bias, after the product
+          }
+        }
+      }
+    }
+  }
+}
+
+// The sums of panel_product<T, R, NV, KS> (chain s: the k ≡ s mod KS in
+// order, then the chains added in order), one chain after the other for all
+// R rows: the same arithmetic with R·NV accumulators instead of KS·R·NV, so
+// a tile takes more rows and each line of the panel serves all of them.
+template <typename T, int R, int NV, int KS>
+inline void panel_product_by_chain(int64_t K, const T* A, int64_t lda, const T* P, Vec<T> (&acc)[R][NV]) {
+  constexpr int V = Vec<T>::size;
+  for (int s = 0; s < KS; ++s) {
+    Vec<T> chain[R][NV];
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < NV; ++q) chain[r][q] = Vec<T>::zero();
+    for (int64_t k = s; k < K; k += KS) {
+      Vec<T> w[NV];
+      for (int q = 0; q < NV; ++q) w[q] = Vec<T>::load(P + (k * NV + q) * V);
+      for (int r = 0; r < R; ++r) {
+        const Vec<T> a = Vec<T>::broadcast(A[r * lda + k]);
+        for (int q = 0; q < NV; ++q) chain[r][q] = fmadd(a, w[q], chain[r][q]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < NV; ++q) acc[r][q] = s == 0 ? chain[r][q] : acc[r][q] + chain[r][q];
+  }
+}
+
+// A tile's recurrent product with the chains of a one-row tile (KS): one
+// row interleaves them (its FMAs would wait on one another otherwise);
+// several rows take them one after the other.
+template <typename T, int R, int NV, int KS>
+inline void stepper_product(int64_t K, const T* A, int64_t lda, const T* P, Vec<T> (&acc)[R][NV]) {
+  if constexpr (R == 1) {
+    panel_product<T, R, NV, KS>(K, A, lda, P, acc);
+  } else {
+    panel_product_by_chain<T, R, NV, KS>(K, A, lda, P, acc);
+  }
+}
+
+// The recurrent product of one unit for a tile of R rows, with the chains
+// of a one-row tile (KS), then the cell's epilogue; h_out: (B, H).
+template <typename T, int NV, int KS, typename Epi>
+struct StepperTile {
+  int64_t H = 0, unit = 0;
+  const T* panel = nullptr;   // (H, NV, V)
+  const T* h_prev = nullptr;  // (B, H)
+  T* h_out = nullptr;         // (B, H)
+  Epi epi;
+
+  template <int R>
+  void tile(int64_t row0) {
+    Vec<T> acc[R][NV];
+    stepper_product<T, R, NV, KS>(H, h_prev + row0 * H, H, panel, acc);
+    for (int r = 0; r < R; ++r) epi.apply(row0 + r, unit, acc[r], h_out + (row0 + r) * H);
+  }
+};
+
+// The recurrent product alone, kept for a later epilogue: acc of (row,
+// unit, q) at acc_out[row · ld + (unit · NV + q) · V].
+template <typename T, int NV, int KS>
+struct StepperProduct {
+  int64_t H = 0, unit = 0, ld = 0;
+  const T* panel = nullptr;
+  const T* h_prev = nullptr;
+  T* acc_out = nullptr;
+
+  template <int R>
+  void tile(int64_t row0) {
+    constexpr int V = Vec<T>::size;
+    Vec<T> acc[R][NV];
+    stepper_product<T, R, NV, KS>(H, h_prev + row0 * H, H, panel, acc);
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < NV; ++q) acc[r][q].store(acc_out + (row0 + r) * ld + (unit * NV + q) * V);
+  }
+};
+
+// One layer's recurrent product and epilogue for rows [0, rows), units
+// [u0, u1) (hidden units [u0, u1) · map.unit_width()).
+template <typename T, int NV, typename Epi>
+void stepper_layer(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* panels, const T* h_prev,
+                   T* h_out, const Epi& epi) {
+  constexpr int KS = panel_chains<1, NV>();
+  constexpr int RS = tile_rows<NV>();  // rows a tile's NV·R accumulators allow (chain by chain)
+  StepperTile<T, NV, KS, Epi> t;
+  t.H = map.H;
+  t.h_prev = h_prev;
+  t.h_out = h_out;
+  t.epi = epi;
+  const int64_t psize = map.panel_size(map.H);
+  for (int64_t u = u0; u < u1; ++u) {
+    t.unit = u;
+    t.panel = panels + u * psize;
+    for_each_tile<NV, decltype(t), RS>(rows, t);
+  }
+}
+
+// The same in two halves: the product into acc (rows, units · NV · V) now,
+// the epilogue from it later; the same arithmetic as stepper_layer.
+template <typename T, int NV>
+void stepper_layer_product(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* panels,
+                           const T* h_prev, T* acc) {
+  constexpr int KS = panel_chains<1, NV>();
+  constexpr int RS = tile_rows<NV>();
+  StepperProduct<T, NV, KS> t;
+  t.H = map.H;
+  t.ld = map.units() * NV * Vec<T>::size;
+  t.h_prev = h_prev;
+  t.acc_out = acc;
+  for (int64_t u = u0; u < u1; ++u) {
+    t.unit = u;
+    t.panel = panels + u * map.panel_size(map.H);
+    for_each_tile<NV, decltype(t), RS>(rows, t);
+  }
+}
+
+template <typename T, int NV, typename Epi>
+void stepper_layer_epilogue(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* acc, T* h_out,
+                            const Epi& epi) {
+  constexpr int V = Vec<T>::size;
+  const int64_t ld = map.units() * NV * V;
+  for (int64_t u = u0; u < u1; ++u)
+    for (int64_t r = 0; r < rows; ++r) {
+      Vec<T> a[NV];
+      for (int q = 0; q < NV; ++q) a[q] = Vec<T>::load(acc + r * ld + (u * NV + q) * V);
+      epi.apply(r, u, a, h_out + r * map.H);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// the buffer
+
+template <typename T>
+PanelMap stepper_map(Cell cell, int64_t H) {
+  return cell == Cell::lstm ? lstm_forward_map<T>(H) : cell == Cell::gru ? gru_forward_map<T>(H)
+                                                                        : rnn_forward_map<T>(H);
+}
+
+// Offsets (elements) of the buffer's parts, each on a 64-byte boundary.
+template <typename T>
+struct StepperLayout {
+  int64_t panels, panel_block, W_ih0, W_ih, b_ih, b_hh, head_W, head_b, embedding, table, x0, gx,
+      h_out, acc, h, c, total;
+
+  explicit StepperLayout(const StepperSizes& s) {
+    const int64_t GH = gate_count(s.cell) * s.H, BH = s.B * s.H;
+    const PanelMap map = stepper_map<T>(s.cell, s.H);
+    panel_block = round(map.units() * map.panel_size(s.H));
+    int64_t at = 0;
+    auto take = [&](int64_t n) {
+      const int64_t here = at;
+      at += round(n);
+      return here;
+    };
+    panels = take(s.L * panel_block);
+    W_ih0 = take(s.table ? 0 : GH * s.D);            // layer 0's, unless in the table
+    W_ih = take((s.L - 1) * GH * s.H);               // layers 1 … L-1
+    b_ih = take(s.L * GH);
+    b_hh = take(s.cell == Cell::gru ? s.L * GH : 0);
+    head_W = take(s.V * s.H);
+    head_b = take(s.head_bias ? s.V : 0);
+    embedding = take(s.embedding && !s.table ? s.V * s.D : 0);
+    table = take(s.table ? s.V * GH : 0);            // (V, GH) x W_ihᵀ of each id
+    x0 = take(s.B * s.D);                            // layer 0's input rows
+    gx = take(s.B * GH);
+    h_out = take(s.L * BH);                          // each layer's new h, the next one's input
+    acc = take(s.B * map.units() * map.NV * map.V);  // the top layer's recurrent product, on odd steps
+    h = take(s.L * BH);
+    c = take(s.cell == Cell::lstm ? s.L * BH : 0);
+    total = at;
+  }
+
+ private:
+  static int64_t round(int64_t n) {
+    constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(T));
+    return (n + line - 1) / line * line;
+  }
+};
+
+template <typename T>
+int64_t stepper_size(const StepperSizes& s) {
+  return StepperLayout<T>(s).total;
+}
+
+template <typename T>
+int64_t stepper_state(const StepperSizes& s, int which) {
+  const StepperLayout<T> at(s);
+  return which == 0 ? at.h : at.c;
+}
+
+// Rows [0, rows) of layer 0's input for ids: embedding rows or one-hot.
+template <typename T>
+void stepper_inputs(const StepperSizes& s, const T* embedding, const int64_t* ids, int64_t rows, T* x0) {
+  for (int64_t r = 0; r < rows; ++r) {
+    if (embedding != nullptr) {
+      std::memcpy(x0 + r * s.D, embedding + ids[r] * s.D, sizeof(T) * s.D);
+    } else {
+      std::memset(x0 + r * s.D, 0, sizeof(T) * s.D);
+      x0[r * s.D + ids[r]] = T(1);
+    }
+  }
+}
+
+template <typename T>
+void stepper_pack(const StepperSizes& s, const StepperWeights<T>& w, T* buf) {
+  const StepperLayout<T> at(s);
+  const int64_t GH = gate_count(s.cell) * s.H, H = s.H;
+  const PanelMap map = stepper_map<T>(s.cell, H);
+  auto copy = [](T* dst, const T* src, int64_t n) { std::memcpy(dst, src, sizeof(T) * n); };
+  for (int64_t l = 0; l < s.L; ++l) {
+    pack_panels(map, H, w.W_hh[l], H, false, 0, map.units(), buf + at.panels + l * at.panel_block);
+    if (l > 0) copy(buf + at.W_ih + (l - 1) * GH * H, w.W_ih[l], GH * H);
+    copy(buf + at.b_ih + l * GH, w.b_ih[l], GH);
+    if (s.cell == Cell::gru) copy(buf + at.b_hh + l * GH, w.b_hh[l], GH);
+  }
+  copy(buf + at.head_W, w.head_W, s.V * H);
+  if (s.head_bias) copy(buf + at.head_b, w.head_b, s.V);
+  if (s.table) {
+    // Each id's row as a step computes it: its input row times W_ihᵀ.
+    for (int64_t v = 0; v < s.V; ++v) {
+      stepper_inputs(s, w.embedding, &v, 1, buf + at.x0);
+      rows_dots(1, GH, s.D, buf + at.x0, s.D, w.W_ih[0], static_cast<const T*>(nullptr),
+                buf + at.table + v * GH, GH);
+    }
+  } else {
+    copy(buf + at.W_ih0, w.W_ih[0], GH * s.D);
+    if (s.embedding) copy(buf + at.embedding, w.embedding, s.V * s.D);
+  }
+  std::memset(buf + at.h, 0, sizeof(T) * s.L * s.B * H);
+  if (s.cell == Cell::lstm) std::memset(buf + at.c, 0, sizeof(T) * s.L * s.B * H);
+}
+
+// ---------------------------------------------------------------------------
+// one step
+
+// Threads worth a step: one per 2^18 multiply-adds (a few µs of work), at
+// most num_threads and the units of a layer. Each thread owns the same
+// units of every layer, so its share of the weights stays in its own cache
+// from step to step (two cores hold twice the weights one holds).
+inline int stepper_threads(const StepperSizes& s, int64_t rows, int64_t units, int num_threads) {
+  const int64_t GH = gate_count(s.cell) * s.H;
+  const int64_t macs = rows * ((2 * s.L - 1) * GH * s.H + s.V * s.H + (s.table ? 0 : GH * s.D));
+  int64_t n = macs >> 18;
+  n = n < 1 ? 1 : n;
+  n = n < num_threads ? n : num_threads;
+  return static_cast<int>(n < units ? n : units);
+}
+
+enum StepperMode { kFused = 0, kProduct = 1, kEpilogue = 2 };
+
+template <typename T, int NV, typename Epi>
+void stepper_run_layer(int mode, const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* panels,
+                       const T* h, T* h_out, T* acc, const Epi& e) {
+  if (mode == kFused) {
+    stepper_layer<T, NV>(map, u0, u1, rows, panels, h, h_out, e);
+  } else if (mode == kProduct) {
+    stepper_layer_product<T, NV>(map, u0, u1, rows, panels, h, acc);
+  } else {
+    stepper_layer_epilogue<T, NV>(map, u0, u1, rows, acc, h_out, e);
+  }
+}
+
+// One step. top_first: the top layer's recurrent product first (it reads
+// only the last state), then the layers in order, so that the weights this
+// step reads first are those the last step read last. Taken on every other
+// step, a stack whose weights exceed the core's cache (L2) finds part of
+// them still there (the same arithmetic either way).
+template <typename T>
+void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits, int num_threads,
+                  bool top_first) {
+  const StepperLayout<T> at(s);
+  const int64_t G = gate_count(s.cell), GH = G * s.H, H = s.H, BH = s.B * H, V = s.V;
+  const PanelMap map = stepper_map<T>(s.cell, H);
+  const int64_t units = map.units();
+  if (!s.table) {
+    stepper_inputs(s, s.embedding ? buf + at.embedding : static_cast<const T*>(nullptr), ids, rows, buf + at.x0);
+  }
+  const int nt = stepper_threads(s, rows, units, num_threads);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    int64_t u0, u1;
+    split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
+    // this thread's hidden units [j0, j1): columns q·H + [j0, j1) of each gate q
+    const int64_t j0 = u0 * map.unit_width() < H ? u0 * map.unit_width() : H;
+    const int64_t j1 = u1 * map.unit_width() < H ? u1 * map.unit_width() : H;
+    T* gx = buf + at.gx;
+    // layer 0's x W_ihᵀ, this thread's columns (the biases are the epilogues')
+    for (int64_t q = 0; q < G; ++q) {
+      const int64_t col = q * H + j0;
+      if (s.table) {
+        for (int64_t r = 0; r < rows; ++r)
+          std::memcpy(gx + r * GH + col, buf + at.table + ids[r] * GH + col, sizeof(T) * (j1 - j0));
+      } else {
+        rows_dots(rows, j1 - j0, s.D, buf + at.x0, s.D, buf + at.W_ih0 + col * s.D, static_cast<const T*>(nullptr),
+                  gx + col, GH);
+      }
+    }
+    // Layer l: kFused, or its recurrent product alone (kProduct, into acc)
+    // and later the rest (kEpilogue, from acc).
+    auto layer = [&](int64_t l, int mode) {
+      T* h = buf + at.h + l * BH;
+      T* h_out = buf + at.h_out + l * BH;
+      T* acc = buf + at.acc;
+      if (l > 0 && mode != kProduct) {
+        for (int64_t q = 0; q < G; ++q) {
+          const int64_t col = q * H + j0;
+          rows_dots(rows, j1 - j0, H, h_out - BH, H, buf + at.W_ih + (l - 1) * GH * H + col * H,
+                    static_cast<const T*>(nullptr), gx + col, GH);
+        }
+      }
+      const T* panels = buf + at.panels + l * at.panel_block;
+      const T* b_ih = buf + at.b_ih + l * GH;
+      if (s.cell == Cell::lstm) {
+        LstmForwardEpilogue<T> e;
+        e.H = H;
+        e.gx = gx;
+        e.b = b_ih;
+        e.h_prev = h;
+        e.h_out = h_out;
+        e.c_prev = e.c_out = buf + at.c + l * BH;  // in place, as the forward's inference
+        stepper_run_layer<T, kLstmForwardNV>(mode, map, u0, u1, rows, panels, h, h_out, acc, e);
+      } else if (s.cell == Cell::gru) {
+        GruForwardEpilogue<T> e;
+        e.H = H;
+        e.gx = gx;
+        e.b_ih = b_ih;
+        e.b_hh = buf + at.b_hh + l * GH;
+        e.h_prev = h;
+        e.h_out = h_out;
+        stepper_run_layer<T, kGruForwardNV>(mode, map, u0, u1, rows, panels, h, h_out, acc, e);
+      } else {
+        RnnForwardEpilogue<T> e;
+        e.H = H;
+        e.gx = gx;
+        e.b = b_ih;
+        e.h_prev = h;
+        e.h_out = h_out;
+        stepper_run_layer<T, kRnnForwardNV>(mode, map, u0, u1, rows, panels, h, h_out, acc, e);
+      }
+      if (mode == kProduct) return;
+      // Every thread's products have read h: the new state goes in (own
+      // columns), and the next layer reads h_out whole.
+#pragma omp barrier
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(h + r * H + j0, h_out + r * H + j0, sizeof(T) * (j1 - j0));
+    };
+    const bool split = top_first && s.L > 1;
+    if (split) layer(s.L - 1, kProduct);
+    for (int64_t l = 0; l < s.L; ++l) layer(l, split && l == s.L - 1 ? kEpilogue : kFused);
+    // the head, this thread's share of the vocabulary
+    int64_t v0, v1;
+    split_units(V, omp_get_thread_num(), omp_get_num_threads(), v0, v1);
+    rows_dots(rows, v1 - v0, H, buf + at.h_out + (s.L - 1) * BH, H, buf + at.head_W + v0 * H,
+              s.head_bias ? buf + at.head_b + v0 : static_cast<const T*>(nullptr), logits + v0, V);
+  }
+}
+
+}  // namespace SEQCORE_ISA_NS
+}  // namespace seqcore
