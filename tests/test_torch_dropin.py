@@ -2,8 +2,10 @@
 against torch.nn.LSTM / GRU / RNN with the same weights (oracle: torch).
 Skipped when torch is not installed."""
 
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -409,3 +411,21 @@ def test_import_seqcore_does_not_load_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(),
                           cwd=CHILD_CWD, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_dropin_bench_trains_both_copies_on_the_same_path(tmp_path):
+    """bench/torch_dropin.py, tiny: the plain and the converted copy report a
+    speed, and (same weights, same batches) the same losses."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("To be, or not to be, that is the question.\n" * 400)
+    path = Path(__file__).resolve().parents[1] / "bench" / "torch_dropin.py"
+    spec = importlib.util.spec_from_file_location("bench_torch_dropin", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    r = bench.main(["--data", str(corpus), "--hidden", "16", "--rounds", "2", "--block", "3", "--threads", "1",
+                    "--quiet"])
+    assert [x["cell"] for x in r["results"]] == ["lstm", "gru"]
+    for x in r["results"]:
+        assert x["steps"] == 6 and x["torch_tokens_per_s"] > 0 and x["seqcore_torch_tokens_per_s"] > 0
+        assert x["ratio"] == pytest.approx(x["seqcore_torch_tokens_per_s"] / x["torch_tokens_per_s"])
+        assert x["seqcore_torch_last_loss"] == pytest.approx(x["torch_last_loss"], rel=1e-4)
