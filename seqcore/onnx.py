@@ -33,6 +33,7 @@ onnx is imported here only; ``import seqcore`` never loads this module.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -41,7 +42,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .nn import GRU, LSTM, RNN, LanguageModel, SequenceClassifier, SequenceTagger
-from .nn.recurrent import Recurrent
+from .nn.recurrent import Recurrent, param_suffixes
 
 __all__ = ["export", "OPSET"]
 
@@ -90,7 +91,7 @@ def _onnx_weights(layer: Recurrent, index: int) -> Tuple[np.ndarray, np.ndarray,
     order = GATE_ORDER[layer.cell]
     rows = np.concatenate([np.arange(g * H, (g + 1) * H) for g in order])
     Ws, Rs, Bs = [], [], []
-    for sfx in layer._suffixes(index):
+    for sfx in param_suffixes(index, layer.directions):
         Ws.append(p[f"weight_ih{sfx}"][rows])
         Rs.append(p[f"weight_hh{sfx}"][rows])
         Bs.append(np.concatenate([p[f"bias_ih{sfx}"][rows], p[f"bias_hh{sfx}"][rows]]))
@@ -177,7 +178,7 @@ def _value_info(name: str, elem: int, shape: Sequence[Union[int, str]]) -> onnx.
     return helper.make_tensor_value_info(name, elem, list(shape))
 
 
-def build(model: Model, *, lengths: bool = False, state: bool = True) -> onnx.ModelProto:
+def build(model: Model, *, lengths: bool = False, state: bool = True, vocabulary=None) -> onnx.ModelProto:
     """The ONNX model of ``model`` (see the module doc), checked by onnx.checker."""
     if isinstance(model, Recurrent):
         rnn = model
@@ -240,18 +241,24 @@ def build(model: Model, *, lengths: bool = False, state: bool = True) -> onnx.Mo
 
     graph = helper.make_graph(g.nodes, f"seqcore_{type(model).__name__}", inputs, outputs, g.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="seqcore")
+    if vocabulary is not None:  # seqcore.text.Vocabulary.from_dict(json.loads(...)) reads it back
+        helper.set_model_props(proto, {"seqcore.vocabulary": json.dumps(vocabulary.to_dict())})
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
 
-def export(model: Model, path: Union[str, os.PathLike], *, lengths: bool = False, state: bool = True) -> onnx.ModelProto:
+def export(model: Model, path: Union[str, os.PathLike], *, lengths: bool = False, state: bool = True,
+           vocabulary=None) -> onnx.ModelProto:
     """Writes ``model`` (a seqcore.nn LanguageModel, SequenceClassifier,
     SequenceTagger, RNN, LSTM or GRU) to ``path`` as an ONNX model; returns it.
 
     ``lengths``: the graph takes a padded batch's lengths (B,) int64, each in
     [0, T] (ONNX's sequence_lens). ``state``: the graph takes the initial state
     (h0, and c0 for LSTM; zeros to start) and returns the final one (hN, cN),
-    so that a stream can be continued. Inputs and outputs: the module doc."""
-    proto = build(model, lengths=lengths, state=state)
+    so that a stream can be continued. ``vocabulary`` (a seqcore.text.Vocabulary),
+    when given, is stored as JSON in the model's metadata under
+    "seqcore.vocabulary", for whoever serves it to map text to ids and back.
+    Inputs and outputs: the module doc."""
+    proto = build(model, lengths=lengths, state=state, vocabulary=vocabulary)
     onnx.save(proto, os.fspath(path))
     return proto

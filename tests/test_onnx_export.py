@@ -2,6 +2,8 @@
 seqcore's outputs and final states (oracle: seqcore's own inference forward,
 float32, within 1e-5 relative). Skipped when onnx or onnxruntime is missing."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,10 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 import seqcore.onnx  # noqa: E402  (needs onnx)
 
+from seqcore import cli  # noqa: E402
 from seqcore.nn import GRU, LSTM, RNN, LanguageModel, SequenceClassifier, SequenceTagger  # noqa: E402
+from seqcore.text import Vocabulary  # noqa: E402
+from seqcore.train import load_checkpoint  # noqa: E402
 
 LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 TOL = 1e-5
@@ -190,3 +195,43 @@ def test_what_cannot_be_exported_is_refused():
         seqcore.onnx.build(object())
     with pytest.raises(TypeError, match="lengths: expected a bool"):
         seqcore.onnx.build(GRU(2, 3), lengths=1)
+
+
+# ---------------------------------------------------------------------------
+# seqcore export RUN OUTPUT
+
+
+def test_the_command_line_exports_a_trained_run(tmp_path, capsys):
+    """seqcore train, then seqcore export: the file gives the checkpoint's
+    logits and state in onnxruntime, and carries the vocabulary."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 60, encoding="utf-8")
+    run, output = tmp_path / "run", tmp_path / "model.onnx"
+    assert cli.main(["train", str(corpus), "--embed", "8", "--hidden", "12", "--layers", "2", "--batch", "4",
+                     "--seq-len", "16", "--steps", "3", "--threads", "1", "--quiet", "--sample-length", "0",
+                     "--out", str(run)]) == 0
+    assert cli.main(["export", str(run), str(output)]) == 0
+    assert f"wrote {output}: LanguageModel, inputs x, h0, c0, outputs y, hN, cN" in capsys.readouterr().out
+    ckpt = load_checkpoint(run / "checkpoint")
+    proto = onnx.load(str(output))
+    onnx.checker.check_model(proto, full_check=True)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert Vocabulary.from_dict(json.loads(meta["seqcore.vocabulary"])) == ckpt.vocab
+    ids = ckpt.vocab.encode("the lazy dog")[:, None]
+    logits, (h, c) = ckpt.model.forward(ids, train=False)
+    zeros = np.zeros((2, 1, 12), np.float32)
+    got = ort.InferenceSession(str(output)).run(None, {"x": ids.astype(np.int64), "h0": zeros, "c0": zeros})
+    check({"y": got[0], "hN": got[1], "cN": got[2]}, {"y": logits, "hN": h, "cN": c})
+
+
+def test_the_command_line_export_options_and_a_bad_output(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("abcabcabd\n" * 100, encoding="utf-8")
+    run = tmp_path / "run"
+    assert cli.main(["train", str(corpus), "--embed", "4", "--hidden", "6", "--batch", "2", "--seq-len", "8",
+                     "--steps", "1", "--threads", "1", "--quiet", "--sample-length", "0", "--out", str(run)]) == 0
+    assert cli.main(["export", str(run), str(tmp_path / "m.onnx"), "--lengths", "--no-state"]) == 0
+    assert "inputs x, lengths, outputs y" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        cli.main(["export", str(run), str(tmp_path / "missing" / "m.onnx")])
+    assert e.value.code == 2 and "OUTPUT: expected a file path in an existing directory" in capsys.readouterr().err

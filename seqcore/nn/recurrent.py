@@ -49,7 +49,7 @@ class Recurrent(Layer):
         k = 1 / np.sqrt(H)  # PyTorch: every weight and bias uniform in ±1/√H
         for layer in range(self.num_layers):
             D = self.input_size if layer == 0 else self.output_size
-            for suffix in self._suffixes(layer):
+            for suffix in param_suffixes(layer, self.directions):
                 for name, shape in (("weight_ih", (G * H, D)), ("weight_hh", (G * H, H)),
                                     ("bias_ih", (G * H,)), ("bias_hh", (G * H,))):
                     self.add_param(f"{name}{suffix}", self._rng.uniform(-k, k, shape).astype(self.dtype))
@@ -62,9 +62,6 @@ class Recurrent(Layer):
     def output_size(self) -> int:
         """Features of y at each step."""
         return self.hidden_size * (self.directions if self.merge == "concat" else 1)
-
-    def _suffixes(self, layer: int) -> List[str]:
-        return _suffixes(layer, self.directions)
 
     # -- PyTorch interoperability ---------------------------------------------
 
@@ -155,7 +152,8 @@ class Recurrent(Layer):
 # the stack over explicit parameters (the layers above and seqcore.torch)
 
 
-def _suffixes(layer: int, directions: int) -> List[str]:
+def param_suffixes(layer: int, directions: int) -> List[str]:
+    """The suffixes of layer ``layer``'s parameter names, one a direction ("_l1", "_l1_reverse")."""
     return [f"_l{layer}", f"_l{layer}_reverse"][:directions]
 
 
@@ -189,7 +187,7 @@ def stack_forward(cell: str, params: Mapping[str, np.ndarray], x: np.ndarray, st
     caches, masks = [], []
 
     def run(layer, d, inp, threads):
-        sfx = _suffixes(layer, directions)[d]
+        sfx = param_suffixes(layer, directions)[d]
         idx = layer * directions + d
         init = [None if s is None else np.ascontiguousarray(s[idx]) for s in states]
         W_ih, W_hh = params[f"weight_ih{sfx}"], params[f"weight_hh{sfx}"]
@@ -221,7 +219,7 @@ def stack_forward(cell: str, params: Mapping[str, np.ndarray], x: np.ndarray, st
     saved = None
     if train:
         saved = dict(cell=cell, caches=caches, masks=masks, T=T, B=B, num_layers=num_layers, directions=directions,
-                     merge=merge, biases=f"bias_ih{_suffixes(0, directions)[0]}" in params)
+                     merge=merge, biases=f"bias_ih{param_suffixes(0, directions)[0]}" in params)
     return inp, tuple(np.stack(f) for f in finals), saved
 
 
@@ -261,7 +259,7 @@ def stack_backward(saved: dict, dy: Optional[np.ndarray], dstates: List[Optional
 
         dx = None
         for d, g in enumerate(_both_directions(dirs, run, None)):
-            sfx = _suffixes(layer, dirs)[d]
+            sfx = param_suffixes(layer, dirs)[d]
             dW_ih, dW_hh, *db = g[1 + len(dstates):]
             _add(grads, f"weight_ih{sfx}", dW_ih)
             _add(grads, f"weight_hh{sfx}", dW_hh)
