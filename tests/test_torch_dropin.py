@@ -100,22 +100,24 @@ def test_outputs_states_and_all_gradients_match_torch(cls, config, dtype):
 
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("cls", CLASSES)
-def test_packed_sequences_in_and_out_match_torch(cls, batch_first):
-    """Unsorted lengths with ties (enforce_sorted=False); hx in the batch's own order."""
+@pytest.mark.parametrize("enforce_sorted", [False, True], ids=["unsorted", "sorted"])
+def test_packed_sequences_in_and_out_match_torch(cls, batch_first, enforce_sorted):
+    """Lengths with ties, unsorted (enforce_sorted=False) or sorted; hx in the batch's own order."""
     T, B, D, H, dtype = 7, 5, 4, 6, torch.float64
-    lengths = torch.tensor([3, 7, 1, 7, 4])
+    lengths = torch.tensor([7, 7, 4, 3, 1] if enforce_sorted else [3, 7, 1, 7, 4])
     theirs, ours = twins(cls, D, H, num_layers=2, bidirectional=True, batch_first=batch_first)
     x = torch.randn((B, T, D) if batch_first else (T, B, D), dtype=dtype).requires_grad_()
     hx, leaves = state(cls, 4, B, H, dtype)
     results = []
     for module in (ours, theirs):
-        packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
+        packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=enforce_sorted)
         module.zero_grad()
         out, final = module(packed, hx)
         assert isinstance(out, torch.nn.utils.rnn.PackedSequence)
         assert torch.equal(out.batch_sizes, packed.batch_sizes)
-        assert torch.equal(out.sorted_indices, packed.sorted_indices)
-        assert torch.equal(out.unsorted_indices, packed.unsorted_indices)
+        for name in ("sorted_indices", "unsorted_indices"):
+            a, b = getattr(out, name), getattr(packed, name)
+            assert (a is None and b is None) if enforce_sorted else torch.equal(a, b)
         y, got_lengths = pad_packed_sequence(out, batch_first=batch_first)
         assert torch.equal(got_lengths, lengths)
         loss_of(y, final).backward()
