@@ -1,4 +1,4 @@
-"""The command line: `seqcore train | sample | eval | bench | info`.
+"""The command line: `seqcore train | sample | eval | export | bench | info`.
 
     seqcore train [CORPUS]     train a language model on a text file, printing its
                                progress, and a sample at the end; with no CORPUS,
@@ -6,6 +6,7 @@
                                ``stdlib_corpus``), so it needs no download
     seqcore sample DIR         text sampled from a trained run
     seqcore eval DIR CORPUS    validation loss, perplexity and bits per character on a text
+    seqcore export DIR OUTPUT  the run's model as an ONNX file (the onnx extra)
     seqcore bench              time each cell's training step and inference
     seqcore info               version, instruction set, threads and backend
 
@@ -162,9 +163,10 @@ def _set_threads(threads: Optional[int]) -> None:
 # run directories
 
 
-def load_run(directory: str) -> Tuple[Any, Dict[str, Any]]:
+def load_run(directory: str, need_vocab: bool = True) -> Tuple[Any, Dict[str, Any]]:
     """(checkpoint, settings) of a run directory, or of a checkpoint directory
-    itself (settings then {}). UsageError when it is neither or unreadable."""
+    itself (settings then {}). UsageError when it is neither or unreadable, or
+    (``need_vocab``) when it has no vocabulary."""
     if os.path.isdir(os.path.join(directory, CHECKPOINT_DIR)) or os.path.isfile(os.path.join(directory, RUN_JSON)):
         # a run: load_checkpoint also finds the checkpoint a save killed in
         # the middle of its directory swap left behind
@@ -178,7 +180,7 @@ def load_run(directory: str) -> Tuple[Any, Dict[str, Any]]:
         ckpt = load_checkpoint(path)
     except (CheckpointError, FileNotFoundError) as e:
         raise UsageError(f"DIR: {e}") from None
-    if ckpt.vocab is None:
+    if need_vocab and ckpt.vocab is None:
         raise UsageError(f"DIR: the checkpoint {path} has no vocabulary")
     settings: Dict[str, Any] = {}
     run_json = os.path.join(directory, RUN_JSON)
@@ -565,6 +567,46 @@ def _add_eval_parser(sub) -> None:
 
 
 # ---------------------------------------------------------------------------
+# export
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Writes the model of a run (or checkpoint) as an ONNX file, with its
+    vocabulary in the file's metadata (seqcore.onnx.export)."""
+    try:
+        from . import onnx as seqcore_onnx  # needs the onnx extra; `import seqcore` never loads it
+    except ImportError as e:
+        print(f"seqcore export: error: needs the onnx extra ({e}): pip install \"seqcore[onnx]\"", file=sys.stderr)
+        return 1
+    ckpt, _ = load_run(args.dir, need_vocab=False)
+    parent = os.path.dirname(os.path.abspath(args.output))
+    if os.path.isdir(args.output) or not os.path.isdir(parent):
+        raise UsageError(f"OUTPUT: expected a file path in an existing directory, got {args.output!r}")
+    proto = seqcore_onnx.export(ckpt.model, args.output, lengths=args.lengths, state=not args.no_state,
+                                vocabulary=ckpt.vocab)
+    names = lambda values: ", ".join(v.name for v in values)  # noqa: E731
+    print(f"wrote {args.output}: {type(ckpt.model).__name__}, inputs {names(proto.graph.input)}, "
+          f"outputs {names(proto.graph.output)} (ONNX opset {seqcore_onnx.OPSET})")
+    return 0
+
+
+def _add_export_parser(sub) -> None:
+    """The arguments of ``seqcore export``."""
+    p = sub.add_parser("export", help="write a run's model as an ONNX file (needs the onnx extra)",
+                       description="Write the model of a run directory (or checkpoint) as an ONNX file that "
+                                   "onnxruntime or any ONNX runtime serves without Python: ONNX's own "
+                                   "LSTM/GRU/RNN operators, dynamic time and batch, the state in (h0, c0) "
+                                   "and out (hN, cN), the vocabulary in the metadata. Needs "
+                                   "pip install \"seqcore[onnx]\".")
+    _add_run_dir(p)
+    p.add_argument("output", metavar="OUTPUT", help="the ONNX file to write (e.g. model.onnx)")
+    p.add_argument("--lengths", action="store_true", help="a padded batch's lengths as an input too")
+    p.add_argument("--no-state", action="store_true",
+                   help="no state inputs and outputs: every call starts from zeros")
+    p.set_defaults(run=cmd_export, parser=p)
+
+
+# ---------------------------------------------------------------------------
 # bench
 
 
@@ -632,8 +674,8 @@ def _add_info_parser(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqcore", description="Fast recurrent sequence models on the CPU.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add_parser in (_add_train_parser, _add_sample_parser, _add_eval_parser, _add_info_parser,
-                       _add_bench_parser):
+    for add_parser in (_add_train_parser, _add_sample_parser, _add_eval_parser, _add_export_parser,
+                       _add_info_parser, _add_bench_parser):
         add_parser(sub)
     return parser
 

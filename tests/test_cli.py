@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from children import CHILD_CWD, child_env
+import seqcore
 from cli_calls import cli_exit as run
 from seqcore import cli
 from seqcore.train import load_checkpoint
@@ -41,7 +42,7 @@ def train(corpus, out, *extra):
 # help
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "eval", "bench", "info"])
+@pytest.mark.parametrize("command", ["train", "sample", "eval", "export", "bench", "info"])
 def test_each_subcommand_has_help(command, capsys):
     assert run([command, "--help"]) == 0
     assert f"usage: seqcore {command}" in capsys.readouterr().out
@@ -257,3 +258,13 @@ def test_info_prints_the_runtime_as_json(capsys):
 def test_bench_prints_a_table(capsys):
     assert run(["bench", "--T", "2", "--B", "2", "--D", "3", "--H", "4", "--repeat", "1", "--threads", "1"]) == 0
     assert "lstm" in capsys.readouterr().out
+
+
+def test_export_without_the_onnx_extra_says_how_to_install_it(corpus, tmp_path, monkeypatch, capsys):
+    assert train(corpus, tmp_path / "run") == 0
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx fails
+    monkeypatch.delitem(sys.modules, "seqcore.onnx", raising=False)
+    monkeypatch.delattr(seqcore, "onnx", raising=False)  # as if never imported
+    assert run(["export", str(tmp_path / "run"), str(tmp_path / "model.onnx")]) == 1
+    assert 'pip install "seqcore[onnx]"' in capsys.readouterr().err
+    assert not (tmp_path / "model.onnx").exists()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
-from typing import Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -90,7 +90,7 @@ class Recurrent(Layer):
         k = 1 / np.sqrt(H)  # PyTorch: every weight and bias uniform in ±1/√H
         for layer in range(self.num_layers):
             D = self.input_size if layer == 0 else self.output_size
-            for suffix in self._suffixes(layer):
+            for suffix in param_suffixes(layer, self.directions):
                 for name, shape in (("weight_ih", (G * H, D)), ("weight_hh", (G * H, H)),
                                     ("bias_ih", (G * H,)), ("bias_hh", (G * H,))):
                     self.add_param(f"{name}{suffix}", init.uniform(self._rng, k, shape, self.dtype))
@@ -103,9 +103,6 @@ class Recurrent(Layer):
     def output_size(self) -> int:
         """Features of y at each step."""
         return self.hidden_size * (self.directions if self.merge == "concat" else 1)
-
-    def _suffixes(self, layer: int) -> List[str]:
-        return [f"_l{layer}", f"_l{layer}_reverse"][: self.directions]
 
     # -- PyTorch interoperability ---------------------------------------------
 
@@ -152,29 +149,11 @@ class Recurrent(Layer):
             out.append(s)
         return out
 
-    def _run_direction(self, layer: int, d: int, x, states, train, lengths, threads):
-        """One layer and direction through ops: returns ((y, hT[, cT]), cache)."""
-        p, sfx = self._params, self._suffixes(layer)[d]
-        idx = layer * self.directions + d
-        init = [None if s is None else np.ascontiguousarray(s[idx]) for s in states]
-        W_ih, W_hh = p[f"weight_ih{sfx}"], p[f"weight_hh{sfx}"]
-        b_ih, b_hh = p[f"bias_ih{sfx}"], p[f"bias_hh{sfx}"]
-        options = dict(train=train, lengths=lengths, reverse=d == 1, num_threads=threads)
-        if self.cell == "gru":
-            out = ops.gru_forward(x, *init, W_ih, W_hh, b_ih, b_hh, **options)
-        else:
-            out = getattr(ops, f"{self.cell}_forward")(x, *init, W_ih, W_hh, b_ih + b_hh, **options)
-        return out[:-1], out[-1]
-
-    def _both_directions(self, run):
-        """run(d, threads) for each direction; with two or more threads, the two
-        directions run at the same time, each with half of them."""
-        n = ops.get_num_threads()
-        if self.directions == 1 or n < 2:
-            return [run(d, None) for d in range(self.directions)]
-        reverse = _reverse_direction_thread().submit(run, 1, n - n // 2)
-        forward = run(0, n // 2)
-        return [forward, reverse.result()]
+    def _dropout_mask(self, shape):
+        """The mask multiplying a layer's output (all but the last) in training:
+        kept with probability 1 - dropout, scaled by 1 / (1 - dropout)."""
+        keep = self._rng.random(shape) >= self.dropout
+        return keep.astype(self.dtype) / self.dtype.type(1 - self.dropout)
 
     def forward(self, x, state=None, train: bool = True, lengths=None):
         """x (T, B, D) (or (B, T, D) with batch_first); state as in the module
@@ -182,29 +161,12 @@ class Recurrent(Layer):
 
         Returns (y, state). With train=True, what backward needs is kept."""
         x = self._check_input(x)
-        T, B = x.shape[:2]
-        states = self._check_states(state, B)
-        finals = [[None] * (self.num_layers * self.directions) for _ in states]
-        caches, masks = [], []
-        inp = x
-        for layer in range(self.num_layers):
-            results = self._both_directions(
-                lambda d, threads: self._run_direction(layer, d, inp, states, train, lengths, threads))
-            for d, (outs, _) in enumerate(results):
-                for k in range(len(states)):
-                    finals[k][layer * self.directions + d] = outs[1 + k]
-            caches.append([cache for _, cache in results])
-            ys = [outs[0] for outs, _ in results]
-            y = ys[0] if self.directions == 1 else (np.concatenate(ys, axis=2) if self.merge == "concat" else ys[0] + ys[1])
-            mask = None
-            if train and self.dropout > 0 and layer < self.num_layers - 1:
-                mask = (self._rng.random(y.shape) >= self.dropout).astype(self.dtype) / self.dtype.type(1 - self.dropout)
-                y = y * mask
-            masks.append(mask)
-            inp = y
-        self._saved = dict(caches=caches, masks=masks, T=T, B=B) if train else None
-        final = tuple(np.stack(f) for f in finals)
-        y = np.ascontiguousarray(inp.transpose(1, 0, 2)) if self.batch_first else inp
+        states = self._check_states(state, x.shape[1])
+        mask = self._dropout_mask if train and self.dropout > 0 else None
+        y, final, self._saved = stack_forward(self.cell, self._params, x, states, num_layers=self.num_layers,
+                                              directions=self.directions, merge=self.merge, train=train,
+                                              lengths=lengths, dropout_mask=mask)
+        y = np.ascontiguousarray(y.transpose(1, 0, 2)) if self.batch_first else y
         return y, (final if self.cell == "lstm" else final[0])
 
     def backward(self, dy, dstate=None):
@@ -214,7 +176,7 @@ class Recurrent(Layer):
         if self._saved is None:
             raise RuntimeError("backward: call forward(train=True) first (each forward allows one backward)")
         saved, self._saved = self._saved, None
-        T, B, H = saved["T"], saved["B"], self.hidden_size
+        T, B = saved["T"], saved["B"]
         expected = (B, T, self.output_size) if self.batch_first else (T, B, self.output_size)
         if not isinstance(dy, np.ndarray) or dy.shape != expected or dy.dtype != self.dtype:
             got = f"{dy.dtype} {dy.shape}" if isinstance(dy, np.ndarray) else type(dy).__name__
@@ -222,46 +184,136 @@ class Recurrent(Layer):
         dy = np.ascontiguousarray(dy.transpose(1, 0, 2)) if self.batch_first else dy
         n_states = 2 if self.cell == "lstm" else 1
         dstates = self._check_states(dstate, B) if dstate is not None else [None] * n_states
-        dinitial = [np.empty((self.num_layers * self.directions, B, H), self.dtype) for _ in range(n_states)]
-        for layer in reversed(range(self.num_layers)):
-            if saved["masks"][layer] is not None:
-                dy = dy * saved["masks"][layer]
-            if self.directions == 1:
-                dys = [dy]
-            elif self.merge == "concat":
-                dys = [np.ascontiguousarray(dy[:, :, :H]), np.ascontiguousarray(dy[:, :, H:])]
-            else:
-                dys = [dy, dy]
+        dx, dinitial = stack_backward(saved, dy, dstates, self._grads)
+        self.state_grad = dinitial if self.cell == "lstm" else dinitial[0]
+        return np.ascontiguousarray(dx.transpose(1, 0, 2)) if self.batch_first else dx
 
-            def run(d, _threads):
-                idx = layer * self.directions + d
-                dfinal = [None if s is None else np.ascontiguousarray(s[idx]) for s in dstates]
-                return getattr(ops, f"{self.cell}_backward")(dys[d], *dfinal, saved["caches"][layer][d])
 
-            grads = self._both_directions(run)
-            dx = None
-            for d, g in enumerate(grads):
-                self._accumulate(layer, d, g)
-                for k in range(n_states):
-                    dinitial[k][layer * self.directions + d] = g[1 + k]
-                dx = g[0] if dx is None else np.add(dx, g[0], out=dx)  # dx: the kernel's own array
-            dy = dx
-        self.state_grad = tuple(dinitial) if self.cell == "lstm" else dinitial[0]
-        return np.ascontiguousarray(dy.transpose(1, 0, 2)) if self.batch_first else dy
+# ---------------------------------------------------------------------------
+# the stack over explicit parameters (the layers above and seqcore.torch)
 
-    def _accumulate(self, layer: int, d: int, g) -> None:
-        """Adds one direction's (dx, dh0, [dc0,] dW_ih, dW_hh, db...) to grads."""
-        sfx, gr = self._suffixes(layer)[d], self._grads
-        n_states = 2 if self.cell == "lstm" else 1
-        dW_ih, dW_hh, *db = g[1 + n_states:]
-        gr[f"weight_ih{sfx}"] += dW_ih
-        gr[f"weight_hh{sfx}"] += dW_hh
-        if self.cell == "gru":
-            gr[f"bias_ih{sfx}"] += db[0]
-            gr[f"bias_hh{sfx}"] += db[1]
-        else:  # the kernels' one bias is bias_ih + bias_hh
-            gr[f"bias_ih{sfx}"] += db[0]
-            gr[f"bias_hh{sfx}"] += db[0]
+
+def param_suffixes(layer: int, directions: int) -> List[str]:
+    """The suffixes of layer ``layer``'s parameter names, one a direction ("_l1", "_l1_reverse")."""
+    return [f"_l{layer}", f"_l{layer}_reverse"][:directions]
+
+
+def _both_directions(directions: int, run, threads: Optional[int]):
+    """run(d, threads) for each direction; with two or more threads (``threads``,
+    None: seqcore.get_num_threads()), the two directions run at the same time,
+    each with half of them."""
+    n = ops.get_num_threads() if threads is None else threads
+    if directions == 1 or n < 2:
+        return [run(d, threads) for d in range(directions)]
+    reverse = _reverse_direction_thread().submit(run, 1, n - n // 2)
+    forward = run(0, n // 2)
+    return [forward, reverse.result()]
+
+
+def stack_forward(cell: str, params: Mapping[str, np.ndarray], x: np.ndarray, states: List[Optional[np.ndarray]],
+                  *, num_layers: int, directions: int, merge: str = "concat", train: bool = True, lengths=None,
+                  dropout_mask: Optional[Callable[[Tuple[int, ...]], np.ndarray]] = None,
+                  threads: Optional[int] = None):
+    """A stacked (bidirectional) RNN/LSTM/GRU over time-major x (T, B, D) with
+    the parameters ``params`` (PyTorch's names; the biases may be absent:
+    zeros). states: [h0] or [h0, c0] (LSTM), each (num_layers·directions, B, H)
+    or None (zeros). dropout_mask(shape), when given, returns the array that
+    multiplies each layer's output (T, B, F) but the last one's.
+
+    Returns (y (T, B, F), final: a tuple of (num_layers·directions, B, H)
+    arrays (h[, c]), saved: what stack_backward needs, None unless train)."""
+    T, B = x.shape[:2]
+    finals = [[None] * (num_layers * directions) for _ in states]
+    caches, masks = [], []
+
+    def run(layer, d, inp, threads):
+        sfx = param_suffixes(layer, directions)[d]
+        idx = layer * directions + d
+        init = [None if s is None else np.ascontiguousarray(s[idx]) for s in states]
+        W_ih, W_hh = params[f"weight_ih{sfx}"], params[f"weight_hh{sfx}"]
+        b_ih, b_hh = params.get(f"bias_ih{sfx}"), params.get(f"bias_hh{sfx}")
+        if b_ih is None:  # a layer without biases (torch's bias=False)
+            b_ih = b_hh = np.zeros(W_hh.shape[0], W_hh.dtype)
+        options = dict(train=train, lengths=lengths, reverse=d == 1, num_threads=threads)
+        if cell == "gru":
+            out = ops.gru_forward(inp, *init, W_ih, W_hh, b_ih, b_hh, **options)
+        else:
+            out = getattr(ops, f"{cell}_forward")(inp, *init, W_ih, W_hh, b_ih + b_hh, **options)
+        return out[:-1], out[-1]
+
+    inp = x
+    for layer in range(num_layers):
+        results = _both_directions(directions, lambda d, n: run(layer, d, inp, n), threads)
+        for d, (outs, _) in enumerate(results):
+            for k in range(len(states)):
+                finals[k][layer * directions + d] = outs[1 + k]
+        caches.append([cache for _, cache in results])
+        ys = [outs[0] for outs, _ in results]
+        y = ys[0] if directions == 1 else (np.concatenate(ys, axis=2) if merge == "concat" else ys[0] + ys[1])
+        mask = None
+        if dropout_mask is not None and layer < num_layers - 1:
+            mask = dropout_mask(y.shape)
+            y = y * mask
+        masks.append(mask)
+        inp = y
+    saved = None
+    if train:
+        saved = dict(cell=cell, caches=caches, masks=masks, T=T, B=B, num_layers=num_layers, directions=directions,
+                     merge=merge, biases=f"bias_ih{param_suffixes(0, directions)[0]}" in params)
+    return inp, tuple(np.stack(f) for f in finals), saved
+
+
+def _add(grads: Dict[str, np.ndarray], name: str, g: np.ndarray, copy: bool = False) -> None:
+    """grads[name] += g; a name not there yet takes g itself (a copy of it with ``copy``)."""
+    if name in grads:
+        grads[name] += g
+    else:
+        grads[name] = g.copy() if copy else g
+
+
+def stack_backward(saved: dict, dy: Optional[np.ndarray], dstates: List[Optional[np.ndarray]],
+                   grads: Dict[str, np.ndarray]):
+    """BPTT of stack_forward(train=True): dy (T, B, F) or None, dstates as its
+    states (gradients at its final state, or None). Adds each parameter's
+    gradient into ``grads`` (by name; a name not there is set). Returns (dx
+    (T, B, D), the gradients at the initial states: a tuple as final)."""
+    cell, L, dirs, merge, B = saved["cell"], saved["num_layers"], saved["directions"], saved["merge"], saved["B"]
+    H, dtype = saved["caches"][0][0].H, saved["caches"][0][0].dtype
+    dinitial = [np.empty((L * dirs, B, H), dtype) for _ in dstates]
+    for layer in reversed(range(L)):
+        if saved["masks"][layer] is not None:
+            dy = dy * saved["masks"][layer]
+        if dy is None:  # only the final state has a gradient (the top layer; dx below)
+            dys = [None] * dirs
+        elif dirs == 1:
+            dys = [dy]
+        elif merge == "concat":
+            dys = [np.ascontiguousarray(dy[:, :, :H]), np.ascontiguousarray(dy[:, :, H:])]
+        else:
+            dys = [dy, dy]
+
+        def run(d, _threads):
+            idx = layer * dirs + d
+            dfinal = [None if s is None else np.ascontiguousarray(s[idx]) for s in dstates]
+            return getattr(ops, f"{cell}_backward")(dys[d], *dfinal, saved["caches"][layer][d])
+
+        dx = None
+        for d, g in enumerate(_both_directions(dirs, run, None)):
+            sfx = param_suffixes(layer, dirs)[d]
+            dW_ih, dW_hh, *db = g[1 + len(dstates):]
+            _add(grads, f"weight_ih{sfx}", dW_ih)
+            _add(grads, f"weight_hh{sfx}", dW_hh)
+            if saved["biases"] and cell == "gru":
+                _add(grads, f"bias_ih{sfx}", db[0])
+                _add(grads, f"bias_hh{sfx}", db[1])
+            elif saved["biases"]:  # the kernels' one bias is bias_ih + bias_hh: both get its gradient
+                _add(grads, f"bias_ih{sfx}", db[0])
+                _add(grads, f"bias_hh{sfx}", db[0], copy=True)
+            for k in range(len(dstates)):
+                dinitial[k][layer * dirs + d] = g[1 + k]
+            dx = g[0] if dx is None else np.add(dx, g[0], out=dx)  # dx: the kernel's own array
+        dy = dx
+    return dy, tuple(dinitial)
 
 
 class RNN(Recurrent):
