@@ -181,6 +181,7 @@ struct ForwardStep {
   const T* gx_next = nullptr;
   int64_t next_rows = 0, GH = 0;
   const PanelMap* map = nullptr;
+  T* bf16_rows = nullptr;  // precision "bf16": this thread's row buffer (cells/panel_bf16.h); else null
 
   template <int R>
   void tile(int64_t row0) {
@@ -190,7 +191,11 @@ struct ForwardStep {
         for (int q = 0; q < NV && map->hidden(unit, q, 0) < H; ++q)
           __builtin_prefetch(gx_next + (row0 + r) * GH + map->column(unit, q, 0), 1, 3);
     }
-    panel_product<T, R, NV>(H, h_prev + row0 * H, H, panel, acc);
+    if (bf16_rows != nullptr) {
+      panel_product_bf16<R, NV>(H, h_prev + row0 * H, H, panel, acc, bf16_rows);
+    } else {
+      panel_product<T, R, NV>(H, h_prev + row0 * H, H, panel, acc);
+    }
     for (int r = 0; r < R; ++r) {
       const int64_t row = row0 + r, t = rows.time(s, row);
       epi.apply(row, unit, acc[r], y + (t * rows.B + rows.batch(row)) * H);
@@ -213,11 +218,17 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
   to_kernel_rows(rows, a.h0, H, slots.in(0));
   zero_padding(rows, H, a.y);
   const int nt = static_cast<int>(units < a.num_threads ? units : a.num_threads);
+  const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(H) : 0;
+  GemmBuffer<T> bf16_rows(row_buffer * nt);
 #pragma omp parallel num_threads(nt)
   {
     int64_t u0, u1;
     split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
-    pack_panels(map, H, a.W_hh, H, false, u0, u1, scratch.panels);
+    if (a.bf16) {
+      pack_panels_bf16(map, H, a.W_hh, H, false, u0, u1, scratch.panels);
+    } else {
+      pack_panels(map, H, a.W_hh, H, false, u0, u1, scratch.panels);
+    }
   }
   const int64_t chunk = scratch.chunk;
   for (int64_t s0 = 0; s0 < T_; s0 += chunk) {
@@ -230,7 +241,7 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
       gather_inputs(rows, a.x, s0, steps, D, scratch.x_it);
       X = scratch.x_it;
     }
-    project_inputs(X, n_rows, D, a.W_ih, GH, gx0, a.num_threads);
+    project_inputs(X, n_rows, D, a.W_ih, GH, gx0, a.num_threads, a.bf16);
     // One parallel region over the iterations; each thread owns the same
     // units (and keeps their panels in cache) for every iteration.
 #pragma omp parallel num_threads(nt)
@@ -248,6 +259,7 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
         step.epi = epi_at(s, gx0 + (rows.offset(s) - base) * GH, slots.in(s), slots.out(s));
         step.GH = GH;
         step.map = &map;
+        step.bf16_rows = a.bf16 ? bf16_rows.data + row_buffer * omp_get_thread_num() : nullptr;
         step.gx_next = i + 1 < steps ? gx0 + (rows.offset(s + 1) - base) * GH : nullptr;
         step.next_rows = i + 1 < steps ? rows.count(s + 1) : 0;
         for (int64_t u = u0; u < u1; ++u) {
@@ -319,13 +331,16 @@ struct BackwardStep {
   const T* dGh_next = nullptr;  // (count(s+1), K), row stride ldg: recurrent-side gradient of iteration s+1
   const T* dhT = nullptr;       // (B, H) or null: added at each row's last step
   const T* dy = nullptr;        // (T, B, H) or null
+  T* bf16_rows = nullptr;       // precision "bf16": this thread's row buffer; else null
   Epi epi;
 
   template <int R>
   void tile(int64_t row0) {
     constexpr int V = Vec<T>::size;
     Vec<T> acc[R][NV];
-    if (panel != nullptr) {
+    if (panel != nullptr && bf16_rows != nullptr) {
+      panel_product_bf16<R, NV>(K, dGh_next + row0 * ldg, ldg, panel, acc, bf16_rows);
+    } else if (panel != nullptr) {
       panel_product<T, R, NV>(K, dGh_next + row0 * ldg, ldg, panel, acc);
     } else {
       for (int r = 0; r < R; ++r)
@@ -368,12 +383,17 @@ struct InitialStateGradient {
   const T* extra = nullptr;  // (B, H) or null, kernel order
   const T* dhT = nullptr;    // (B, H) or null
   T* dh0 = nullptr;          // (B, H) out
+  T* bf16_rows = nullptr;    // precision "bf16": this thread's row buffer; else null
 
   template <int R>
   void tile(int64_t row0) {
     constexpr int V = Vec<T>::size;
     Vec<T> acc[R][NV];
-    panel_product<T, R, NV>(K, dGh + row0 * ldg, ldg, panel, acc);
+    if (bf16_rows != nullptr) {
+      panel_product_bf16<R, NV>(K, dGh + row0 * ldg, ldg, panel, acc, bf16_rows);
+    } else {
+      panel_product<T, R, NV>(K, dGh + row0 * ldg, ldg, panel, acc);
+    }
     for (int r = 0; r < R; ++r)
       for (int q = 0; q < NV; ++q) {
         const int64_t j = (unit * NV + q) * V, row = row0 + r, b = rows.batch(row);
@@ -401,11 +421,18 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
   const int64_t units = map.units(), psize = map.panel_size(GH), ldg = gate_grad_stride<T>(GH);
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
   const int nt = static_cast<int>(units < a.num_threads ? units : a.num_threads);
+  const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(GH) : 0;
+  GemmBuffer<T> bf16_rows(row_buffer * nt);
 #pragma omp parallel num_threads(nt)
   {
     int64_t u0, u1;
     split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
-    pack_panels(map, GH, a.W_hh, H, true, u0, u1, panels);
+    T* my_rows = a.bf16 ? bf16_rows.data + row_buffer * omp_get_thread_num() : nullptr;
+    if (a.bf16) {
+      pack_panels_bf16(map, GH, a.W_hh, H, true, u0, u1, panels);
+    } else {
+      pack_panels(map, GH, a.W_hh, H, true, u0, u1, panels);
+    }
     for (int64_t s = T_ - 1; s >= 0; --s) {
       const int64_t running = rows.active(s), n_rows = rows.count(s);
       BackwardStep<T, NV, decltype(epi_at(s))> step;
@@ -417,6 +444,7 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
       step.dGh_next = s == T_ - 1 ? nullptr : dGh + rows.offset(s + 1) * ldg;
       step.dhT = a.dhT;
       step.dy = a.dy;
+      step.bf16_rows = my_rows;
       step.epi = epi_at(s);
       for (int64_t u = u0; u < u1; ++u) {
         step.unit = u;
@@ -435,6 +463,7 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
     first.extra = dh0_extra;
     first.dhT = a.dhT;
     first.dh0 = a.dh0;
+    first.bf16_rows = my_rows;
     for (int64_t u = u0; u < u1; ++u) {
       first.unit = u;
       first.panel = panels + u * psize;
@@ -448,7 +477,8 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
 // GRU), blocks 0 … T-1 (N = offset(T) rows, zeros past each row's end):
 //   dx = dG · W_ih      dW_ih = dGᵀ · X
 //   dW_hh = Σ_s dGh_sᵀ · h_s = dGhᵀ · ws_h[blocks 0 … T-1]
-// (the bias gradients Σ_rows dG, dGh were summed by the epilogues).
+// (the bias gradients Σ_rows dG, dGh were summed by the epilogues), with
+// bfloat16 operands in precision "bf16".
 // Unless in batch order, X is gathered by block, then overwritten by dx by
 // block (dW_ih first), which is scattered back.
 template <typename T, int NV>
@@ -466,9 +496,9 @@ void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
     X = scratch.x_it;
     dX = scratch.x_it;
   }
-  gemm<T>(true, false, GH, D, N, T(1), dG, ldg, X, D, T(0), a.dW_ih, D, nt);
-  gemm<T>(false, false, N, D, GH, T(1), dG, ldg, a.W_ih, D, T(0), dX, D, nt);
-  gemm<T>(true, false, GH, H, N, T(1), dGh, ldg, a.ws_h, H, T(0), a.dW_hh, H, nt);
+  gemm_in<T>(a.bf16, true, false, GH, D, N, T(1), dG, ldg, X, D, T(0), a.dW_ih, D, nt);
+  gemm_in<T>(a.bf16, false, false, N, D, GH, T(1), dG, ldg, a.W_ih, D, T(0), dX, D, nt);
+  gemm_in<T>(a.bf16, true, false, GH, H, N, T(1), dGh, ldg, a.ws_h, H, T(0), a.dW_hh, H, nt);
   if (!rows.identity()) {
     // dx[t, b] = row r of block s for the iteration s that ran t; 0 past the end
     zero_padding(rows, D, a.dx);

@@ -1,0 +1,111 @@
+// The recurrent product of the time loops with bfloat16 operands and float32
+// sums (precision "bf16"; generic code, see isa/kernels_impl.h), on the
+// panels of cells/panel.h:
+//   acc[r][q] = Σ_k bf16(A[r·lda + k]) · bf16(P[k][q][:])
+// With AVX512-BF16 a panel holds 32-bit words of two bfloat16, the weights
+// of k = 2kp (lower half) and 2kp + 1 for each output column,
+//   P[unit][kp][q][lane]          kp < ceil(K / 2), q < NV, lane < V
+// (an odd K's last pair has a zero), which takes no more room than the
+// float32 panel; the tile's rows of A are converted once per tile into the
+// thread's row buffer, and each pair of k is one vdpbf16ps. Elsewhere the
+// panel is the float32 one with its weights rounded to bfloat16, and the
+// rows of A are rounded into the row buffer before panel_product.
+namespace seqcore {
+namespace SEQCORE_ISA_NS {
+
+// Elements (of T) of one thread's row buffer for tiles of tile_rows<NV>()
+// rows of K values.
+template <int NV>
+int64_t bf16_row_buffer(int64_t K) {
+  return tile_rows<NV>() * (gemm_round_up(K, 32) + 32);
+}
+
+// pack_panels (same arguments) for the "bf16" product.
+template <typename T>
+void pack_panels_bf16(const PanelMap& map, int64_t K, const T* S, int64_t lds, bool k_major,
+                      int64_t u0, int64_t u1, T* P) {
+#if defined(__AVX512BF16__)
+  if constexpr (sizeof(T) == 4) {
+    for (int64_t u = u0; u < u1; ++u) {
+      uint32_t* p = reinterpret_cast<uint32_t*>(P + u * map.panel_size(K));
+      for (int64_t k = 0; k < K; k += 2) {
+        for (int q = 0; q < map.NV; ++q) {
+          for (int lane = 0; lane < map.V; ++lane) {
+            float w0 = 0.0f, w1 = 0.0f;
+            if (map.hidden(u, q, lane) < map.H) {
+              const int64_t n = map.column(u, q, lane);
+              w0 = k_major ? S[k * lds + n] : S[n * lds + k];
+              if (k + 1 < K) w1 = k_major ? S[(k + 1) * lds + n] : S[n * lds + k + 1];
+            }
+            *p++ = bf16_pair(w0, w1);
+          }
+        }
+      }
+    }
+    return;
+  }
+#endif
+  pack_panels(map, K, S, lds, k_major, u0, u1, P);
+  T* p = P + u0 * map.panel_size(K);
+  for (int64_t i = 0, n = (u1 - u0) * map.panel_size(K); i < n; ++i) p[i] = gemm_operand<true>(p[i]);
+}
+
+// panel_product (same arguments) for the "bf16" product, with buf the
+// thread's row buffer (bf16_row_buffer<NV>(K) elements).
+template <int R, int NV>
+inline void panel_product_bf16(int64_t K, const float* A, int64_t lda, const float* P,
+                               Vec<float> (&acc)[R][NV], float* buf) {
+#if defined(__AVX512BF16__)
+  constexpr int V = Vec<float>::size;
+  static_assert(V == 16, "the bfloat16 panels hold 16 columns a vector");
+  const int64_t kp_n = (K + 1) / 2, stride = gemm_round_up(K, 32) / 2;  // words a row
+  uint32_t* a = reinterpret_cast<uint32_t*>(buf);
+  for (int r = 0; r < R; ++r) bf16_row_words(A + r * lda, K, a + r * stride);
+  const uint32_t* p = reinterpret_cast<const uint32_t*>(P);
+  // As panel_product: KS independent chains when the tile has few sums.
+  constexpr int KS = R * NV >= 8 ? 1 : (8 + R * NV - 1) / (R * NV);
+  __m512 chain[KS][R][NV];
+  for (int s = 0; s < KS; ++s)
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < NV; ++q) chain[s][r][q] = _mm512_setzero_ps();
+  int64_t kp = 0;
+  for (; kp + KS <= kp_n; kp += KS) {
+    for (int s = 0; s < KS; ++s) {
+      __m512bh w[NV];
+      for (int q = 0; q < NV; ++q) w[q] = (__m512bh)_mm512_loadu_si512(p + ((kp + s) * NV + q) * V);
+      for (int r = 0; r < R; ++r) {
+        const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[r * stride + kp + s]));
+        for (int q = 0; q < NV; ++q) chain[s][r][q] = _mm512_dpbf16_ps(chain[s][r][q], x, w[q]);
+      }
+    }
+  }
+  for (int s = 0; kp < kp_n; ++kp, ++s) {
+    __m512bh w[NV];
+    for (int q = 0; q < NV; ++q) w[q] = (__m512bh)_mm512_loadu_si512(p + (kp * NV + q) * V);
+    for (int r = 0; r < R; ++r) {
+      const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[r * stride + kp]));
+      for (int q = 0; q < NV; ++q) chain[s][r][q] = _mm512_dpbf16_ps(chain[s][r][q], x, w[q]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < NV; ++q) {
+      __m512 sum = chain[0][r][q];
+      for (int s = 1; s < KS; ++s) sum = _mm512_add_ps(sum, chain[s][r][q]);
+      acc[r][q] = Vec<float>(sum);
+    }
+#else
+  for (int r = 0; r < R; ++r)
+    for (int64_t k = 0; k < K; ++k) buf[r * K + k] = bf16_round(A[r * lda + k]);
+  panel_product<float, R, NV>(K, buf, K, P, acc);
+#endif
+}
+
+// float64 has no "bf16" precision (refused at the binding): its own product.
+template <int R, int NV>
+inline void panel_product_bf16(int64_t K, const double* A, int64_t lda, const double* P,
+                               Vec<double> (&acc)[R][NV], double*) {
+  panel_product<double, R, NV>(K, A, lda, P, acc);
+}
+
+}  // namespace SEQCORE_ISA_NS
+}  // namespace seqcore
