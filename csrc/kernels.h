@@ -135,5 +135,6 @@ namespace scalar { const IsaKernels& kernels(); }
 namespace avx2 { const IsaKernels& kernels(); }
 namespace avx512 { const IsaKernels& kernels(); }
 namespace avx512_bf16 { const IsaKernels& kernels(); }
+namespace amx_bf16 { const IsaKernels& kernels(); }
 
 }  // namespace seqcore

@@ -17,8 +17,9 @@ Precision: ``precision="fp32"`` (the default) computes in the arrays' dtype,
 float32 or float64. ``precision="bf16"`` (float32 arrays only) reads every
 matrix product's operands — inputs, states, weights, gradients — rounded to
 bfloat16 (nearest even, as torch; see seqcore.reference.bf16) and sums in
-float32: AVX512-BF16's vdpbf16ps where the CPU has it (isa "avx512_bf16"),
-a float32 product of the rounded operands elsewhere. Gate nonlinearities,
+float32: AMX tiles where the CPU has them (isa "amx_bf16"), AVX512-BF16's
+vdpbf16ps (isa "avx512_bf16"), a float32 product of the rounded operands
+elsewhere. Gate nonlinearities,
 the cell state, the biases and every array in or out stay float32. The
 cache remembers the precision and backward follows it.
 
@@ -44,7 +45,7 @@ from ._version import __version__
 
 BACKENDS = ("native", "reference")
 PRECISIONS = ("fp32", "bf16")
-ISAS = ("scalar", "avx2", "avx512", "avx512_bf16")
+ISAS = ("scalar", "avx2", "avx512", "avx512_bf16", "amx_bf16")
 # Whether "native" runs the C++ cells (else it falls back to the reference).
 _NATIVE_CELLS = True
 
@@ -109,7 +110,8 @@ def set_num_threads(n: int) -> None:
 
 def set_isa(name: str) -> None:
     """Uses the kernels of another instruction set ("scalar", "avx2", "avx512",
-    "avx512_bf16") from now on, as SEQCORE_ISA does at start-up."""
+    "avx512_bf16", "amx_bf16") from now on, as SEQCORE_ISA does at start-up.
+    The last two differ from "avx512" only in precision "bf16"'s products."""
     if name not in ISAS:
         raise ValueError(f"name: expected one of {', '.join(map(repr, ISAS))}, got {name!r}")
     if name not in _core.isas():

@@ -220,6 +220,7 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
   const int nt = static_cast<int>(units < a.num_threads ? units : a.num_threads);
   const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(H) : 0;
   GemmBuffer<T> bf16_rows(row_buffer * nt);
+  std::memset(bf16_rows.data, 0, sizeof(T) * row_buffer * nt);
 #pragma omp parallel num_threads(nt)
   {
     int64_t u0, u1;
@@ -248,6 +249,7 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
     {
       int64_t u0, u1;
       split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
+      const Bf16TileScope tiles(a.bf16);
       for (int64_t i = 0; i < steps; ++i) {
         const int64_t s = s0 + i, running = rows.active(s);
         ForwardStep<T, NV, decltype(epi_at(s, gx0, slots.in(s), slots.out(s)))> step;
@@ -423,11 +425,13 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
   const int nt = static_cast<int>(units < a.num_threads ? units : a.num_threads);
   const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(GH) : 0;
   GemmBuffer<T> bf16_rows(row_buffer * nt);
+  std::memset(bf16_rows.data, 0, sizeof(T) * row_buffer * nt);
 #pragma omp parallel num_threads(nt)
   {
     int64_t u0, u1;
     split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
     T* my_rows = a.bf16 ? bf16_rows.data + row_buffer * omp_get_thread_num() : nullptr;
+    const Bf16TileScope tiles(a.bf16);
     if (a.bf16) {
       pack_panels_bf16(map, GH, a.W_hh, H, true, u0, u1, panels);
     } else {

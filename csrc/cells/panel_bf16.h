@@ -10,15 +10,82 @@
 // thread's row buffer, and each pair of k is one vdpbf16ps. Elsewhere the
 // panel is the float32 one with its weights rounded to bfloat16, and the
 // rows of A are rounded into the row buffer before panel_product.
+// With AMX-BF16 the pairs of k in whole blocks of 32 k are multiplied by
+// tiles: the tile's rows of A (16 rows of the row buffer; those past the
+// tile's rows give sums that are not used) times, for each q, the panel's
+// 16 kp x 16 lanes (rows NV·16 words apart), into one tile of sums per q;
+// the k past the last whole block go through vdpbf16ps.
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
 
+// Rows of the row buffer: a tile's, in whole AMX tiles of 16.
+template <int NV>
+constexpr int bf16_buffer_rows() {
+  return (tile_rows<NV>() + 15) / 16 * 16;
+}
+
 // Elements (of T) of one thread's row buffer for tiles of tile_rows<NV>()
-// rows of K values.
+// rows of K values (and AMX's 16 rows and NV tiles of 16 x 16 sums).
 template <int NV>
 int64_t bf16_row_buffer(int64_t K) {
-  return tile_rows<NV>() * (gemm_round_up(K, 32) + 32);
+  return bf16_buffer_rows<NV>() * (gemm_round_up(K, 32) + 32) + NV * 256 + 16;
 }
+
+// The tiles of a thread that runs "bf16" recurrent products, for the scope
+// of a parallel region: AMX's configuration loaded, and the tiles released
+// at the end (a no-op without AMX).
+struct Bf16TileScope {
+  bool on;
+  explicit Bf16TileScope(bool bf16) : on(bf16) {
+#if defined(__AMX_BF16__)
+    if (on) amx_configure();
+#endif
+  }
+  ~Bf16TileScope() {
+#if defined(__AMX_BF16__)
+    if (on) _tile_release();
+#endif
+  }
+  Bf16TileScope(const Bf16TileScope&) = delete;
+  Bf16TileScope& operator=(const Bf16TileScope&) = delete;
+};
+
+#if defined(__AMX_BF16__)
+// sums[q] (16 x 16 floats) = Σ over blocks c < blocks of 32 k: rows of a
+// (16 rows, `stride` words apart) times q's columns of the panel p.
+template <int NV>
+inline void amx_panel_blocks(int64_t blocks, const uint32_t* a, int64_t stride, const uint32_t* p,
+                             float* sums) {
+  static_assert(NV >= 1 && NV <= 4, "tiles 0-3 hold the sums");
+  _tile_zero(0);
+  if constexpr (NV > 1) _tile_zero(1);
+  if constexpr (NV > 2) _tile_zero(2);
+  if constexpr (NV > 3) _tile_zero(3);
+  const int64_t bstride = NV * 64;  // bytes between kp rows of the panel
+  for (int64_t c = 0; c < blocks; ++c) {
+    const uint32_t* pc = p + c * 16 * NV * 16;
+    _tile_loadd(4, a + c * 16, stride * 4);
+    _tile_loadd(5, pc, bstride);
+    _tile_dpbf16ps(0, 4, 5);
+    if constexpr (NV > 1) {
+      _tile_loadd(6, pc + 16, bstride);
+      _tile_dpbf16ps(1, 4, 6);
+    }
+    if constexpr (NV > 2) {
+      _tile_loadd(7, pc + 32, bstride);
+      _tile_dpbf16ps(2, 4, 7);
+    }
+    if constexpr (NV > 3) {
+      _tile_loadd(5, pc + 48, bstride);
+      _tile_dpbf16ps(3, 4, 5);
+    }
+  }
+  _tile_stored(0, sums, 64);
+  if constexpr (NV > 1) _tile_stored(1, sums + 256, 64);
+  if constexpr (NV > 2) _tile_stored(2, sums + 512, 64);
+  if constexpr (NV > 3) _tile_stored(3, sums + 768, 64);
+}
+#endif
 
 // pack_panels (same arguments) for the "bf16" product.
 template <typename T>
@@ -69,6 +136,17 @@ inline void panel_product_bf16(int64_t K, const float* A, int64_t lda, const flo
     for (int r = 0; r < R; ++r)
       for (int q = 0; q < NV; ++q) chain[s][r][q] = _mm512_setzero_ps();
   int64_t kp = 0;
+#if defined(__AMX_BF16__)
+  if (K >= 32) {
+    float* sums = buf + bf16_buffer_rows<NV>() * stride;  // after the rows: NV tiles of 16 x 16
+    for (int r0 = 0; r0 < R; r0 += 16) {
+      amx_panel_blocks<NV>(K / 32, a + r0 * stride, stride, p, sums);
+      for (int r = r0; r < R && r < r0 + 16; ++r)
+        for (int q = 0; q < NV; ++q) chain[0][r][q] = _mm512_loadu_ps(sums + q * 256 + (r - r0) * 16);
+    }
+    kp = K / 32 * 16;
+  }
+#endif
   for (; kp + KS <= kp_n; kp += KS) {
     for (int s = 0; s < KS; ++s) {
       __m512bh w[NV];
