@@ -267,7 +267,7 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
         for (int64_t u = u0; u < u1; ++u) {
           step.unit = u;
           step.panel = scratch.panels + u * psize;
-          if (running > 0) for_each_tile<NV>(running, step);
+          if (running > 0) for_each_tile_in<NV>(a.bf16, running, step);
           if (!a.train)
             for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
         }
@@ -453,7 +453,7 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
       for (int64_t u = u0; u < u1; ++u) {
         step.unit = u;
         step.panel = s == T_ - 1 ? nullptr : panels + u * psize;
-        if (running > 0) for_each_tile<NV>(running, step);
+        if (running > 0) for_each_tile_in<NV>(a.bf16, running, step);
         for (int64_t row = running; row < n_rows; ++row) step.skip(row);
       }
 #pragma omp barrier
@@ -471,7 +471,7 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
     for (int64_t u = u0; u < u1; ++u) {
       first.unit = u;
       first.panel = panels + u * psize;
-      for_each_tile<NV>(B, first);
+      for_each_tile_in<NV>(a.bf16, B, first);
     }
   }
 }

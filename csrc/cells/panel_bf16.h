@@ -18,10 +18,32 @@
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
 
+// Rows of a tile of the "bf16" recurrent product: with AMX a tile of A's
+// 16 rows (the float32 tiles would leave most of each tile's rows unused),
+// else the float32 tiles'.
+template <int NV>
+constexpr int bf16_tile_rows() {
+#if defined(__AMX_BF16__)
+  return 16;
+#else
+  return tile_rows<NV>();
+#endif
+}
+
+// for_each_tile (panel.h) with the tiles of the precision.
+template <int NV, typename Epi>
+inline void for_each_tile_in(bool bf16, int64_t B, Epi& epi) {
+  if (bf16) {
+    for_each_tile<NV, bf16_tile_rows<NV>()>(B, epi);
+  } else {
+    for_each_tile<NV>(B, epi);
+  }
+}
+
 // Rows of the row buffer: a tile's, in whole AMX tiles of 16.
 template <int NV>
 constexpr int bf16_buffer_rows() {
-  return (tile_rows<NV>() + 15) / 16 * 16;
+  return (bf16_tile_rows<NV>() + 15) / 16 * 16;
 }
 
 // Elements (of T) of one thread's row buffer for tiles of tile_rows<NV>()
