@@ -222,14 +222,21 @@ def _check_backend(backend: Optional[str]) -> None:
         raise ValueError(f"backend: expected 'native', 'reference' or None, got {backend!r}")
 
 
-def _precision(precision, dtype) -> bool:
-    """Checks a precision for arrays of `dtype`; True for "bf16"."""
+def check_precision(precision, dtype=np.float32) -> str:
+    """Checks a precision ("fp32" or "bf16", see the module's docstring) for
+    arrays of `dtype` and returns it; ValueError naming ``precision`` for any
+    other value, and for "bf16" with float64."""
     if not isinstance(precision, str) or precision not in PRECISIONS:
         raise ValueError(f"precision: expected 'fp32' or 'bf16', got {precision!r}")
     if precision == "bf16" and np.dtype(dtype) != np.float32:
         raise ValueError(f"precision: 'bf16' needs float32 arrays, got {np.dtype(dtype)} "
                          "(float64 computes in float64: use precision='fp32')")
-    return precision == "bf16"
+    return precision
+
+
+def _precision(precision, dtype) -> bool:
+    """check_precision; True for "bf16"."""
+    return check_precision(precision, dtype) == "bf16"
 
 
 def _float_ndarray(name: str, a: Any) -> None:

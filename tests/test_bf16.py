@@ -237,3 +237,89 @@ def test_bf16_under_a_forced_lower_isa():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env=child_env(None, SEQCORE_ISA=isa), cwd=CHILD_CWD)
     assert done.stdout.split() == [isa, "True", "False"], done.stderr
+
+
+# ---------------------------------------------------------------------------
+# seqcore.nn: layers and models take precision=, changeable between calls
+
+
+def test_recurrent_layer_runs_its_precision_and_backward_follows_the_forward():
+    from seqcore.nn import LSTM
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, 3, 10)).astype(np.float32)
+    dy = rng.standard_normal((7, 3, 2 * 24)).astype(np.float32)
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        layer = LSTM(10, 24, num_layers=2, bidirectional=True, seed=1, precision=precision)
+        y, _ = layer.forward(x)
+        if precision == "bf16":
+            layer.precision = "fp32"  # changed between forward and backward: backward follows the forward
+        runs[precision] = (y, layer.backward(dy), layer.grads)
+    # the first layer's forward direction, straight through ops in bf16
+    p = LSTM(10, 24, num_layers=2, bidirectional=True, seed=1).params
+    y0 = ops.lstm_forward(x, None, None, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"] + p["bias_hh_l0"],
+                          train=False, precision="bf16")[0]
+    layer = LSTM(10, 24, bidirectional=True, seed=1, precision="bf16")
+    assert np.array_equal(layer.forward(x, train=False)[0][:, :, :24], y0)
+    (y32, dx32, g32), (y16, dx16, g16) = runs["fp32"], runs["bf16"]
+    assert not np.array_equal(y16, y32) and np.max(np.abs(y16 - y32)) < 0.02
+    # the backward of the bf16 forward ran in bf16: a layer that stays in bf16 gives the same, bit for bit
+    again = LSTM(10, 24, num_layers=2, bidirectional=True, seed=1, precision="bf16")
+    again.forward(x)
+    assert np.array_equal(again.backward(dy), dx16)
+    assert all(np.array_equal(again.grads[k], g16[k]) for k in g16)
+    assert not np.array_equal(dx16, dx32)
+
+
+def test_precision_attribute_is_checked():
+    from seqcore.nn import GRU, LanguageModel, Linear
+    for make in (lambda **k: GRU(4, 5, **k), lambda **k: Linear(4, 5, **k),
+                 lambda **k: LanguageModel(11, 4, 5, num_layers=1, **k)):
+        with pytest.raises(ValueError, match="^precision: expected 'fp32' or 'bf16', got 'fp16'"):
+            make(precision="fp16")
+        with pytest.raises(ValueError, match="^precision: 'bf16' needs float32"):
+            make(precision="bf16", dtype=np.float64)
+        layer = make(dtype=np.float64)
+        with pytest.raises(ValueError, match="^precision: 'bf16' needs float32"):
+            layer.precision = "bf16"
+        assert layer.precision == "fp32"
+
+
+def test_linear_in_bf16():
+    from seqcore.nn import Linear
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5, 3, 40)).astype(np.float32)
+    layer = Linear(40, 30, seed=0, precision="bf16")
+    y = layer.forward(x)
+    expected = reference.matmul_bf16(x.reshape(-1, 40), layer.weight.T) + layer.bias
+    np.testing.assert_allclose(y.reshape(-1, 30), expected, rtol=1e-5, atol=1e-5)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    layer.precision = "fp32"  # the backward follows the forward's bf16
+    dx = layer.backward(dy)
+    np.testing.assert_allclose(dx.reshape(-1, 40), reference.matmul_bf16(dy.reshape(-1, 30), layer.weight),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.grads["weight"], reference.matmul_bf16(dy.reshape(-1, 30).T, x.reshape(-1, 40)),
+                               rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("model", ["LanguageModel", "SequenceClassifier", "SequenceTagger"])
+def test_models_take_precision_and_keep_it_in_their_config(model):
+    from seqcore import nn
+    cls = getattr(nn, model)
+    args = dict(vocab_size=13, embed_size=6, hidden_size=8, num_layers=1, seed=3)
+    if model != "LanguageModel":
+        args["num_classes"] = 4
+    m = cls(**args, precision="bf16")
+    assert m.precision == m.rnn.precision == m.head.precision == "bf16"
+    assert m.config()["precision"] == "bf16"
+    rebuilt = cls(**m.config())  # as a checkpoint rebuilds it
+    rebuilt.load_state_dict(m.state_dict())
+    assert rebuilt.precision == "bf16"
+    ids = np.random.default_rng(0).integers(0, 13, (5, 2))
+    out16 = m.forward(ids, train=False)[0]
+    m.precision = "fp32"
+    assert m.rnn.precision == m.head.precision == "fp32" and m.config()["precision"] == "fp32"
+    out32 = m.forward(ids, train=False)[0]
+    assert not np.array_equal(out16, out32) and np.max(np.abs(out16 - out32)) < 0.05
+    assert np.array_equal(rebuilt.forward(ids, train=False)[0], out16)
+    assert cls(**{k: v for k, v in args.items()}).precision == "fp32"  # the default

@@ -6,6 +6,10 @@ whole sequence. Shapes (time-major unless batch_first): x (T, B, D); y (T, B,
 dirs·H) with merge="concat" or (T, B, H) with merge="sum"; the state h (and c
 for LSTM) is (num_layers·dirs, B, H), indexed layer·dirs + direction as in
 PyTorch.
+
+``precision="bf16"`` (float32 layers): every matrix product with bfloat16
+operands and float32 sums (see seqcore.ops); ``layer.precision`` may be
+changed between calls, and a backward follows its forward's precision.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Dict, List, Mapping, Optional
 import numpy as np
 
 from .. import ops
+from .layers import precision_property
 from .module import Layer
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -25,10 +30,11 @@ class Recurrent(Layer):
     """The common body of RNN, LSTM and GRU (``cell`` names which)."""
 
     cell = ""
+    precision = precision_property("The products' precision: 'fp32' or 'bf16' (float32 only).")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
                  merge: str = "concat", dropout: float = 0.0, batch_first: bool = False, dtype=np.float32,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, precision: str = "fp32") -> None:
         super().__init__()
         for name, v, low in (("input_size", input_size, 1), ("hidden_size", hidden_size, 1),
                              ("num_layers", num_layers, 1)):
@@ -43,6 +49,7 @@ class Recurrent(Layer):
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.bidirectional, self.merge, self.dropout = bool(bidirectional), merge, float(dropout)
         self.batch_first, self.dtype = bool(batch_first), np.dtype(dtype)
+        self.precision = precision
         self.directions = 2 if self.bidirectional else 1
         self._rng = np.random.default_rng(seed)
         G, H = GATES[self.cell], self.hidden_size
@@ -118,7 +125,7 @@ class Recurrent(Layer):
         init = [None if s is None else np.ascontiguousarray(s[idx]) for s in states]
         W_ih, W_hh = p[f"weight_ih{sfx}"], p[f"weight_hh{sfx}"]
         b_ih, b_hh = p[f"bias_ih{sfx}"], p[f"bias_hh{sfx}"]
-        options = dict(train=train, lengths=lengths, reverse=d == 1, num_threads=threads)
+        options = dict(train=train, lengths=lengths, reverse=d == 1, num_threads=threads, precision=self.precision)
         if self.cell == "gru":
             out = ops.gru_forward(x, *init, W_ih, W_hh, b_ih, b_hh, **options)
         else:
