@@ -181,7 +181,7 @@ struct ForwardStep {
   const T* gx_next = nullptr;
   int64_t next_rows = 0, GH = 0;
   const PanelMap* map = nullptr;
-  T* bf16_rows = nullptr;  // precision "bf16": this thread's row buffer (cells/panel_bf16.h); else null
+  Bf16Rows<T> bf16;  // precision "bf16": this thread's row buffer (cells/panel_bf16.h); else rows null
 
   template <int R>
   void tile(int64_t row0) {
@@ -191,8 +191,9 @@ struct ForwardStep {
         for (int q = 0; q < NV && map->hidden(unit, q, 0) < H; ++q)
           __builtin_prefetch(gx_next + (row0 + r) * GH + map->column(unit, q, 0), 1, 3);
     }
-    if (bf16_rows != nullptr) {
-      panel_product_bf16<R, NV>(H, h_prev + row0 * H, H, panel, acc, bf16_rows);
+    if (bf16.rows != nullptr) {
+      if (!bf16.ready) bf16_convert_rows(h_prev, H, rows.active(s), H, bf16);
+      panel_product_bf16<R, NV>(H, bf16, row0, panel, acc);
     } else {
       panel_product<T, R, NV>(H, h_prev + row0 * H, H, panel, acc);
     }
@@ -218,7 +219,7 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
   to_kernel_rows(rows, a.h0, H, slots.in(0));
   zero_padding(rows, H, a.y);
   const int nt = static_cast<int>(units < a.num_threads ? units : a.num_threads);
-  const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(H) : 0;
+  const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(H, B) : 0;
   GemmBuffer<T> bf16_rows(row_buffer * nt);
   std::memset(bf16_rows.data, 0, sizeof(T) * row_buffer * nt);
 #pragma omp parallel num_threads(nt)
@@ -261,7 +262,7 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
         step.epi = epi_at(s, gx0 + (rows.offset(s) - base) * GH, slots.in(s), slots.out(s));
         step.GH = GH;
         step.map = &map;
-        step.bf16_rows = a.bf16 ? bf16_rows.data + row_buffer * omp_get_thread_num() : nullptr;
+        if (a.bf16) step.bf16 = bf16_thread_rows<NV>(bf16_rows.data, omp_get_thread_num(), H, B);
         step.gx_next = i + 1 < steps ? gx0 + (rows.offset(s + 1) - base) * GH : nullptr;
         step.next_rows = i + 1 < steps ? rows.count(s + 1) : 0;
         for (int64_t u = u0; u < u1; ++u) {
@@ -333,15 +334,16 @@ struct BackwardStep {
   const T* dGh_next = nullptr;  // (count(s+1), K), row stride ldg: recurrent-side gradient of iteration s+1
   const T* dhT = nullptr;       // (B, H) or null: added at each row's last step
   const T* dy = nullptr;        // (T, B, H) or null
-  T* bf16_rows = nullptr;       // precision "bf16": this thread's row buffer; else null
+  Bf16Rows<T> bf16;             // precision "bf16": this thread's row buffer; else rows null
   Epi epi;
 
   template <int R>
   void tile(int64_t row0) {
     constexpr int V = Vec<T>::size;
     Vec<T> acc[R][NV];
-    if (panel != nullptr && bf16_rows != nullptr) {
-      panel_product_bf16<R, NV>(K, dGh_next + row0 * ldg, ldg, panel, acc, bf16_rows);
+    if (panel != nullptr && bf16.rows != nullptr) {
+      if (!bf16.ready) bf16_convert_rows(dGh_next, ldg, rows.active(s), K, bf16);
+      panel_product_bf16<R, NV>(K, bf16, row0, panel, acc);
     } else if (panel != nullptr) {
       panel_product<T, R, NV>(K, dGh_next + row0 * ldg, ldg, panel, acc);
     } else {
@@ -385,14 +387,15 @@ struct InitialStateGradient {
   const T* extra = nullptr;  // (B, H) or null, kernel order
   const T* dhT = nullptr;    // (B, H) or null
   T* dh0 = nullptr;          // (B, H) out
-  T* bf16_rows = nullptr;    // precision "bf16": this thread's row buffer; else null
+  Bf16Rows<T> bf16;          // precision "bf16": this thread's row buffer; else rows null
 
   template <int R>
   void tile(int64_t row0) {
     constexpr int V = Vec<T>::size;
     Vec<T> acc[R][NV];
-    if (bf16_rows != nullptr) {
-      panel_product_bf16<R, NV>(K, dGh + row0 * ldg, ldg, panel, acc, bf16_rows);
+    if (bf16.rows != nullptr) {
+      if (!bf16.ready) bf16_convert_rows(dGh, ldg, rows.B, K, bf16);
+      panel_product_bf16<R, NV>(K, bf16, row0, panel, acc);
     } else {
       panel_product<T, R, NV>(K, dGh + row0 * ldg, ldg, panel, acc);
     }
@@ -423,14 +426,15 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
   const int64_t units = map.units(), psize = map.panel_size(GH), ldg = gate_grad_stride<T>(GH);
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
   const int nt = static_cast<int>(units < a.num_threads ? units : a.num_threads);
-  const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(GH) : 0;
+  const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(GH, B) : 0;
   GemmBuffer<T> bf16_rows(row_buffer * nt);
   std::memset(bf16_rows.data, 0, sizeof(T) * row_buffer * nt);
 #pragma omp parallel num_threads(nt)
   {
     int64_t u0, u1;
     split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
-    T* my_rows = a.bf16 ? bf16_rows.data + row_buffer * omp_get_thread_num() : nullptr;
+    const Bf16Rows<T> my_rows =
+        a.bf16 ? bf16_thread_rows<NV>(bf16_rows.data, omp_get_thread_num(), GH, B) : Bf16Rows<T>{};
     const Bf16TileScope tiles(a.bf16);
     if (a.bf16) {
       pack_panels_bf16(map, GH, a.W_hh, H, true, u0, u1, panels);
@@ -448,7 +452,7 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
       step.dGh_next = s == T_ - 1 ? nullptr : dGh + rows.offset(s + 1) * ldg;
       step.dhT = a.dhT;
       step.dy = a.dy;
-      step.bf16_rows = my_rows;
+      step.bf16 = my_rows;
       step.epi = epi_at(s);
       for (int64_t u = u0; u < u1; ++u) {
         step.unit = u;
@@ -467,7 +471,7 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
     first.extra = dh0_extra;
     first.dhT = a.dhT;
     first.dh0 = a.dh0;
-    first.bf16_rows = my_rows;
+    first.bf16 = my_rows;
     for (int64_t u = u0; u < u1; ++u) {
       first.unit = u;
       first.panel = panels + u * psize;

@@ -6,10 +6,12 @@
 // of k = 2kp (lower half) and 2kp + 1 for each output column,
 //   P[unit][kp][q][lane]          kp < ceil(K / 2), q < NV, lane < V
 // (an odd K's last pair has a zero), which takes no more room than the
-// float32 panel; the tile's rows of A are converted once per tile into the
-// thread's row buffer, and each pair of k is one vdpbf16ps. Elsewhere the
-// panel is the float32 one with its weights rounded to bfloat16, and the
-// rows of A are rounded into the row buffer before panel_product.
+// float32 panel; the rows of A (h, or the gate gradients) are converted
+// once an iteration into the thread's row buffer (Bf16Rows), which every
+// unit's tiles then read, and each pair of k is one vdpbf16ps. Elsewhere
+// the panel is the float32 one with its weights rounded to bfloat16, the
+// row buffer holds the rows rounded to bfloat16 (as float32), and
+// panel_product multiplies them.
 // With AMX-BF16 the pairs of k in whole blocks of 32 k are multiplied by
 // tiles: the tile's rows of A (16 rows of the row buffer; those past the
 // tile's rows give sums that are not used) times, for each q, the panel's
@@ -40,17 +42,62 @@ inline void for_each_tile_in(bool bf16, int64_t B, Epi& epi) {
   }
 }
 
-// Rows of the row buffer: a tile's, in whole AMX tiles of 16.
-template <int NV>
-constexpr int bf16_buffer_rows() {
-  return (bf16_tile_rows<NV>() + 15) / 16 * 16;
+// Elements (of T) a converted row of K values takes: K / 2 words of two
+// bfloat16 (whole blocks of 32 k), or K rounded floats.
+inline int64_t bf16_row_stride(int64_t K) {
+#if defined(__AVX512BF16__)
+  return gemm_round_up(K, 32) / 2;
+#else
+  return K;
+#endif
 }
 
-// Elements (of T) of one thread's row buffer for tiles of tile_rows<NV>()
-// rows of K values (and AMX's 16 rows and NV tiles of 16 x 16 sums).
+// Rows of a row buffer for B rows: an AMX tile reads 16 from any row < B.
+inline int64_t bf16_buffer_rows(int64_t B) { return gemm_round_up(B, 16) + 16; }
+
+// Elements (of T) of one thread's row buffer: B converted rows of K values,
+// then room for NV tiles of 16 x 16 sums.
 template <int NV>
-int64_t bf16_row_buffer(int64_t K) {
-  return bf16_buffer_rows<NV>() * (gemm_round_up(K, 32) + 32) + NV * 256 + 16;
+int64_t bf16_row_buffer(int64_t K, int64_t B) {
+  return bf16_buffer_rows(B) * bf16_row_stride(K) + NV * 256 + 16;
+}
+
+// One thread's row buffer (null rows: the float32 product). `ready` says
+// whether this iteration's rows are converted: each iteration's step
+// starts with false and converts them for its first tile.
+template <typename T>
+struct Bf16Rows {
+  T* rows = nullptr;
+  T* sums = nullptr;
+  int64_t stride = 0;
+  bool ready = false;
+};
+
+// Thread tid's part of a buffer of nt * bf16_row_buffer<NV>(K, B) elements.
+template <int NV, typename T>
+Bf16Rows<T> bf16_thread_rows(T* buffer, int tid, int64_t K, int64_t B) {
+  Bf16Rows<T> b;
+  b.rows = buffer + tid * bf16_row_buffer<NV>(K, B);
+  b.stride = bf16_row_stride(K);
+  b.sums = b.rows + bf16_buffer_rows(B) * b.stride;
+  return b;
+}
+
+// Rows [0, n) of A (row stride lda, K values each) into b, converted (or
+// rounded) as panel_product_bf16 reads them.
+template <typename T>
+void bf16_convert_rows(const T* A, int64_t lda, int64_t n, int64_t K, Bf16Rows<T>& b) {
+#if defined(__AVX512BF16__)
+  if constexpr (sizeof(T) == 4) {
+    for (int64_t r = 0; r < n; ++r)
+      bf16_row_words(A + r * lda, K, reinterpret_cast<uint32_t*>(b.rows) + r * b.stride);
+    b.ready = true;
+    return;
+  }
+#endif
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t k = 0; k < K; ++k) b.rows[r * b.stride + k] = gemm_operand<true>(A[r * lda + k]);
+  b.ready = true;
 }
 
 // The tiles of a thread that runs "bf16" recurrent products, for the scope
@@ -139,17 +186,16 @@ void pack_panels_bf16(const PanelMap& map, int64_t K, const T* S, int64_t lds, b
   for (int64_t i = 0, n = (u1 - u0) * map.panel_size(K); i < n; ++i) p[i] = gemm_operand<true>(p[i]);
 }
 
-// panel_product (same arguments) for the "bf16" product, with buf the
-// thread's row buffer (bf16_row_buffer<NV>(K) elements).
+// panel_product for the "bf16" product: acc[r][q] for rows row0 … row0+R-1
+// of the converted rows in b (bf16_convert_rows) times the panel P.
 template <int R, int NV>
-inline void panel_product_bf16(int64_t K, const float* A, int64_t lda, const float* P,
-                               Vec<float> (&acc)[R][NV], float* buf) {
+inline void panel_product_bf16(int64_t K, const Bf16Rows<float>& b, int64_t row0, const float* P,
+                               Vec<float> (&acc)[R][NV]) {
 #if defined(__AVX512BF16__)
   constexpr int V = Vec<float>::size;
   static_assert(V == 16, "the bfloat16 panels hold 16 columns a vector");
-  const int64_t kp_n = (K + 1) / 2, stride = gemm_round_up(K, 32) / 2;  // words a row
-  uint32_t* a = reinterpret_cast<uint32_t*>(buf);
-  for (int r = 0; r < R; ++r) bf16_row_words(A + r * lda, K, a + r * stride);
+  const int64_t kp_n = (K + 1) / 2, stride = b.stride;  // words a row
+  const uint32_t* a = reinterpret_cast<const uint32_t*>(b.rows) + row0 * stride;
   const uint32_t* p = reinterpret_cast<const uint32_t*>(P);
   // As panel_product: KS independent chains when the tile has few sums.
   constexpr int KS = R * NV >= 8 ? 1 : (8 + R * NV - 1) / (R * NV);
@@ -160,11 +206,10 @@ inline void panel_product_bf16(int64_t K, const float* A, int64_t lda, const flo
   int64_t kp = 0;
 #if defined(__AMX_BF16__)
   if (K >= 32) {
-    float* sums = buf + bf16_buffer_rows<NV>() * stride;  // after the rows: NV tiles of 16 x 16
     for (int r0 = 0; r0 < R; r0 += 16) {
-      amx_panel_blocks<NV>(K / 32, a + r0 * stride, stride, p, sums);
+      amx_panel_blocks<NV>(K / 32, a + r0 * stride, stride, p, b.sums);
       for (int r = r0; r < R && r < r0 + 16; ++r)
-        for (int q = 0; q < NV; ++q) chain[0][r][q] = _mm512_loadu_ps(sums + q * 256 + (r - r0) * 16);
+        for (int q = 0; q < NV; ++q) chain[0][r][q] = _mm512_loadu_ps(b.sums + q * 256 + (r - r0) * 16);
     }
     kp = K / 32 * 16;
   }
@@ -194,17 +239,15 @@ inline void panel_product_bf16(int64_t K, const float* A, int64_t lda, const flo
       acc[r][q] = Vec<float>(sum);
     }
 #else
-  for (int r = 0; r < R; ++r)
-    for (int64_t k = 0; k < K; ++k) buf[r * K + k] = bf16_round(A[r * lda + k]);
-  panel_product<float, R, NV>(K, buf, K, P, acc);
+  panel_product<float, R, NV>(K, b.rows + row0 * b.stride, b.stride, P, acc);
 #endif
 }
 
-// float64 has no "bf16" precision (refused at the binding): its own product.
+// float64 has no "bf16" precision (refused at the binding): never called.
 template <int R, int NV>
-inline void panel_product_bf16(int64_t K, const double* A, int64_t lda, const double* P,
-                               Vec<double> (&acc)[R][NV], double*) {
-  panel_product<double, R, NV>(K, A, lda, P, acc);
+inline void panel_product_bf16(int64_t K, const Bf16Rows<double>& b, int64_t row0, const double* P,
+                               Vec<double> (&acc)[R][NV]) {
+  panel_product<double, R, NV>(K, b.rows + row0 * b.stride, b.stride, P, acc);
 }
 
 }  // namespace SEQCORE_ISA_NS
