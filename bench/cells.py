@@ -4,6 +4,12 @@ by side in one run, at 1 and 2 threads; and the training step's GFLOP/s as a
 share of NumPy's matmul peak measured in the same run.
 
     python bench/cells.py [--cells lstm gru] [--threads 1 2] [--json out.json]
+    python bench/cells.py --precision bf16 [--rounds 7] ...
+
+With --precision bf16: seqcore in bfloat16 beside seqcore in float32 and
+torch in bfloat16 (module, input and gradient in torch.bfloat16, which on
+this project's machine is faster than torch.autocast), the three taking
+turns call by call (medians of --rounds), with the ratios to each.
 
 A training step is forward + backward with input and weight gradients, from
 a gradient at every step's output. Run it on a quiet machine; for NumPy's
@@ -17,11 +23,12 @@ import json
 import os
 import platform
 import sys
+import time
 
 import numpy as np
 
 import seqcore
-from seqcore import benchmark
+from seqcore import benchmark, timing
 from seqcore.timing import format_table
 
 # (T, B, D, H)
@@ -42,7 +49,15 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure (median)")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) NumPy reference")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: seqcore and torch in bfloat16 beside seqcore in float32, in turns")
+    parser.add_argument("--rounds", type=int, default=7, help="turns per figure with --precision bf16 (median)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="with --precision bf16 at 1 thread: cpu counts this thread's CPU time only "
+                             "(steadier on a shared machine)")
     args = parser.parse_args(argv)
+    if args.precision == "bf16":
+        return main_bf16(args)
 
     configs = [CONFIGS[i] for i in args.configs] if args.configs is not None else CONFIGS
     backends = ["native"] + ([] if args.no_reference else ["reference"])
@@ -94,6 +109,59 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(info=info, records=records), f, indent=1)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def main_bf16(args) -> int:
+    """The --precision bf16 tables: seqcore bf16, seqcore fp32 and torch
+    bf16 (when installed) in turns."""
+    configs = [CONFIGS[i] for i in args.configs] if args.configs is not None else CONFIGS
+    if args.clock == "cpu" and args.threads != [1]:
+        print("bench/cells.py: --clock cpu needs --threads 1 (other threads' work would not count)", file=sys.stderr)
+        return 2
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+    torch = benchmark.torch_or_none()
+    info = seqcore.info()
+    print(f"seqcore {info['version']}, isa {info['isa']} (of {', '.join(info['isas'])}), "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
+          f"torch {torch.__version__ + ' (bfloat16 module and input)' if torch else 'not installed'}; "
+          f"medians of {args.rounds} turns, {args.clock} clock")
+    records = []
+    for n in args.threads:
+        with benchmark.threads(n):
+            print(f"\n== {n} thread(s) ==")
+            rows = []
+            for cell in args.cells:
+                for config in configs:
+                    T, B, D, H = config
+                    cargs = benchmark.cell_arguments(cell, T, B, D, H)
+                    for mode in ("train", "infer"):
+                        train = mode == "train"
+                        fns = {"bf16": benchmark.seqcore_step(cell, cargs, "native", train, "bf16"),
+                               "fp32": benchmark.seqcore_step(cell, cargs, "native", train, "fp32")}
+                        if torch is not None:
+                            fns["torch_bf16"] = benchmark.torch_step(cell, cargs, train, "bf16")
+                        seconds = timing.median_seconds_in_turns(fns, rounds=args.rounds, clock=clock)
+                        tps = {k: T * B / v for k, v in seconds.items()}
+                        record = dict(cell=cell, T=T, B=B, D=D, H=H, threads=n, step=mode,
+                                      **{f"{k}_tokens_per_s": v for k, v in tps.items()},
+                                      bf16_over_fp32=tps["bf16"] / tps["fp32"])
+                        row = ([cell, "{}x{}x{}x{}".format(*config), mode, tps["bf16"], tps["fp32"]]
+                               + ([tps["torch_bf16"]] if torch else []) + [record["bf16_over_fp32"]])
+                        if torch is not None:
+                            record["bf16_over_torch_bf16"] = tps["bf16"] / tps["torch_bf16"]
+                            row.append(record["bf16_over_torch_bf16"])
+                        records.append(record)
+                        rows.append(row)
+            headers = (["cell", "T×B×D×H", "step", "seqcore bf16 tok/s", "seqcore fp32 tok/s"]
+                       + (["torch bf16 tok/s"] if torch else []) + ["×seqcore fp32"]
+                       + (["×torch bf16"] if torch else []))
+            print(format_table(headers, rows))
+            sys.stdout.flush()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(info=info, precision="bf16", records=records), f, indent=1)
         print(f"\nwrote {args.json}")
     return 0
 

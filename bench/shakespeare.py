@@ -8,6 +8,7 @@ slows the machine down over the run slows both alike.
     python bench/shakespeare.py --minutes 0.5      # a smoke run
     python bench/shakespeare.py --threads 2 --json shakespeare.json
     python bench/shakespeare.py --profile          # where seqcore's step spends its time
+    python bench/shakespeare.py --precision bf16    # both in bfloat16 (see below)
 
 Both train embedding 64 -> LSTM 256 ×2 -> linear (examples/shakespeare.py's
 CONFIG) with Adam at 2e-3 decaying along a cosine to 2e-5 at step 5,000 (the
@@ -27,6 +28,13 @@ the budget. Times count training steps only: the clock stops while a
 validation runs, and --minutes is training time. A time to a target is that
 of the first validation at or below it, so it is late by up to --eval-every
 steps. Without torch installed, only seqcore runs.
+
+--precision bf16: seqcore's model in precision "bf16" (bfloat16 products,
+float32 sums and master weights), torch under torch.autocast("cpu",
+bfloat16) (float32 master weights too; a model cast to bfloat16 would keep
+its weights and Adam's moments in bfloat16, which trains worse). Run it
+with --libraries seqcore and each --precision at the same --seed and
+--steps to compare the two precisions' validation loss step by step.
 """
 
 from __future__ import annotations
@@ -163,6 +171,7 @@ def train_seqcore(example, vocab, train: np.ndarray, val: np.ndarray, init: Dict
     cfg = example.CONFIG
     model = example.build_model(len(vocab), args.seed)
     model.load_state_dict(init)
+    model.precision = args.precision
     run = Run("seqcore")
     recorder = Recorder(run, lambda: evaluate(model, val, cfg["batch"], cfg["seq_len"], vocab,
                                               args.eval_batches).loss,
@@ -212,18 +221,19 @@ def torch_model(torch, vocab_size: int, cfg: Dict[str, object], init: Dict[str, 
     return model
 
 
-def torch_evaluate(torch, model, val: np.ndarray, batch: int, seq_len: int, max_batches: Optional[int]) -> float:
+def torch_evaluate(torch, model, val: np.ndarray, batch: int, seq_len: int, max_batches: Optional[int],
+                   precision: str = "fp32") -> float:
     """Mean nats per character on the held-out stream, batched as
     seqcore.train.evaluate batches a stream (at most ``batch`` streams, each
     at least one chunk long, the state carried)."""
     B = max(1, min(batch, len(val) // (seq_len + 1)))
     total, count, state = 0.0, 0, None
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         for i, (x, y) in enumerate(StreamBatches(val, B, seq_len)):
             if max_batches is not None and i >= max_batches:
                 break
             logits, state = model(torch.from_numpy(x), state)
-            total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+            total += float(torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                                              torch.from_numpy(y).reshape(-1), reduction="sum"))
             count += y.size
     return total / count
@@ -239,24 +249,27 @@ def train_torch(torch, example, vocab, train: np.ndarray, val: np.ndarray, init:
     schedule = example.schedule(cfg["lr"], cfg["decay_steps"])  # the Trainer's, by step
     batches = StreamBatches(train, cfg["batch"], cfg["seq_len"])  # the Trainer's batches, in its order
     recorder = Recorder(run, lambda: torch_evaluate(torch, model, val, cfg["batch"], cfg["seq_len"],
-                                                    args.eval_batches),
+                                                    args.eval_batches, args.precision),
                         60 * args.minutes, args.steps, args.eval_every, log)
     model.train()
     recorder.start()
     state, index = None, 0
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
     while True:
         if index == 0:
             state = None  # a new epoch: the streams start over, as in the Trainer
         x, y = batches[index]
-        logits, state = model(torch.from_numpy(x), state)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).reshape(-1))
+        with autocast:
+            logits, state = model(torch.from_numpy(x), state)
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                                                 torch.from_numpy(y).reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
         for group in optimizer.param_groups:
             group["lr"] = schedule(run.steps)
         optimizer.step()
-        state = tuple(s.detach() for s in state)  # truncated BPTT: no gradient into the chunk before
+        state = tuple(s.detach().float() for s in state)  # truncated BPTT: no gradient into the chunk before
         index = (index + 1) % len(batches)
         if not recorder.step_done(y.size):
             return
@@ -275,6 +288,7 @@ def profile_seqcore(example, vocab, train: np.ndarray, args) -> Dict[str, object
     prints the table: ms per step and share of the step."""
     cfg = example.CONFIG
     model = example.build_model(len(vocab), args.seed)
+    model.precision = args.precision
     optimizer = Adam(model, lr=cfg["lr"])
     batches = StreamBatches(train, cfg["batch"], cfg["seq_len"])
     steps = [benchmark.language_model_step(model, optimizer, *batches[i % len(batches)], cfg["clip"])
@@ -344,6 +358,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     p.add_argument("--profile", action="store_true",
                    help="instead of training: where seqcore's step spends its time, part by part")
     p.add_argument("--profile-steps", type=int, default=20, help="steps timed by --profile")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: seqcore in precision 'bf16', torch under autocast to bfloat16")
     args = p.parse_args(argv)
     if args.minutes <= 0 or args.eval_every < 1 or args.block < 1 or (args.steps is not None and args.steps < 1):
         p.error("--minutes, --eval-every, --block, --steps: expected > 0")
@@ -356,7 +372,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     info = seqcore.info()
     print(f"seqcore {info['version']}, isa {info['isa']}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cpus; torch {torch.__version__ if torch else 'not installed: seqcore only'}; "
-          f"{args.threads} threads")
+          f"{args.threads} threads; precision {args.precision}")
     print(f"{len(train):,} training and {len(val):,} validation characters, {len(vocab)} symbols; embedding "
           f"{cfg['embed']}, LSTM {cfg['hidden']}×{cfg['layers']}, batch {cfg['batch']} × {cfg['seq_len']}, Adam "
           f"{cfg['lr']:g} (cosine decay over {cfg['decay_steps']} steps), global-norm clip {cfg['clip']:g}; {args.minutes:g} min of training per library"
@@ -392,7 +408,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
 
     result: Dict[str, object] = dict(
         info=info, torch=torch.__version__ if torch else None, threads=args.threads, minutes=args.minutes,
-        steps=args.steps, eval_every=args.eval_every, config=cfg, train_chars=len(train), val_chars=len(val),
+        steps=args.steps, eval_every=args.eval_every, precision=args.precision, config=cfg, train_chars=len(train), val_chars=len(val),
         vocab_size=len(vocab), runs={r.library: r.summary() for r in runs})
     if len(runs) == 2:
         result["tokens_per_s_ratio"] = runs[0].tokens_per_s() / runs[1].tokens_per_s()

@@ -66,9 +66,18 @@ const KernelTable<T>& table() {
 // ---------------------------------------------------------------------------
 // gemm and activations (exposed for tests and benchmarks)
 
+// precision "bf16": products of float32 arrays with bfloat16 operands.
+// float64 has no such precision: refused, never silently ignored.
+template <typename T>
+void check_bf16(bool bf16) {
+  if (bf16 && sizeof(T) != 4) {
+    throw py::value_error("precision: 'bf16' needs float32 arrays, got float64 (use precision='fp32')");
+  }
+}
+
 template <typename T>
 void gemm_py(const py::array& A, const py::array& B, py::array& C, bool trans_a,
-             bool trans_b, double alpha, double beta) {
+             bool trans_b, double alpha, double beta, bool bf16) {
   check_array<T>(A, "a", 2, false);
   check_array<T>(B, "b", 2, false);
   check_array<T>(C, "c", 2, true);
@@ -83,22 +92,23 @@ void gemm_py(const py::array& A, const py::array& B, py::array& C, bool trans_a,
                           std::to_string(bn) + "), c is (" + std::to_string(M) + ", " +
                           std::to_string(N) + ")");
   }
+  check_bf16<T>(bf16);
   const T* a = static_cast<const T*>(A.data());
   const T* b = static_cast<const T*>(B.data());
   T* c = static_cast<T*>(C.mutable_data());
   const int threads = get_num_threads();
   const auto& k = table<T>();
   py::gil_scoped_release release;
-  k.gemm(trans_a, trans_b, M, N, K, static_cast<T>(alpha), a, A.shape(1), b, B.shape(1),
+  (bf16 ? k.gemm_bf16 : k.gemm)(trans_a, trans_b, M, N, K, static_cast<T>(alpha), a, A.shape(1), b, B.shape(1),
          static_cast<T>(beta), c, N, threads);
 }
 
 void gemm_any(const py::array& A, const py::array& B, py::array& C, bool trans_a,
-              bool trans_b, double alpha, double beta) {
+              bool trans_b, double alpha, double beta, bool bf16) {
   if (C.dtype().kind() == 'f' && C.itemsize() == 8) {
-    gemm_py<double>(A, B, C, trans_a, trans_b, alpha, beta);
+    gemm_py<double>(A, B, C, trans_a, trans_b, alpha, beta, bf16);
   } else {
-    gemm_py<float>(A, B, C, trans_a, trans_b, alpha, beta);
+    gemm_py<float>(A, B, C, trans_a, trans_b, alpha, beta, bf16);
   }
 }
 
@@ -286,11 +296,13 @@ template <typename T>
 py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, const py::object& c0,
                           const py::array& W_ih, const py::array& W_hh, const py::array& b_ih,
                           const py::object& b_hh, bool train, const py::object& lengths,
-                          bool reverse, int num_threads) {
+                          bool reverse, int num_threads, bool bf16) {
   const CellSizes s = cell_sizes<T>(cell, x, W_hh);
+  check_bf16<T>(bf16);
   const int64_t GH = s.G * s.H;
   CellForwardArgs<T> a;
   a.T_ = s.T, a.B = s.B, a.D = s.D, a.H = s.H, a.train = train, a.reverse = reverse;
+  a.bf16 = bf16;
   a.lengths = lengths_arg(lengths, s.B, s.T);
   const std::vector<int64_t> order = row_order(a.lengths, s.B);
   a.order = order.empty() ? nullptr : order.data();
@@ -352,11 +364,13 @@ py::tuple cell_backward_py(Cell cell, const py::array& x, const py::array& W_ih,
                            const py::object& ws_gates, const py::object& ws_c,
                            const py::object& ws_hn, const py::object& dy, const py::object& dhT,
                            const py::object& dcT, const py::object& lengths, bool reverse,
-                           int num_threads) {
+                           int num_threads, bool bf16) {
   const CellSizes s = cell_sizes<T>(cell, x, W_hh);
+  check_bf16<T>(bf16);
   const int64_t GH = s.G * s.H;
   CellBackwardArgs<T> a;
   a.T_ = s.T, a.B = s.B, a.D = s.D, a.H = s.H, a.reverse = reverse;
+  a.bf16 = bf16;
   a.lengths = lengths_arg(lengths, s.B, s.T);
   const std::vector<int64_t> order = row_order(a.lengths, s.B);
   a.order = order.empty() ? nullptr : order.data();
@@ -694,42 +708,45 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("gemm", &gemm_any, py::arg("a"), py::arg("b"), py::arg("c"),
         py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0,
-        py::arg("beta") = 0.0,
-        "c = alpha * op(a) @ op(b) + beta * c, in place; float32 or float64, C-contiguous.");
+        py::arg("beta") = 0.0, py::arg("bf16") = false,
+        "c = alpha * op(a) @ op(b) + beta * c, in place; float32 or float64, C-contiguous; "
+        "bf16: op(a), op(b) rounded to bfloat16, float32 sums (float32 only).");
   m.def(
       "cell_forward",
       [](const std::string& cell, const py::array& x, const py::array& h0, const py::object& c0,
          const py::array& W_ih, const py::array& W_hh, const py::array& b_ih,
          const py::object& b_hh, bool train, const py::object& lengths, bool reverse,
-         int num_threads) {
+         int num_threads, bool bf16) {
         const Cell c = parse_cell(cell);
         return is_float64(x) ? cell_forward_py<double>(c, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train,
-                                                       lengths, reverse, num_threads)
+                                                       lengths, reverse, num_threads, bf16)
                              : cell_forward_py<float>(c, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train,
-                                                      lengths, reverse, num_threads);
+                                                      lengths, reverse, num_threads, bf16);
       },
       py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("W_ih"),
       py::arg("W_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("train"),
       py::arg("lengths") = py::none(), py::arg("reverse") = false, py::arg("num_threads") = 0,
-      "One layer, one direction, over a padded batch -> (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn).");
+      py::arg("bf16") = false,
+      "One layer, one direction, over a padded batch -> (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn); "
+      "bf16: every product with bfloat16 operands (float32 only).");
   m.def(
       "cell_backward",
       [](const std::string& cell, const py::array& x, const py::array& W_ih,
          const py::array& W_hh, const py::array& ws_h,
          const py::object& ws_gates, const py::object& ws_c, const py::object& ws_hn,
          const py::object& dy, const py::object& dhT, const py::object& dcT,
-         const py::object& lengths, bool reverse, int num_threads) {
+         const py::object& lengths, bool reverse, int num_threads, bool bf16) {
         const Cell c = parse_cell(cell);
         return is_float64(x) ? cell_backward_py<double>(c, x, W_ih, W_hh, ws_h, ws_gates, ws_c,
                                                         ws_hn, dy, dhT, dcT, lengths, reverse,
-                                                        num_threads)
+                                                        num_threads, bf16)
                              : cell_backward_py<float>(c, x, W_ih, W_hh, ws_h, ws_gates, ws_c,
                                                        ws_hn, dy, dhT, dcT, lengths, reverse,
-                                                       num_threads);
+                                                       num_threads, bf16);
       },
       py::arg("cell"), py::arg("x"), py::arg("W_ih"), py::arg("W_hh"), py::arg("ws_h"), py::arg("ws_gates"), py::arg("ws_c"), py::arg("ws_hn"), py::arg("dy"),
       py::arg("dhT"), py::arg("dcT"), py::arg("lengths") = py::none(),
-      py::arg("reverse") = false, py::arg("num_threads") = 0,
+      py::arg("reverse") = false, py::arg("num_threads") = 0, py::arg("bf16") = false,
       "BPTT of cell_forward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh).");
   m.def("forward_workspace_bytes", &forward_workspace_bytes, py::arg("cell"), py::arg("T"),
         py::arg("B"), py::arg("D"), py::arg("H"), py::arg("train"), py::arg("gather"),

@@ -4,6 +4,11 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace seqcore {
 
 namespace {
@@ -20,12 +25,34 @@ bool cpu_has_avx512() {
          __builtin_cpu_supports("avx512vl");
 }
 
+// AVX512-BF16 (vdpbf16ps, vcvtne2ps2bf16) on top of those.
+bool cpu_has_avx512_bf16() { return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16"); }
+
+// AMX-BF16 tiles on top of AVX512-BF16, and Linux's permission to use the
+// tile data (asked for once; granted for the whole process).
+bool os_grants_amx() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  static const bool granted = syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+  return granted;
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_amx_bf16() {
+  return cpu_has_avx512_bf16() && __builtin_cpu_supports("amx-tile") &&
+         __builtin_cpu_supports("amx-bf16") && os_grants_amx();
+}
+
 const IsaKernels* kernels_by_name(const std::string& name) {
   if (name == "scalar") return &scalar::kernels();
   if (name == "avx2") return cpu_has_avx2() ? &avx2::kernels() : nullptr;
   if (name == "avx512") return cpu_has_avx512() ? &avx512::kernels() : nullptr;
+  if (name == "avx512_bf16") return cpu_has_avx512_bf16() ? &avx512_bf16::kernels() : nullptr;
+  if (name == "amx_bf16") return cpu_has_amx_bf16() ? &amx_bf16::kernels() : nullptr;
   throw std::invalid_argument("SEQCORE_ISA: unknown instruction set '" + name +
-                              "'; expected one of scalar, avx2, avx512");
+                              "'; expected one of scalar, avx2, avx512, avx512_bf16, amx_bf16");
 }
 
 const IsaKernels* choose_at_startup() {
@@ -38,6 +65,8 @@ const IsaKernels* choose_at_startup() {
     }
     return k;
   }
+  if (cpu_has_amx_bf16()) return &amx_bf16::kernels();
+  if (cpu_has_avx512_bf16()) return &avx512_bf16::kernels();
   if (cpu_has_avx512()) return &avx512::kernels();
   if (cpu_has_avx2()) return &avx2::kernels();
   return &scalar::kernels();
@@ -51,6 +80,8 @@ std::vector<std::string> supported_isas() {
   std::vector<std::string> out{"scalar"};
   if (cpu_has_avx2()) out.push_back("avx2");
   if (cpu_has_avx512()) out.push_back("avx512");
+  if (cpu_has_avx512_bf16()) out.push_back("avx512_bf16");
+  if (cpu_has_amx_bf16()) out.push_back("amx_bf16");
   return out;
 }
 

@@ -1,5 +1,5 @@
 // CPU feature detection and the choice of kernel table, made once at start-up
-// (SEQCORE_ISA=scalar|avx2|avx512 forces one) and changeable for tests.
+// (SEQCORE_ISA=scalar|avx2|avx512|avx512_bf16|amx_bf16 forces one) and changeable for tests.
 #pragma once
 #include <string>
 #include <vector>

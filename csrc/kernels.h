@@ -51,6 +51,7 @@ struct CellForwardArgs {
   T* ws_hn = nullptr;       // (T, B, H)   h W_hnᵀ + b_hn (GRU)
   T* scratch = nullptr;     // forward_scratch(...) elements
   int num_threads = 1;
+  bool bf16 = false;        // precision "bf16": every product with bfloat16 operands (float only)
 };
 
 template <typename T>
@@ -72,6 +73,7 @@ struct CellBackwardArgs {
   T* db_hh = nullptr;       // GRU
   T* scratch = nullptr;     // backward_scratch(...) elements
   int num_threads = 1;
+  bool bf16 = false;        // as the forward's
 };
 
 // ---------------------------------------------------------------------------
@@ -124,6 +126,12 @@ struct KernelTable {
   void (*gemm)(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
                const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
                int64_t ldc, int num_threads);
+  // The same with op(A) and op(B) rounded to bfloat16 (float32 sums):
+  // AVX512-BF16's dot products where the ISA has them. float only (null
+  // for double).
+  void (*gemm_bf16)(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+                    const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
+                    int64_t ldc, int num_threads);
   // y[i] = sigmoid(x[i]) and y[i] = tanh(x[i]), i < n, with the vector code
   // the cells use (exposed so tests can measure its error).
   void (*sigmoid)(const T* x, T* y, int64_t n);
@@ -169,5 +177,7 @@ struct IsaKernels {
 namespace scalar { const IsaKernels& kernels(); }
 namespace avx2 { const IsaKernels& kernels(); }
 namespace avx512 { const IsaKernels& kernels(); }
+namespace avx512_bf16 { const IsaKernels& kernels(); }
+namespace amx_bf16 { const IsaKernels& kernels(); }
 
 }  // namespace seqcore

@@ -54,8 +54,10 @@ def gemm(
     trans_b: bool = False,
     alpha: float = 1.0,
     beta: float = 0.0,
+    bf16: bool = False,
 ) -> None:
-    """c = alpha * op(a) @ op(b) + beta * c, in place; float32 or float64, C-contiguous."""
+    """c = alpha * op(a) @ op(b) + beta * c, in place; float32 or float64, C-contiguous;
+    bf16: op(a), op(b) rounded to bfloat16, float32 sums (float32 only)."""
 
 def cell_forward(
     cell: str,
@@ -70,6 +72,7 @@ def cell_forward(
     lengths: Optional[npt.NDArray[np.int64]] = None,
     reverse: bool = False,
     num_threads: int = 0,
+    bf16: bool = False,
 ) -> Tuple[
     _Array,
     _Array,
@@ -79,7 +82,8 @@ def cell_forward(
     Optional[_Array],
     Optional[_Array],
 ]:
-    """One layer, one direction, over a padded batch -> (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn).
+    """One layer, one direction, over a padded batch -> (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn);
+    bf16: every product with bfloat16 operands (float32 only).
 
     cell is 'rnn', 'lstm' or 'gru'; c0 is used by LSTM only, b_hh by GRU only.
     cT is None but for LSTM; the ws_* arrays (kept for cell_backward) are None
@@ -102,8 +106,9 @@ def cell_backward(
     lengths: Optional[npt.NDArray[np.int64]] = None,
     reverse: bool = False,
     num_threads: int = 0,
+    bf16: bool = False,
 ) -> Tuple[_Array, _Array, Optional[_Array], _Array, _Array, _Array, Optional[_Array]]:
-    """BPTT of cell_forward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh).
+    """BPTT of cell_forward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh); bf16 as the forward's.
 
     dy (T, B, H), dhT and dcT (B, H) may be None (zero). dc0 is None but for
     LSTM, db_hh None but for GRU.

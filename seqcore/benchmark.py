@@ -91,9 +91,11 @@ def cell_arguments(cell: str, T: int, B: int, D: int, H: int, dtype=np.float32, 
     return (x,) + states + (uniform(G * H, D), uniform(G * H, H)) + biases
 
 
-def seqcore_step(cell: str, args: Tuple, backend: str, train: bool) -> Callable[[], None]:
+def seqcore_step(cell: str, args: Tuple, backend: str, train: bool,
+                 precision: str = "fp32") -> Callable[[], None]:
     """A training step (forward and backward with every gradient, from dy at
-    each step's output) or an inference call, of ops with `backend`."""
+    each step's output) or an inference call, of ops with `backend`, in
+    `precision`."""
     forward = getattr(ops, f"{cell}_forward")
     backward = getattr(ops, f"{cell}_backward")
     x = args[0]
@@ -101,18 +103,20 @@ def seqcore_step(cell: str, args: Tuple, backend: str, train: bool) -> Callable[
     no_state_grads = [None] * (2 if cell == "lstm" else 1)
 
     def infer():
-        forward(*args, train=False, backend=backend)
+        forward(*args, train=False, backend=backend, precision=precision)
 
     def train_step():
-        out = forward(*args, train=True, backend=backend)
+        out = forward(*args, train=True, backend=backend, precision=precision)
         backward(dy, *no_state_grads, out[-1])
 
     return train_step if train else infer
 
 
-def torch_step(cell: str, args: Tuple, train: bool) -> Optional[Callable[[], None]]:
+def torch_step(cell: str, args: Tuple, train: bool, precision: str = "fp32") -> Optional[Callable[[], None]]:
     """The same step with torch.nn.RNN/LSTM/GRU and the same weights, or None
-    without torch."""
+    without torch. precision "bf16": module, input and gradient in
+    torch.bfloat16 (on this project's machine faster than float32 weights
+    under torch.autocast, see bench/cells.py)."""
     torch = torch_or_none()
     if torch is None:
         return None
@@ -124,7 +128,12 @@ def torch_step(cell: str, args: Tuple, train: bool) -> Optional[Callable[[], Non
     with torch.no_grad():
         layer.weight_ih_l0.copy_(torch.from_numpy(W_ih))
         layer.weight_hh_l0.copy_(torch.from_numpy(W_hh))
-    xt = torch.from_numpy(x).requires_grad_(train)
+    xt = torch.from_numpy(x)
+    if precision == "bf16":
+        dtype = torch.bfloat16
+        layer = layer.to(dtype)
+        xt = xt.to(dtype)
+    xt = xt.requires_grad_(train)
     dy = torch.ones(x.shape[0], x.shape[1], H, dtype=dtype)
 
     def infer():
@@ -141,9 +150,10 @@ def torch_step(cell: str, args: Tuple, train: bool) -> Optional[Callable[[], Non
 
 
 def measure_cell(cell: str, config: Sequence[int], backends: Sequence[str], repeat: int = 5,
-                 min_time: float = 0.2, dtype=np.float32) -> Dict[str, Dict[str, float]]:
+                 min_time: float = 0.2, dtype=np.float32, precision: str = "fp32") -> Dict[str, Dict[str, float]]:
     """Tokens per second (T·B per call) of each backend ("native",
-    "reference", "torch"), for "train" and "infer", at the current threads."""
+    "reference", "torch"), for "train" and "infer", at the current threads,
+    in `precision` ("fp32", "bf16": torch's module and input in bfloat16)."""
     T, B, D, H = config
     args = cell_arguments(cell, T, B, D, H, dtype)
     result: Dict[str, Dict[str, float]] = {}
@@ -151,7 +161,8 @@ def measure_cell(cell: str, config: Sequence[int], backends: Sequence[str], repe
         result[backend] = {}
         for mode in ("train", "infer"):
             train = mode == "train"
-            fn = torch_step(cell, args, train) if backend == "torch" else seqcore_step(cell, args, backend, train)
+            fn = (torch_step(cell, args, train, precision) if backend == "torch"
+                  else seqcore_step(cell, args, backend, train, precision))
             if fn is None:
                 continue
             result[backend][mode] = T * B / median_seconds(fn, repeat=repeat, warmup=1, min_time=min_time)

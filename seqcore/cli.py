@@ -63,7 +63,7 @@ TRAIN_DEFAULTS: Dict[str, Any] = dict(
     corpus=None, level="char", lines=False, cell="lstm", embed=64, hidden=256, layers=1, dropout=0.0,
     seq_len=100, batch=32, steps=600, epochs=None, lr=6e-3, optimizer="adam", schedule="cosine", clip=5.0,
     clip_value=None, val_frac=0.05, eval_every=100, patience=None, checkpoint_every=200, seed=0,
-    sample_length=400, temperature=0.8)
+    sample_length=400, temperature=0.8, precision="fp32")
 # What a resumed run cannot change: the model and its optimizer's state, and how the text is read.
 FIXED_ON_RESUME = ("level", "lines", "cell", "embed", "hidden", "layers", "dropout", "optimizer")
 OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "sgd": SGD}
@@ -322,6 +322,9 @@ def _train(args: argparse.Namespace, comm) -> int:
         model = LanguageModel(len(vocab), settings["embed"], settings["hidden"], settings["layers"],
                               settings["cell"], settings["dropout"], seed=settings["seed"])
         optimizer = OPTIMIZERS[settings["optimizer"]](model, lr=settings["lr"])
+    # The model trains (and its checkpoints keep) the run's precision; a
+    # resumed run may change it: the master weights are float32 either way.
+    model.precision = settings["precision"]
     optimizer.lr = settings["lr"]  # the schedule's base (a resumed optimizer holds the last lr used)
     try:
         trainer = Trainer(model, train, val, vocab=vocab, optimizer=optimizer, batch_size=settings["batch"],
@@ -346,7 +349,8 @@ def _train(args: argparse.Namespace, comm) -> int:
     print(f"vocabulary: {len(vocab)} {unit}s; training on {n_tokens:,} {unit}s"
           + (f", validating on {len(val):,} {'lines' if lines else unit + 's'}" if val is not None else ""))
     print(f"model: {settings['cell'].upper()}, {_plural(rnn.num_layers, 'layer')} of "
-          f"{rnn.hidden_size}, embedding {settings['embed'] or 'one-hot'}: {model.num_params():,} parameters; "
+          f"{rnn.hidden_size}, embedding {settings['embed'] or 'one-hot'}: {model.num_params():,} parameters"
+          + (", bfloat16 products" if model.precision == "bf16" else "") + "; "
           f"{type(optimizer).__name__} lr {settings['lr']:g} ({settings['schedule']})"
           + (f", clip norm {settings['clip']:g}" if settings["clip"] else "")
           + (f", clip value {settings['clip_value']:g}" if settings["clip_value"] else ""))
@@ -425,6 +429,10 @@ def _add_train_parser(sub) -> None:
     model.add_argument("--layers", metavar="N", type=_int_at_least(1), help="stacked recurrent layers" + d("layers"))
     model.add_argument("--dropout", metavar="P", type=_fraction,
                        help="dropout between layers and before the head" + d("dropout"))
+    model.add_argument("--precision", choices=["fp32", "bf16"],
+                       help="matrix products in float32, or with bfloat16 operands and float32 sums (faster "
+                            "where the CPU has AMX or AVX512-BF16; weights, gates and the loss stay float32)"
+                            + d("precision"))
     opt = p.add_argument_group("optimisation")
     length = opt.add_mutually_exclusive_group()
     length.add_argument("--steps", metavar="N", type=_int_at_least(1), help="optimizer steps in all" + d("steps"))
@@ -618,16 +626,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"seqcore: error: --{name} must be at least 1", file=sys.stderr)
             return 2
     dtype = np.float64 if args.dtype == "float64" else np.float32
+    if args.precision == "bf16" and dtype == np.float64:
+        print("seqcore: error: --precision bf16 needs --dtype float32", file=sys.stderr)
+        return 2
     config = (args.T, args.B, args.D, args.H)
     backends = ["native", "reference"] + (["torch"] if benchmark.torch_or_none() else [])
     n = args.threads or ops.get_num_threads()
     info = ops.info()
     print(f"seqcore {info['version']}  isa={info['isa']}  threads={n}  default backend: {info['backend']}")
-    print("T={} B={} D={} H={} {}, tokens/s (median of {} runs)\n".format(*config, args.dtype, args.repeat))
+    print("T={} B={} D={} H={} {} {}, tokens/s (median of {} runs)\n".format(*config, args.dtype, args.precision,
+                                                                         args.repeat))
     rows = []
     with benchmark.threads(n):
         for cell in benchmark.CELLS:
-            tps = benchmark.measure_cell(cell, config, backends, repeat=args.repeat, min_time=0, dtype=dtype)
+            tps = benchmark.measure_cell(cell, config, backends, repeat=args.repeat, min_time=0, dtype=dtype,
+                                         precision=args.precision)
             for mode in ("train", "infer"):
                 native = tps["native"][mode]
                 row = [cell, mode] + [tps[b][mode] for b in backends]
@@ -646,6 +659,9 @@ def _add_bench_parser(sub) -> None:
     p.add_argument("--D", type=int, default=128, help="input size (default 128)")
     p.add_argument("--H", type=int, default=256, help="hidden size (default 256)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="matrix products in float32, or bfloat16 operands with float32 sums (torch: module and "
+                        "input in bfloat16) (default fp32)")
     p.add_argument("--threads", metavar="N", type=int, default=0, help="kernel threads (default: as configured)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per figure (default 5)")
     p.set_defaults(run=cmd_bench)

@@ -13,6 +13,16 @@ bidirectional layer); y stays in time order. ``num_threads`` sets the
 threads of one call (default: seqcore.get_num_threads()); backward uses the
 forward's.
 
+Precision: ``precision="fp32"`` (the default) computes in the arrays' dtype,
+float32 or float64. ``precision="bf16"`` (float32 arrays only) reads every
+matrix product's operands — inputs, states, weights, gradients — rounded to
+bfloat16 (nearest even, as torch; see seqcore.reference.bf16) and sums in
+float32: AMX tiles where the CPU has them (isa "amx_bf16"), AVX512-BF16's
+vdpbf16ps (isa "avx512_bf16"), a float32 product of the rounded operands
+elsewhere. Gate nonlinearities,
+the cell state, the biases and every array in or out stay float32. The
+cache remembers the precision and backward follows it.
+
 Every argument is checked here, with an error naming it. Inputs that are not
 C-contiguous are copied to C-contiguous arrays (the one conversion made);
 dtypes are never converted: all arrays of one call share x's dtype, float32
@@ -66,6 +76,8 @@ def _load_core():
 _core = _load_core()
 
 BACKENDS = ("native", "reference")
+PRECISIONS = ("fp32", "bf16")
+ISAS = ("scalar", "avx2", "avx512", "avx512_bf16", "amx_bf16")
 # Whether "native" runs the C++ cells (else it falls back to the reference).
 _NATIVE_CELLS = True
 
@@ -129,10 +141,11 @@ def set_num_threads(n: int) -> None:
 
 
 def set_isa(name: str) -> None:
-    """Uses the kernels of another instruction set ("scalar", "avx2", "avx512")
-    from now on, as SEQCORE_ISA does at start-up."""
-    if name not in ("scalar", "avx2", "avx512"):
-        raise ValueError(f"name: expected one of 'scalar', 'avx2', 'avx512', got {name!r}")
+    """Uses the kernels of another instruction set ("scalar", "avx2", "avx512",
+    "avx512_bf16", "amx_bf16") from now on, as SEQCORE_ISA does at start-up.
+    The last two differ from "avx512" only in precision "bf16"'s products."""
+    if name not in ISAS:
+        raise ValueError(f"name: expected one of {', '.join(map(repr, ISAS))}, got {name!r}")
     if name not in _core.isas():
         raise ValueError(f"name: this CPU does not support {name!r} (it has {_core.isas()})")
     _core.set_isa(name)
@@ -188,18 +201,20 @@ def _every_thread_works() -> Iterator[None]:
 
 
 def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False,
-           out: Optional[np.ndarray] = None, accumulate: bool = False) -> np.ndarray:
+           out: Optional[np.ndarray] = None, accumulate: bool = False, precision: str = "fp32") -> np.ndarray:
     """op(a) @ op(b) for 2-D float32/float64 arrays of one dtype, with seqcore's
     own matrix product: the kernels' threads (not NumPy's BLAS pool, whose
     spinning threads would fight them for the cores) and a result that does
     not depend on the thread count. op(a) is a.T when trans_a. Into ``out``
     (C-contiguous, written in place) when given; with ``accumulate`` the
-    product is added to it."""
+    product is added to it. ``precision="bf16"`` (float32): op(a) and op(b)
+    rounded to bfloat16, float32 sums (see the module's docstring)."""
     for name, m in (("a", a), ("b", b)):
         if not isinstance(m, np.ndarray) or m.ndim != 2 or m.dtype not in (np.float32, np.float64):
             raise TypeError(f"{name}: expected a 2-D float32 or float64 ndarray")
     if b.dtype != a.dtype:
         raise TypeError(f"b: expected dtype {a.dtype} (the dtype of a), got {b.dtype}")
+    bf16 = _precision(precision, a.dtype)
     M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
     Kb, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
     if Kb != K:
@@ -214,7 +229,7 @@ def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool
     elif not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError("out: expected a C-contiguous, writeable array (the product is written in place)")
     _core.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), out, trans_a, trans_b, 1.0,
-               1.0 if accumulate else 0.0)
+               1.0 if accumulate else 0.0, bf16)
     return out
 
 
@@ -282,6 +297,23 @@ def _expect_shape(name: str, a: np.ndarray, shape: Tuple[int, ...], dims: str) -
 def _check_backend(backend: Optional[str]) -> None:
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend: expected 'native', 'reference' or None, got {backend!r}")
+
+
+def check_precision(precision, dtype=np.float32) -> str:
+    """Checks a precision ("fp32" or "bf16", see the module's docstring) for
+    arrays of `dtype` and returns it; ValueError naming ``precision`` for any
+    other value, and for "bf16" with float64."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(f"precision: expected 'fp32' or 'bf16', got {precision!r}")
+    if precision == "bf16" and np.dtype(dtype) != np.float32:
+        raise ValueError(f"precision: 'bf16' needs float32 arrays, got {np.dtype(dtype)} "
+                         "(float64 computes in float64: use precision='fp32')")
+    return precision
+
+
+def _precision(precision, dtype) -> bool:
+    """check_precision; True for "bf16"."""
+    return check_precision(precision, dtype) == "bf16"
 
 
 def _float_ndarray(name: str, a: Any) -> None:
@@ -379,15 +411,17 @@ def _grad(name: str, g, shape: Tuple[int, ...], dims: str, dtype) -> Optional[np
 class Cache:
     """What ``<cell>_backward`` needs from ``<cell>_forward(train=True)``; opaque."""
 
-    __slots__ = ("cell", "backend", "dtype", "T", "B", "H", "data")
+    __slots__ = ("cell", "backend", "dtype", "T", "B", "H", "data", "precision")
 
-    def __init__(self, cell: str, backend: str, x: np.ndarray, H: int, data: Any):
+    def __init__(self, cell: str, backend: str, x: np.ndarray, H: int, data: Any, precision: str = "fp32"):
         self.cell, self.backend, self.dtype = cell, backend, x.dtype
         self.T, self.B, self.H = x.shape[0], x.shape[1], H
         self.data = data
+        self.precision = precision
 
     def __repr__(self) -> str:
-        return f"Cache({self.cell}, backend={self.backend}, dtype={self.dtype}, T={self.T}, B={self.B}, H={self.H})"
+        return (f"Cache({self.cell}, backend={self.backend}, dtype={self.dtype}, precision={self.precision}, "
+                f"T={self.T}, B={self.B}, H={self.H})")
 
 
 def _cache(cell: str, cache: Any) -> Cache:
@@ -409,12 +443,12 @@ def _check_dy_dh(cache: Cache, dy, dh, dh_name: str = "dhT"):
 # the native kernels
 
 
-def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads):
+def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16):
     """Runs _core.cell_forward; returns ((y, hT, cT), what backward needs)."""
     y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = _core.cell_forward(
-        cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads)
+        cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16)
     data = dict(x=x, W_ih=W_ih, W_hh=W_hh, ws_h=ws_h, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn,
-                lengths=lengths, reverse=reverse, num_threads=num_threads)
+                lengths=lengths, reverse=reverse, num_threads=num_threads, bf16=bf16)
     return (y, hT, cT), data
 
 
@@ -441,24 +475,28 @@ def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train:
 
 
 def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
-                lengths=None, reverse: bool = False, num_threads: Optional[int] = None):
+                lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
+                precision: str = "fp32"):
     """Vanilla tanh RNN over a whole sequence: h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b).
 
     x (T, B, D); h0 (B, H) or None (zeros); W_ih (H, D); W_hh (H, H); b (H,).
     Returns y (T, B, H), hT (B, H) and the cache for rnn_backward (None when
     ``train`` is False: nothing is kept).
+    ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
     """
     x, W_ih, W_hh, (b,), H = _check_weights(1, x, W_ih, W_hh, [("b", b)])
     h0 = _state("h0", h0, x, H)
     lengths, reverse, num_threads = _lengths(lengths, x), _reverse(reverse), _num_threads(num_threads)
     train = _flag("train", train)
+    bf16 = _precision(precision, x.dtype)
     backend = _backend(backend, x, H)
     if backend == "native":
         (y, hT, _), data = _native_forward("rnn", x, h0, None, W_ih, W_hh, b, None, train, lengths, reverse,
-                                           num_threads)
+                                           num_threads, bf16)
     else:
-        y, hT, data = reference.rnn_forward(x, h0, W_ih, W_hh, b, train=train, lengths=lengths, reverse=reverse)
-    return y, hT, Cache("rnn", backend, x, H, data) if train else None
+        y, hT, data = reference.rnn_forward(x, h0, W_ih, W_hh, b, train=train, lengths=lengths, reverse=reverse,
+                                            precision=precision)
+    return y, hT, Cache("rnn", backend, x, H, data, precision) if train else None
 
 
 def rnn_backward(dy, dhT, cache):
@@ -480,25 +518,28 @@ def rnn_backward(dy, dhT, cache):
 
 
 def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
-                 lengths=None, reverse: bool = False, num_threads: Optional[int] = None):
+                 lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
+                 precision: str = "fp32"):
     """LSTM over a whole sequence, gates i, f, g, o (update, forget, candidate, output).
 
     x (T, B, D); h0, c0 (B, H) or None (zeros); W_ih (4H, D); W_hh (4H, H);
     b (4H,). Returns y (T, B, H), hT, cT (B, H) and the cache for
     lstm_backward (None when ``train`` is False).
+    ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
     """
     x, W_ih, W_hh, (b,), H = _check_weights(4, x, W_ih, W_hh, [("b", b)])
     h0, c0 = _state("h0", h0, x, H), _state("c0", c0, x, H)
     lengths, reverse, num_threads = _lengths(lengths, x), _reverse(reverse), _num_threads(num_threads)
     train = _flag("train", train)
+    bf16 = _precision(precision, x.dtype)
     backend = _backend(backend, x, H)
     if backend == "native":
         (y, hT, cT), data = _native_forward("lstm", x, h0, c0, W_ih, W_hh, b, None, train, lengths, reverse,
-                                           num_threads)
+                                           num_threads, bf16)
     else:
         y, hT, cT, data = reference.lstm_forward(x, h0, c0, W_ih, W_hh, b, train=train, lengths=lengths,
-                                                 reverse=reverse)
-    return y, hT, cT, Cache("lstm", backend, x, H, data) if train else None
+                                                 reverse=reverse, precision=precision)
+    return y, hT, cT, Cache("lstm", backend, x, H, data, precision) if train else None
 
 
 def lstm_backward(dy, dhT, dcT, cache):
@@ -520,26 +561,29 @@ def lstm_backward(dy, dhT, dcT, cache):
 
 
 def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, *, train: bool = True, backend: Optional[str] = None,
-                lengths=None, reverse: bool = False, num_threads: Optional[int] = None):
+                lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
+                precision: str = "fp32"):
     """GRU over a whole sequence, gates r, z, n; the reset is applied after the
     recurrent product, as PyTorch and cuDNN do.
 
     x (T, B, D); h0 (B, H) or None (zeros); W_ih (3H, D); W_hh (3H, H);
     b_ih, b_hh (3H,). Returns y (T, B, H), hT (B, H) and the cache for
     gru_backward (None when ``train`` is False).
+    ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
     """
     x, W_ih, W_hh, (b_ih, b_hh), H = _check_weights(3, x, W_ih, W_hh, [("b_ih", b_ih), ("b_hh", b_hh)])
     h0 = _state("h0", h0, x, H)
     lengths, reverse, num_threads = _lengths(lengths, x), _reverse(reverse), _num_threads(num_threads)
     train = _flag("train", train)
+    bf16 = _precision(precision, x.dtype)
     backend = _backend(backend, x, H)
     if backend == "native":
         (y, hT, _), data = _native_forward("gru", x, h0, None, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse,
-                                           num_threads)
+                                           num_threads, bf16)
     else:
         y, hT, data = reference.gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train=train, lengths=lengths,
-                                            reverse=reverse)
-    return y, hT, Cache("gru", backend, x, H, data) if train else None
+                                            reverse=reverse, precision=precision)
+    return y, hT, Cache("gru", backend, x, H, data, precision) if train else None
 
 
 def gru_backward(dy, dhT, cache):

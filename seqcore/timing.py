@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 import time
-from typing import Callable, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 
 def median_seconds(fn: Callable[[], object], repeat: int = 5, warmup: int = 1, min_time: float = 0.0) -> float:
@@ -19,6 +20,25 @@ def median_seconds(fn: Callable[[], object], repeat: int = 5, warmup: int = 1, m
     times.sort()
     n = len(times)
     return times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])
+
+
+def median_seconds_in_turns(fns: Dict[str, Callable[[], object]], rounds: int = 7, warmup: int = 1,
+                           clock: Callable[[], float] = time.perf_counter) -> Dict[str, float]:
+    """Median time of each fn, the fns taking turns: every round runs each
+    once, so a machine that slows down (other processes, clocks) slows them
+    alike and their ratios hold. clock: wall time by default;
+    time.thread_time counts only this thread's CPU time, which on a shared
+    machine measures single-threaded work without the time others took."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: Dict[str, List[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            start = clock()
+            fn()
+            times[k].append(clock() - start)
+    return {k: float(statistics.median(v)) for k, v in times.items()}
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -268,3 +268,33 @@ def test_export_without_the_onnx_extra_says_how_to_install_it(corpus, tmp_path, 
     assert run(["export", str(tmp_path / "run"), str(tmp_path / "model.onnx")]) == 1
     assert 'pip install "seqcore[onnx]"' in capsys.readouterr().err
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_train_in_bf16_keeps_the_precision_in_the_run_and_its_checkpoint(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(corpus, out, "--precision", "bf16") == 0
+    assert "bfloat16 products" in capsys.readouterr().out
+    assert json.loads((out / "run.json").read_text())["precision"] == "bf16"
+    model = load_checkpoint(out / "checkpoint").model
+    assert model.precision == "bf16" and model.rnn.precision == model.head.precision == "bf16"
+    # eval and sample read the model back in its precision
+    assert run(["eval", str(out), corpus]) == 0
+    printed = capsys.readouterr().out
+    assert run(["sample", str(out), "--length", "20", "--seed", "1"]) == 0
+    capsys.readouterr()
+    # a resumed run may change the precision (the weights are float32 either way)
+    assert run(["train", "--out", str(out), "--resume", "--steps", "8", "--precision", "fp32", "--quiet",
+                "--threads", "1"]) == 0
+    assert "bfloat16" not in capsys.readouterr().out
+    assert json.loads((out / "run.json").read_text())["precision"] == "fp32"
+    assert load_checkpoint(out / "checkpoint").model.precision == "fp32"
+    assert "nats/char" in printed
+
+
+
+def test_bench_in_bf16(capsys):
+    assert run(["bench", "--T", "2", "--B", "2", "--D", "3", "--H", "4", "--repeat", "1", "--threads", "1",
+                "--precision", "bf16"]) == 0
+    assert "float32 bf16" in capsys.readouterr().out
+    assert run(["bench", "--dtype", "float64", "--precision", "bf16"]) == 2
+    assert "--precision bf16 needs --dtype float32" in capsys.readouterr().err

@@ -140,7 +140,7 @@ def test_signature_parser_sees_names_and_defaults():
     # The oracle of the test above: a known binding, read by hand from bindings.cpp.
     assert parameters(extension_signature("gemm")) == [
         ("a", "<required>"), ("b", "<required>"), ("c", "<required>"),
-        ("trans_a", False), ("trans_b", False), ("alpha", 1.0), ("beta", 0.0)]
+        ("trans_a", False), ("trans_b", False), ("alpha", 1.0), ("beta", 0.0), ("bf16", False)]
 
 
 # ---------------------------------------------------------------------------

@@ -29,8 +29,11 @@ import subprocess
 import sys
 
 CELLS = {"rnn": 1, "lstm": 4, "gru": 3}
-# Native vs reference: float32 sums in another order; float64 agrees closely.
+# Native vs reference: float32 sums in another order; float64 agrees closely;
+# precision "bf16" against the reference's bf16, relative to the largest value
+# (a state on a bfloat16 rounding boundary may round the other way: one ulp).
 TOLERANCE = {"float32": 2e-4, "float64": 1e-10}
+BF16_TOLERANCE = 5e-3
 
 
 # ---------------------------------------------------------------------------
@@ -74,8 +77,14 @@ def check_cells(num_threads):
                 err = max(float(np.max(np.abs(a - b))) for a, b in zip(native, reference))
                 assert all(a.dtype == dtype for a in native), f"{cell}: dtype changed"
                 assert err <= TOLERANCE[dtype], f"{cell} {dtype} {name}: max error {err:.3g}"
+            if dtype == "float32":  # bfloat16 products: this CPU's kernel (or the rounding fallback)
+                native = run_cell(cell, args, "native", dict(padded, num_threads=num_threads, precision="bf16"))
+                reference = run_cell(cell, args, "reference", dict(padded, precision="bf16"))
+                err = max(float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-30))
+                          for a, b in zip(native, reference))
+                assert err <= BF16_TOLERANCE, f"{cell} bf16: max relative error {err:.3g}"
     print(f"  cells {', '.join(CELLS)}: forward and backward match the reference "
-          f"(float32, float64; plain and padded+reversed; {num_threads} threads)")
+          f"(float32, float64, bf16; plain and padded+reversed; {num_threads} threads)")
 
 
 def openmp_runtimes():

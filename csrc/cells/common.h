@@ -6,11 +6,12 @@ namespace SEQCORE_ISA_NS {
 // (inference_chunk_steps, the steps whose input projection inference computes
 // at once, is in plan.h: the thread plan needs it too.)
 
-// Gx (rows, G·H) = X (rows, D) · W_ihᵀ; the biases are added in the epilogues.
+// Gx (rows, G·H) = X (rows, D) · W_ihᵀ; the biases are added in the
+// epilogues. bf16: with bfloat16 operands (gemm/bf16.h).
 template <typename T>
 void project_inputs(const T* X, int64_t rows, int64_t D, const T* W_ih, int64_t GH, T* Gx,
-                    int num_threads) {
-  gemm<T>(false, true, rows, GH, D, T(1), X, D, W_ih, D, T(0), Gx, GH, num_threads);
+                    int num_threads, bool bf16) {
+  gemm_in<T>(bf16, false, true, rows, GH, D, T(1), X, D, W_ih, D, T(0), Gx, GH, num_threads);
 }
 
 // acc[0, n) += v: the bias gradients are summed by the backward epilogues

@@ -183,6 +183,7 @@ struct ForwardStep {
   const T* gx_next = nullptr;
   int64_t next_rows = 0, GH = 0;
   const PanelMap* map = nullptr;
+  Bf16Rows<T> bf16;  // precision "bf16": this thread's row buffer (cells/panel_bf16.h); else rows null
 
   template <int R>
   void tile(int64_t row0) {
@@ -192,7 +193,12 @@ struct ForwardStep {
         for (int q = 0; q < NV && map->hidden(unit, q, 0) < H; ++q)
           __builtin_prefetch(gx_next + (row0 + r) * GH + map->column(unit, q, 0), 1, 3);
     }
-    panel_product<T, R, NV>(H, h_prev + row0 * H, H, panel, acc);
+    if (bf16.rows != nullptr) {
+      if (!bf16.ready) bf16_convert_rows(h_prev, H, rows.active(s), H, bf16);
+      panel_product_bf16<R, NV>(H, bf16, row0, panel, acc);
+    } else {
+      panel_product<T, R, NV>(H, h_prev + row0 * H, H, panel, acc);
+    }
     for (int r = 0; r < R; ++r) {
       const int64_t row = row0 + r, t = rows.time(s, row);
       epi.apply(row, unit, acc[r], y + (t * rows.B + rows.batch(row)) * H);
@@ -217,10 +223,17 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
   const int64_t chunk = scratch.chunk;
   // Workers for the units: as many as a step's work pays for (plan.h).
   const int workers = loop_workers(units, loop_step_work(B, GH, H), a.train ? T_ : chunk, a.num_threads);
+  const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(H, B) : 0;
+  GemmBuffer<T> bf16_rows(row_buffer * workers);
+  std::memset(bf16_rows.data, 0, sizeof(T) * row_buffer * workers);
   run_workers(a.num_threads, workers, [&](int w, int n) {
     int64_t u0, u1;
     split_units(units, w, n, u0, u1);
-    pack_panels(map, H, a.W_hh, H, false, u0, u1, scratch.panels);
+    if (a.bf16) {
+      pack_panels_bf16(map, H, a.W_hh, H, false, u0, u1, scratch.panels);
+    } else {
+      pack_panels(map, H, a.W_hh, H, false, u0, u1, scratch.panels);
+    }
   });
   for (int64_t s0 = 0; s0 < T_; s0 += chunk) {
     const int64_t steps = T_ - s0 < chunk ? T_ - s0 : chunk;
@@ -232,13 +245,14 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
       gather_inputs(rows, a.x, s0, steps, D, scratch.x_it);
       X = scratch.x_it;
     }
-    project_inputs(X, n_rows, D, a.W_ih, GH, gx0, a.num_threads);
+    project_inputs(X, n_rows, D, a.W_ih, GH, gx0, a.num_threads, a.bf16);
     // One parallel region over the iterations; each worker owns the same
     // units (and keeps their panels in cache) for every iteration.
     StepCounter done;
     run_workers(a.num_threads, workers, [&](int w, int n) {
       int64_t u0, u1;
       split_units(units, w, n, u0, u1);
+      const Bf16TileScope tiles(a.bf16);
       for (int64_t i = 0; i < steps; ++i) {
         const int64_t s = s0 + i, running = rows.active(s);
         ForwardStep<T, NV, decltype(epi_at(s, gx0, slots.in(s), slots.out(s)))> step;
@@ -250,12 +264,13 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
         step.epi = epi_at(s, gx0 + (rows.offset(s) - base) * GH, slots.in(s), slots.out(s));
         step.GH = GH;
         step.map = &map;
+        if (a.bf16) step.bf16 = bf16_thread_rows<NV>(bf16_rows.data, w, H, B);
         step.gx_next = i + 1 < steps ? gx0 + (rows.offset(s + 1) - base) * GH : nullptr;
         step.next_rows = i + 1 < steps ? rows.count(s + 1) : 0;
         for (int64_t u = u0; u < u1; ++u) {
           step.unit = u;
           step.panel = scratch.panels + u * psize;
-          if (running > 0) for_each_tile<NV>(running, step);
+          if (running > 0) for_each_tile_in<NV>(a.bf16, running, step);
           if (!a.train)
             for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
         }
@@ -321,13 +336,17 @@ struct BackwardStep {
   const T* dGh_next = nullptr;  // (count(s+1), K), row stride ldg: recurrent-side gradient of iteration s+1
   const T* dhT = nullptr;       // (B, H) or null: added at each row's last step
   const T* dy = nullptr;        // (T, B, H) or null
+  Bf16Rows<T> bf16;             // precision "bf16": this thread's row buffer; else rows null
   Epi epi;
 
   template <int R>
   void tile(int64_t row0) {
     constexpr int V = Vec<T>::size;
     Vec<T> acc[R][NV];
-    if (panel != nullptr) {
+    if (panel != nullptr && bf16.rows != nullptr) {
+      if (!bf16.ready) bf16_convert_rows(dGh_next, ldg, rows.active(s), K, bf16);
+      panel_product_bf16<R, NV>(K, bf16, row0, panel, acc);
+    } else if (panel != nullptr) {
       panel_product<T, R, NV>(K, dGh_next + row0 * ldg, ldg, panel, acc);
     } else {
       for (int r = 0; r < R; ++r)
@@ -370,12 +389,18 @@ struct InitialStateGradient {
   const T* extra = nullptr;  // (B, H) or null, kernel order
   const T* dhT = nullptr;    // (B, H) or null
   T* dh0 = nullptr;          // (B, H) out
+  Bf16Rows<T> bf16;          // precision "bf16": this thread's row buffer; else rows null
 
   template <int R>
   void tile(int64_t row0) {
     constexpr int V = Vec<T>::size;
     Vec<T> acc[R][NV];
-    panel_product<T, R, NV>(K, dGh + row0 * ldg, ldg, panel, acc);
+    if (bf16.rows != nullptr) {
+      if (!bf16.ready) bf16_convert_rows(dGh, ldg, rows.B, K, bf16);
+      panel_product_bf16<R, NV>(K, bf16, row0, panel, acc);
+    } else {
+      panel_product<T, R, NV>(K, dGh + row0 * ldg, ldg, panel, acc);
+    }
     for (int r = 0; r < R; ++r)
       for (int q = 0; q < NV; ++q) {
         const int64_t j = (unit * NV + q) * V, row = row0 + r, b = rows.batch(row);
@@ -403,11 +428,20 @@ void backward_loop_units(const CellBackwardArgs<T>& a, int64_t GH, T* panels, co
   const int64_t units = map.units(), psize = map.panel_size(GH), ldg = gate_grad_stride<T>(GH);
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
   const int workers = static_cast<int>(units < planned ? units : planned);
+  const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(GH, B) : 0;
+  GemmBuffer<T> bf16_rows(row_buffer * workers);
+  std::memset(bf16_rows.data, 0, sizeof(T) * row_buffer * workers);
   StepCounter done;
   run_workers(a.num_threads, workers, [&](int w, int n) {
     int64_t u0, u1;
     split_units(units, w, n, u0, u1);
-    pack_panels(map, GH, a.W_hh, H, true, u0, u1, panels);
+    const Bf16Rows<T> my_rows = a.bf16 ? bf16_thread_rows<NV>(bf16_rows.data, w, GH, B) : Bf16Rows<T>{};
+    const Bf16TileScope tiles(a.bf16);
+    if (a.bf16) {
+      pack_panels_bf16(map, GH, a.W_hh, H, true, u0, u1, panels);
+    } else {
+      pack_panels(map, GH, a.W_hh, H, true, u0, u1, panels);
+    }
     for (int64_t s = T_ - 1; s >= 0; --s) {
       const int64_t running = rows.active(s), n_rows = rows.count(s);
       BackwardStep<T, NV, decltype(epi_at(s))> step;
@@ -419,11 +453,12 @@ void backward_loop_units(const CellBackwardArgs<T>& a, int64_t GH, T* panels, co
       step.dGh_next = s == T_ - 1 ? nullptr : dGh + rows.offset(s + 1) * ldg;
       step.dhT = a.dhT;
       step.dy = a.dy;
+      step.bf16 = my_rows;
       step.epi = epi_at(s);
       for (int64_t u = u0; u < u1; ++u) {
         step.unit = u;
         step.panel = s == T_ - 1 ? nullptr : panels + u * psize;
-        if (running > 0) for_each_tile<NV>(running, step);
+        if (running > 0) for_each_tile_in<NV>(a.bf16, running, step);
         for (int64_t row = running; row < n_rows; ++row) step.skip(row);
       }
       step_end(&done, n, T_ - 1 - s);
@@ -437,10 +472,11 @@ void backward_loop_units(const CellBackwardArgs<T>& a, int64_t GH, T* panels, co
     first.extra = dh0_extra;
     first.dhT = a.dhT;
     first.dh0 = a.dh0;
+    first.bf16 = my_rows;
     for (int64_t u = u0; u < u1; ++u) {
       first.unit = u;
       first.panel = panels + u * psize;
-      for_each_tile<NV>(B, first);
+      for_each_tile_in<NV>(a.bf16, B, first);
     }
   });
 }
@@ -469,7 +505,8 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
   if constexpr (NV > 1) {
     const PanelMap map{a.H, NV, Vec<T>::size, false};
     const Rows rows{a.lengths, a.order, a.T_, a.B, a.reverse};
-    bool same = planned > map.units() && one_chain_tiles<1>(a.B) && one_chain_tiles<NV>(a.B);
+    // (bfloat16's tiles and pair sums are another arithmetic: not switched)
+    bool same = !a.bf16 && planned > map.units() && one_chain_tiles<1>(a.B) && one_chain_tiles<NV>(a.B);
     for (int64_t s = 0; same && s < a.T_; ++s) {
       const int64_t m = rows.active(s);
       same = one_chain_tiles<1>(m) && one_chain_tiles<NV>(m);
@@ -487,7 +524,8 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
 // GRU), blocks 0 … T-1 (N = offset(T) rows, zeros past each row's end):
 //   dx = dG · W_ih      dW_ih = dGᵀ · X
 //   dW_hh = Σ_s dGh_sᵀ · h_s = dGhᵀ · ws_h[blocks 0 … T-1]
-// (the bias gradients Σ_rows dG, dGh were summed by the epilogues).
+// (the bias gradients Σ_rows dG, dGh were summed by the epilogues), with
+// bfloat16 operands in precision "bf16".
 // Unless in batch order, X is gathered by block, then overwritten by dx by
 // block (dW_ih first), which is scattered back.
 template <typename T, int NV>
@@ -505,9 +543,9 @@ void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
     X = scratch.x_it;
     dX = scratch.x_it;
   }
-  gemm<T>(true, false, GH, D, N, T(1), dG, ldg, X, D, T(0), a.dW_ih, D, nt);
-  gemm<T>(false, false, N, D, GH, T(1), dG, ldg, a.W_ih, D, T(0), dX, D, nt);
-  gemm<T>(true, false, GH, H, N, T(1), dGh, ldg, a.ws_h, H, T(0), a.dW_hh, H, nt);
+  gemm_in<T>(a.bf16, true, false, GH, D, N, T(1), dG, ldg, X, D, T(0), a.dW_ih, D, nt);
+  gemm_in<T>(a.bf16, false, false, N, D, GH, T(1), dG, ldg, a.W_ih, D, T(0), dX, D, nt);
+  gemm_in<T>(a.bf16, true, false, GH, H, N, T(1), dGh, ldg, a.ws_h, H, T(0), a.dW_hh, H, nt);
   if (!rows.identity()) {
     // dx[t, b] = row r of block s for the iteration s that ran t; 0 past the end
     zero_padding(rows, D, a.dx);

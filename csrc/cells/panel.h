@@ -129,10 +129,10 @@ inline void tile_of(int rows, Epi& epi, int64_t row0) {
   }
 }
 
-// Covers rows [0, B) with as few tiles as MR (tile_rows<NV>()) allows, of
-// sizes that differ by at most one (32 rows in tiles of at most 6: 6,6,5,5,5,5
+// Covers rows [0, B) with as few tiles as MR (tile_rows<NV>()) allows, of sizes
+// that differ by at most one (32 rows in tiles of at most 6: 6,6,5,5,5,5
 // rather than 6,6,6,6,6,2, whose last tile would waste the registers).
-template <int NV, typename Epi, int MR = tile_rows<NV>()>
+template <int NV, int MR = tile_rows<NV>(), typename Epi>
 inline void for_each_tile(int64_t B, Epi& epi) {
   const int64_t tiles = (B + MR - 1) / MR;
   const int64_t base = B / tiles, extra = B % tiles;

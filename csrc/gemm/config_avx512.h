@@ -1,11 +1,12 @@
 // Register tile and cache blocks of the matrix product (gemm/gemm.h) for
 // AVX-512 (32 vector registers; Zen 4 runs one 512-bit FMA a cycle).
-// Only kernels_avx512.cpp includes this file.
+// Only kernels_avx512.cpp and kernels_avx512_bf16.cpp include this file
+// (in their namespace, SEQCORE_ISA_NS).
 #pragma once
 #include <cstdint>
 
 namespace seqcore {
-namespace avx512 {
+namespace SEQCORE_ISA_NS {
 
 // MR rows x NV vectors of C in registers (MR * NV accumulators, NV vectors
 // of B and one broadcast of A), so NR = NV * Vec<T>::size columns. KC x NR
@@ -23,5 +24,5 @@ template <> struct GemmConfig<double> {
   static constexpr int64_t KC = 512, MC = 48, NC = 1024;
 };
 
-}  // namespace avx512
+}  // namespace SEQCORE_ISA_NS
 }  // namespace seqcore

@@ -84,7 +84,7 @@ GemmBlocks gemm_blocks(int64_t M, int64_t N, int64_t K) {
 // The block op(A)[0:mc, 0:kc] as micro-panels of MR rows: op(A)[p*MR + r][k]
 // goes to dst[p*MR*kc + k*MR + r]; rows past mc are zero. A points at
 // op(A)[0][0]: row-major (M, K) with row stride lda, or (K, M) if trans_a.
-template <typename T, int MR>
+template <typename T, int MR, bool RB = false>
 void gemm_pack_a(bool trans_a, int64_t mc, int64_t kc, const T* __restrict A, int64_t lda,
                  T* __restrict dst) {
   const int64_t full = mc / MR * MR;  // rows in whole panels
@@ -97,10 +97,10 @@ void gemm_pack_a(bool trans_a, int64_t mc, int64_t kc, const T* __restrict A, in
       T* d = dst + k * MR;
       for (int64_t i0 = 0; i0 < full; i0 += MR) {
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; ++r) d[i0 * kc + r] = s[i0 + r];
+        for (int r = 0; r < MR; ++r) d[i0 * kc + r] = gemm_operand<RB>(s[i0 + r]);
       }
       if (rest > 0) {
-        for (int r = 0; r < rest; ++r) d[full * kc + r] = s[full + r];
+        for (int r = 0; r < rest; ++r) d[full * kc + r] = gemm_operand<RB>(s[full + r]);
         for (int r = rest; r < MR; ++r) d[full * kc + r] = T(0);
       }
     }
@@ -112,14 +112,14 @@ void gemm_pack_a(bool trans_a, int64_t mc, int64_t kc, const T* __restrict A, in
     T* d = dst + i0 * kc;
     for (int64_t k = 0; k < kc; ++k) {
 #pragma GCC unroll 16
-      for (int r = 0; r < MR; ++r) d[k * MR + r] = s[r * lda + k];
+      for (int r = 0; r < MR; ++r) d[k * MR + r] = gemm_operand<RB>(s[r * lda + k]);
     }
   }
   if (rest > 0) {
     const T* s = A + full * lda;
     T* d = dst + full * kc;
     for (int64_t k = 0; k < kc; ++k) {
-      for (int r = 0; r < rest; ++r) d[k * MR + r] = s[r * lda + k];
+      for (int r = 0; r < rest; ++r) d[k * MR + r] = gemm_operand<RB>(s[r * lda + k]);
       for (int r = rest; r < MR; ++r) d[k * MR + r] = T(0);
     }
   }
@@ -128,7 +128,7 @@ void gemm_pack_a(bool trans_a, int64_t mc, int64_t kc, const T* __restrict A, in
 // The panel op(B)[0:kc, 0:nc] as micro-panels of NR columns: op(B)[k][p*NR + j]
 // goes to dst[p*NR*kc + k*NR + j]; columns past nc are zero. B points at
 // op(B)[0][0]: row-major (K, N) with row stride ldb, or (N, K) if trans_b.
-template <typename T, int NR>
+template <typename T, int NR, bool RB = false>
 void gemm_pack_b(bool trans_b, int64_t kc, int64_t nc, const T* __restrict B, int64_t ldb,
                  T* __restrict dst) {
   for (int64_t j0 = 0; j0 < nc; j0 += NR) {
@@ -142,18 +142,18 @@ void gemm_pack_b(bool trans_b, int64_t kc, int64_t nc, const T* __restrict B, in
         const int64_t k1 = gemm_min(kc, k0 + KB);
         for (int j = 0; j < cols; ++j) {
           const T* s = B + (j0 + j) * ldb;
-          for (int64_t k = k0; k < k1; ++k) d[k * NR + j] = s[k];
+          for (int64_t k = k0; k < k1; ++k) d[k * NR + j] = gemm_operand<RB>(s[k]);
         }
         for (int j = cols; j < NR; ++j) {
           for (int64_t k = k0; k < k1; ++k) d[k * NR + j] = T(0);
         }
       }
-    } else if (cols == NR) {
+    } else if (cols == NR && !RB) {
       for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, B + k * ldb + j0, sizeof(T) * NR);
     } else {
       for (int64_t k = 0; k < kc; ++k) {
         const T* s = B + k * ldb + j0;
-        for (int j = 0; j < cols; ++j) d[k * NR + j] = s[j];
+        for (int j = 0; j < cols; ++j) d[k * NR + j] = gemm_operand<RB>(s[j]);
         for (int j = cols; j < NR; ++j) d[k * NR + j] = T(0);
       }
     }
@@ -283,7 +283,8 @@ inline int64_t gemm_next(int64_t* counter) {
 // of B micro-panels, first come first served: a thread slowed down by
 // another process takes fewer. Each thread packs its A blocks into its own
 // a_buf (blk.mc * blk.kc). counters: 2 per (jc, pc) step, zero, shared.
-template <typename T>
+// RB: the operands are rounded to bfloat16 as they are packed (gemm/bf16.h).
+template <typename T, bool RB = false>
 void gemm_team(int team, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
                int64_t ldc, const GemmBlocks& blk, T* __restrict a_buf, T* __restrict b_buf,
@@ -304,7 +305,7 @@ void gemm_team(int team, bool trans_a, bool trans_b, int64_t M, int64_t N, int64
 
       for (int64_t p; (p = gemm_next(counters)) < panels;) {
         const int64_t j = jc + p * NR;
-        gemm_pack_b<T, NR>(trans_b, kc, gemm_min(NR, nc - p * NR),
+        gemm_pack_b<T, NR, RB>(trans_b, kc, gemm_min(NR, nc - p * NR),
                            trans_b ? B + j * ldb + pc : B + pc * ldb + j, ldb,
                            b_buf + p * NR * kc);
       }
@@ -317,7 +318,7 @@ void gemm_team(int team, bool trans_a, bool trans_b, int64_t M, int64_t N, int64
         const int64_t ib = item / chunks, chunk = item % chunks;
         const int64_t ic = ib * blk.mc, mc = gemm_min(blk.mc, M - ic);
         if (ib != packed) {
-          gemm_pack_a<T, MR>(trans_a, mc, kc,
+          gemm_pack_a<T, MR, RB>(trans_a, mc, kc,
                              trans_a ? A + pc * lda + ic : A + ic * lda + pc, lda, a_buf);
           packed = ib;
         }
@@ -541,7 +542,9 @@ inline int gemm_threads(int num_threads, int64_t M, int64_t N, int64_t K) {
 #endif
 }
 
-template <typename T>
+// RB: op(A) and op(B) rounded to bfloat16 as they are packed (gemm/bf16.h);
+// the one-row paths, which do not pack, are not taken then.
+template <typename T, bool RB = false>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
           const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
           int num_threads) {
@@ -551,12 +554,12 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
     return;
   }
   const int threads = gemm_threads(num_threads, M, N, K);
-  if (M == 1) {
+  if (M == 1 && !RB) {
     // op(A)'s row times op(B): B (K, N) row by row, or (N, K) by dot products.
     gemm_vector(trans_b, N, K, alpha, A, trans_a ? lda : 1, B, ldb, beta, C, 1, threads);
     return;
   }
-  if (N == 1) {
+  if (N == 1 && !RB) {
     // Transposed: op(B)'s column times op(A)^T, which is A (K, M) read row
     // by row, or A (M, K) by dot products.
     gemm_vector(!trans_a, M, K, alpha, B, trans_b ? 1 : ldb, A, lda, beta, C, ldc, threads);
@@ -571,7 +574,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
   GemmBuffer<int64_t> counters(2 * steps);
   for (int64_t i = 0; i < 2 * steps; ++i) counters.data[i] = 0;
   if (threads == 1) {
-    gemm_team(1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, blk,
+    gemm_team<T, RB>(1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, blk,
               buf.data + b_size, buf.data, counters.data);
     return;
   }
@@ -581,7 +584,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
     // The team may be smaller than asked for: gemm_team shares out the
     // work among those present.
     const int team = omp_get_num_threads(), t = omp_get_thread_num();
-    gemm_team(team, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, blk,
+    gemm_team<T, RB>(team, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, blk,
               buf.data + b_size + a_size * t, buf.data, counters.data);
   }
 #endif

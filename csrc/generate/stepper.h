@@ -161,7 +161,7 @@ void stepper_layer(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, co
   for (int64_t u = u0; u < u1; ++u) {
     t.unit = u;
     t.panel = panels + u * psize;
-    for_each_tile<NV, decltype(t), RS>(rows, t);
+    for_each_tile<NV, RS>(rows, t);
   }
 }
 
@@ -180,7 +180,7 @@ void stepper_layer_product(const PanelMap& map, int64_t u0, int64_t u1, int64_t 
   for (int64_t u = u0; u < u1; ++u) {
     t.unit = u;
     t.panel = panels + u * map.panel_size(map.H);
-    for_each_tile<NV, decltype(t), RS>(rows, t);
+    for_each_tile<NV, RS>(rows, t);
   }
 }
 

@@ -13,8 +13,11 @@
 #include "plan.h"
 #include "threads.h"
 #include "activations/activations.h"
+#include "gemm/bf16_round.h"
 #include "gemm/gemm.h"
+#include "gemm/bf16.h"
 #include "cells/panel.h"
+#include "cells/panel_bf16.h"
 #include "cells/common.h"
 #include "cells/team.h"
 #include "cells/loops.h"
@@ -74,6 +77,7 @@ template <typename T>
 KernelTable<T> make_table() {
   KernelTable<T> t{};
   t.gemm = &gemm<T>;
+  if constexpr (sizeof(T) == 4) t.gemm_bf16 = &gemm_bf16;
   t.sigmoid = &sigmoid_array<T>;
   t.tanh = &tanh_array<T>;
   t.forward_scratch = &forward_scratch<T>;

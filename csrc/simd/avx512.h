@@ -1,11 +1,13 @@
 // AVX-512 vectors for the generic kernels: Vec<float> is 16 lanes, Vec<double>
-// is 8. Only kernels_avx512.cpp includes this file.
+// is 8. Only kernels_avx512.cpp and kernels_avx512_bf16.cpp include this
+// file, each after defining SEQCORE_ISA_NS (its namespace: avx512 or
+// avx512_bf16).
 #pragma once
 #include <immintrin.h>
 #include <cstdint>
 
 namespace seqcore {
-namespace avx512 {
+namespace SEQCORE_ISA_NS {
 
 template <typename T> struct Vec;
 
@@ -127,5 +129,5 @@ inline Vec<double> round_pow2i(Vec<double> a, Vec<double>& n) {
   return pow2i(n);
 }
 
-}  // namespace avx512
+}  // namespace SEQCORE_ISA_NS
 }  // namespace seqcore

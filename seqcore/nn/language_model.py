@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from .. import memory
+from .. import memory, ops
 from .layers import Dropout, Embedding, Linear, check_dtype, check_size
 from .module import Layer
 from .recurrent import GRU, LSTM, RNN, parameter_count
@@ -31,8 +31,21 @@ class RecurrentNetwork(Layer):
     _config: Dict[str, Any]
 
     def config(self) -> Dict[str, Any]:
-        """The constructor's arguments (JSON-ready), to build the same model again."""
-        return dict(self._config)
+        """The constructor's arguments (JSON-ready), to build the same model again
+        (``precision`` as it is now)."""
+        return dict(self._config, precision=self.precision)
+
+    @property
+    def precision(self) -> str:
+        """The precision of the recurrent layer's and the head's products,
+        "fp32" or "bf16" (float32 models; see seqcore.ops); may be changed
+        between calls."""
+        return self.rnn.precision
+
+    @precision.setter
+    def precision(self, value) -> None:
+        value = ops.check_precision(value, self.dtype)
+        self.rnn.precision = self.head.precision = value
 
     def children(self) -> Iterator[Tuple[str, Layer]]:
         if self.embedding is not None:
@@ -46,11 +59,13 @@ class LanguageModel(RecurrentNetwork):
 
     embed_size=0 feeds one-hot vectors (the textbook path; the recurrent
     layer's input size is then vocab_size). Children, for parameter names:
-    "embedding" (unless one-hot), "rnn", "head".
+    "embedding" (unless one-hot), "rnn", "head". precision: see
+    RecurrentNetwork.precision.
     """
 
     def __init__(self, vocab_size: int, embed_size: int = 64, hidden_size: int = 256, num_layers: int = 2,
-                 cell: str = "lstm", dropout: float = 0.0, dtype=np.float32, seed: Optional[int] = None) -> None:
+                 cell: str = "lstm", dropout: float = 0.0, dtype=np.float32, seed: Optional[int] = None,
+                 precision: str = "fp32") -> None:
         super().__init__()
         if cell not in RECURRENT:
             raise ValueError(f"cell: expected one of {sorted(RECURRENT)}, got {cell!r}")
@@ -65,9 +80,9 @@ class LanguageModel(RecurrentNetwork):
         self.embedding = (Embedding(vocab_size, embed_size, dtype=dtype, seed=int_seed(seeds[0]))
                           if embed_size > 0 else None)
         self.rnn = RECURRENT[cell](embed_size or vocab_size, hidden_size, num_layers=num_layers,
-                                   dropout=dropout, dtype=dtype, seed=int_seed(seeds[1]))
+                                   dropout=dropout, dtype=dtype, seed=int_seed(seeds[1]), precision=precision)
         self.dropout = Dropout(dropout, seed=int_seed(seeds[2]))
-        self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=int_seed(seeds[3]))
+        self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=int_seed(seeds[3]), precision=precision)
         self.vocab_size, self.dtype = vocab_size, self.rnn.dtype
         # from the checked sizes (the layers check them, naming each)
         self._config = dict(vocab_size=vocab_size, embed_size=int(embed_size), hidden_size=self.rnn.hidden_size,

@@ -71,6 +71,20 @@ def _saved(layer: Layer, saved):
     return saved
 
 
+def precision_property(doc: str) -> property:
+    """The ``precision`` attribute of a layer with matrix products: "fp32" or
+    "bf16" (see seqcore.ops), checked against the layer's dtype when set;
+    it may change between calls (a backward follows its forward's)."""
+
+    def get(self) -> str:
+        return self._precision
+
+    def set_(self, value) -> None:
+        self._precision = ops.check_precision(value, self.dtype)
+
+    return property(get, set_, doc=doc)
+
+
 # ---------------------------------------------------------------------------
 # Linear
 
@@ -79,15 +93,19 @@ class Linear(Layer):
     """y = x · weightᵀ + bias over the last dimension: x (..., in) -> y (..., out).
 
     Params: ``weight`` (out, in) and ``bias`` (out,), both uniform in
-    ±1/√in_features as PyTorch initialises them.
+    ±1/√in_features as PyTorch initialises them. ``precision="bf16"``
+    (float32): the products with bfloat16 operands, float32 sums.
     """
 
+    precision = precision_property("The products' precision: 'fp32' or 'bf16' (float32 only).")
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, precision: str = "fp32") -> None:
         super().__init__()
         self.in_features = check_size("in_features", in_features)
         self.out_features = check_size("out_features", out_features)
         self.dtype = check_dtype(dtype)
+        self.precision = precision
         memory.require(2 * (self.in_features + bool(bias)) * self.out_features * self.dtype.itemsize,
                        f"Linear({self.in_features}, {self.out_features})'s parameters and their gradients",
                        "make in_features or out_features smaller")
@@ -111,10 +129,11 @@ class Linear(Layer):
             raise ValueError("x: contains NaN or inf")
         lead = x.shape[:-1]
         x2 = np.ascontiguousarray(x.reshape(-1, self.in_features))  # all steps and rows as one product
-        y2 = ops.matmul(x2, self.weight, trans_b=True)
+        y2 = ops.matmul(x2, self.weight, trans_b=True, precision=self.precision)
         if self.bias is not None:
             y2 += self.bias
         self._x2, self._lead = (x2, lead) if train else (None, ())
+        self._saved_precision = self.precision  # backward's, whatever precision is set in between
         return y2.reshape(lead + (self.out_features,))
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -122,10 +141,12 @@ class Linear(Layer):
         x2 = _saved(self, self._x2)
         dy2 = _grad_in(dy, self._lead + (self.out_features,), self.dtype).reshape(-1, self.out_features)
         dy2 = np.ascontiguousarray(dy2)
-        ops.matmul(dy2, x2, trans_a=True, out=self._grads["weight"], accumulate=True)  # (out, N) · (N, in)
+        precision = self._saved_precision
+        ops.matmul(dy2, x2, trans_a=True, out=self._grads["weight"], accumulate=True,  # (out, N) · (N, in)
+                   precision=precision)
         if self.bias is not None:
             self._grads["bias"] += dy2.sum(axis=0)
-        return ops.matmul(dy2, self.weight).reshape(self._lead + (self.in_features,))
+        return ops.matmul(dy2, self.weight, precision=precision).reshape(self._lead + (self.in_features,))
 
 
 # ---------------------------------------------------------------------------

@@ -6,6 +6,10 @@ whole sequence. Shapes (time-major unless batch_first): x (T, B, D); y (T, B,
 dirs·H) with merge="concat" or (T, B, H) with merge="sum"; the state h (and c
 for LSTM) is (num_layers·dirs, B, H), indexed layer·dirs + direction as in
 PyTorch.
+
+``precision="bf16"`` (float32 layers): every matrix product with bfloat16
+operands and float32 sums (see seqcore.ops); ``layer.precision`` may be
+changed between calls, and a backward follows its forward's precision.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 from .. import memory, ops
 from . import init
+from .layers import precision_property
 from .module import Layer
 
 _REVERSE: Optional[concurrent.futures.ThreadPoolExecutor] = None
@@ -60,10 +65,11 @@ class Recurrent(Layer):
     """The common body of RNN, LSTM and GRU (``cell`` names which)."""
 
     cell = ""
+    precision = precision_property("The products' precision: 'fp32' or 'bf16' (float32 only).")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
                  merge: str = "concat", dropout: float = 0.0, batch_first: bool = False, dtype=np.float32,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, precision: str = "fp32") -> None:
         super().__init__()
         for name, v, low in (("input_size", input_size, 1), ("hidden_size", hidden_size, 1),
                              ("num_layers", num_layers, 1)):
@@ -78,6 +84,7 @@ class Recurrent(Layer):
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.bidirectional, self.merge, self.dropout = bool(bidirectional), merge, float(dropout)
         self.batch_first, self.dtype = bool(batch_first), np.dtype(dtype)
+        self.precision = precision
         self.directions = 2 if self.bidirectional else 1
         G, H = GATES[self.cell], self.hidden_size
         count = parameter_count(self.cell, self.input_size, H, self.num_layers, self.bidirectional, self.merge)
@@ -165,7 +172,7 @@ class Recurrent(Layer):
         mask = self._dropout_mask if train and self.dropout > 0 else None
         y, final, self._saved = stack_forward(self.cell, self._params, x, states, num_layers=self.num_layers,
                                               directions=self.directions, merge=self.merge, train=train,
-                                              lengths=lengths, dropout_mask=mask)
+                                              lengths=lengths, dropout_mask=mask, precision=self.precision)
         y = np.ascontiguousarray(y.transpose(1, 0, 2)) if self.batch_first else y
         return y, (final if self.cell == "lstm" else final[0])
 
@@ -213,12 +220,13 @@ def _both_directions(directions: int, run, threads: Optional[int]):
 def stack_forward(cell: str, params: Mapping[str, np.ndarray], x: np.ndarray, states: List[Optional[np.ndarray]],
                   *, num_layers: int, directions: int, merge: str = "concat", train: bool = True, lengths=None,
                   dropout_mask: Optional[Callable[[Tuple[int, ...]], np.ndarray]] = None,
-                  threads: Optional[int] = None):
+                  threads: Optional[int] = None, precision: str = "fp32"):
     """A stacked (bidirectional) RNN/LSTM/GRU over time-major x (T, B, D) with
     the parameters ``params`` (PyTorch's names; the biases may be absent:
     zeros). states: [h0] or [h0, c0] (LSTM), each (num_layers·directions, B, H)
     or None (zeros). dropout_mask(shape), when given, returns the array that
-    multiplies each layer's output (T, B, F) but the last one's.
+    multiplies each layer's output (T, B, F) but the last one's. precision:
+    the products' ("fp32" or "bf16", see seqcore.ops).
 
     Returns (y (T, B, F), final: a tuple of (num_layers·directions, B, H)
     arrays (h[, c]), saved: what stack_backward needs, None unless train)."""
@@ -234,7 +242,7 @@ def stack_forward(cell: str, params: Mapping[str, np.ndarray], x: np.ndarray, st
         b_ih, b_hh = params.get(f"bias_ih{sfx}"), params.get(f"bias_hh{sfx}")
         if b_ih is None:  # a layer without biases (torch's bias=False)
             b_ih = b_hh = np.zeros(W_hh.shape[0], W_hh.dtype)
-        options = dict(train=train, lengths=lengths, reverse=d == 1, num_threads=threads)
+        options = dict(train=train, lengths=lengths, reverse=d == 1, num_threads=threads, precision=precision)
         if cell == "gru":
             out = ops.gru_forward(inp, *init, W_ih, W_hh, b_ih, b_hh, **options)
         else:

@@ -33,7 +33,7 @@ class _Labeler(RecurrentNetwork):
     def __init__(self, num_classes: int, vocab_size: Optional[int] = None, input_size: Optional[int] = None,
                  embed_size: int = 64, hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm",
                  bidirectional: bool = False, dropout: float = 0.0, dtype=np.float32,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, precision: str = "fp32") -> None:
         super().__init__()
         if cell not in RECURRENT:
             raise ValueError(f"cell: expected one of {sorted(RECURRENT)}, got {cell!r}")
@@ -57,9 +57,10 @@ class _Labeler(RecurrentNetwork):
                           if self.vocab_size is not None else None)
         self.rnn = RECURRENT[cell](embed_size if self.embedding is not None else self.input_size, hidden_size,
                                    num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
-                                   dtype=dtype, seed=int_seed(seeds[1]))
+                                   dtype=dtype, seed=int_seed(seeds[1]), precision=precision)
         self.dropout = Dropout(dropout, seed=int_seed(seeds[2]))
-        self.head = Linear(self.rnn.output_size, self.num_classes, dtype=dtype, seed=int_seed(seeds[3]))
+        self.head = Linear(self.rnn.output_size, self.num_classes, dtype=dtype, seed=int_seed(seeds[3]),
+                           precision=precision)
         self.dtype = self.rnn.dtype
         # from the checked sizes (the layers check them, naming each)
         rnn = self.rnn

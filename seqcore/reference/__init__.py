@@ -7,6 +7,7 @@ checked calls.
 """
 
 from .activations import sigmoid, tanh
+from .bf16 import matmul_bf16, round_bf16
 from .gru import gru_backward, gru_cell_backward, gru_cell_forward, gru_forward
 from .lstm import lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward
 from .optim import adam_update
@@ -18,4 +19,5 @@ __all__ = [
     "lstm_cell_forward", "lstm_cell_backward", "lstm_forward", "lstm_backward",
     "gru_cell_forward", "gru_cell_backward", "gru_forward", "gru_backward",
     "adam_update",
+    "round_bf16", "matmul_bf16",
 ]

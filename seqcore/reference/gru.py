@@ -25,15 +25,17 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .activations import sigmoid, tanh
+from .bf16 import matmul_for
 from .sequences import gather, iteration_times, scatter
 
 
-def gru_cell_forward(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
+def gru_cell_forward(x_t, h_prev, W_ih, W_hh, b_ih, b_hh, mm=np.matmul):
     """One step. Returns h_next (B, H), gates (B, 3H) = [r, z, n] after their
-    nonlinearities, and hn (B, H) = h_prev W_hnᵀ + b_hn (needed by backward)."""
+    nonlinearities, and hn (B, H) = h_prev W_hnᵀ + b_hn (needed by backward).
+    mm: the matrix product (see bf16.py)."""
     H = h_prev.shape[1]
-    gx = x_t @ W_ih.T + b_ih  # (B, 3H)
-    gh = h_prev @ W_hh.T + b_hh  # (B, 3H)
+    gx = mm(x_t, W_ih.T) + b_ih  # (B, 3H)
+    gh = mm(h_prev, W_hh.T) + b_hh  # (B, 3H)
     r = sigmoid(gx[:, 0 * H:1 * H] + gh[:, 0 * H:1 * H])
     z = sigmoid(gx[:, 1 * H:2 * H] + gh[:, 1 * H:2 * H])
     hn = gh[:, 2 * H:3 * H]
@@ -42,7 +44,7 @@ def gru_cell_forward(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
     return h_next, np.concatenate([r, z, n], axis=1), hn
 
 
-def gru_cell_backward(dh_next, gates, hn, x_t, h_prev, W_ih, W_hh):
+def gru_cell_backward(dh_next, gates, hn, x_t, h_prev, W_ih, W_hh, mm=np.matmul):
     """One step back. dh_next (B, H) is the whole gradient at h_next.
 
     Returns (dx_t, dh_prev, dW_ih, dW_hh, db_ih, db_hh) for this step alone.
@@ -57,13 +59,14 @@ def gru_cell_backward(dh_next, gates, hn, x_t, h_prev, W_ih, W_hh):
     daz = dz * z * (1 - z)
     dgx = np.concatenate([dar, daz, dan], axis=1)  # input side (B, 3H)
     dgh = np.concatenate([dar, daz, dan * r], axis=1)  # recurrent side (B, 3H)
-    dh_prev = dh_next * z + dgh @ W_hh
-    return dgx @ W_ih, dh_prev, dgx.T @ x_t, dgh.T @ h_prev, dgx.sum(axis=0), dgh.sum(axis=0)
+    dh_prev = dh_next * z + mm(dgh, W_hh)
+    return mm(dgx, W_ih), dh_prev, mm(dgx.T, x_t), mm(dgh.T, h_prev), dgx.sum(axis=0), dgh.sum(axis=0)
 
 
 def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train: bool = True, lengths=None,
-                reverse: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[dict]]:
-    """Whole sequence (a padded batch with `lengths`, see sequences.py).
+                reverse: bool = False, precision: str = "fp32") -> Tuple[np.ndarray, np.ndarray, Optional[dict]]:
+    """Whole sequence (a padded batch with `lengths`, see sequences.py), its
+    products in `precision` ("fp32": x's dtype; "bf16": see bf16.py).
     Returns y (T, B, H), hT (B, H) and the cache for gru_backward (None when
     train is False)."""
     T, (B, H) = x.shape[0], h0.shape
@@ -75,10 +78,11 @@ def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train: bool = True, lengths=None,
     hs[0] = h0
     for s in range(T):
         active = (times[s] >= 0)[:, None]
-        h, gates[s], hns[s] = gru_cell_forward(xs[s], hs[s], W_ih, W_hh, b_ih, b_hh)
+        h, gates[s], hns[s] = gru_cell_forward(xs[s], hs[s], W_ih, W_hh, b_ih, b_hh, matmul_for(precision))
         hs[s + 1] = np.where(active, h, hs[s])
     y = scatter(hs[1:], times)
-    cache = dict(xs=xs, hs=hs, gates=gates, hn=hns, times=times, W_ih=W_ih, W_hh=W_hh) if train else None
+    cache = dict(xs=xs, hs=hs, gates=gates, hn=hns, times=times, W_ih=W_ih, W_hh=W_hh,
+                 precision=precision) if train else None
     return y, hs[T], cache
 
 
@@ -100,7 +104,8 @@ def gru_backward(dy, dhT, cache):
         if dys is not None:
             dh = dh + dys[s]
         dh_in = np.where(active, dh, 0)  # an inactive row passes dh on unchanged
-        dxs[s], dh_prev, dWi, dWh, dbi, dbh = gru_cell_backward(dh_in, gates[s], hns[s], xs[s], hs[s], W_ih, W_hh)
+        dxs[s], dh_prev, dWi, dWh, dbi, dbh = gru_cell_backward(dh_in, gates[s], hns[s], xs[s], hs[s], W_ih, W_hh,
+                                                                matmul_for(cache.get("precision", "fp32")))
         dh = np.where(active, dh_prev, dh)
         dW_ih += dWi
         dW_hh += dWh

@@ -25,14 +25,15 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .activations import sigmoid, tanh
+from .bf16 import matmul_for
 from .sequences import gather, iteration_times, scatter
 
 
-def lstm_cell_forward(x_t, h_prev, c_prev, W_ih, W_hh, b):
+def lstm_cell_forward(x_t, h_prev, c_prev, W_ih, W_hh, b, mm=np.matmul):
     """One step. Returns h_next, c_next (B, H) and gates (B, 4H) = [i, f, g, o]
-    after their nonlinearities."""
+    after their nonlinearities. mm: the matrix product (see bf16.py)."""
     H = h_prev.shape[1]
-    a = x_t @ W_ih.T + h_prev @ W_hh.T + b  # pre-activations (B, 4H)
+    a = mm(x_t, W_ih.T) + mm(h_prev, W_hh.T) + b  # pre-activations (B, 4H)
     i = sigmoid(a[:, 0 * H:1 * H])
     f = sigmoid(a[:, 1 * H:2 * H])
     g = tanh(a[:, 2 * H:3 * H])
@@ -42,7 +43,7 @@ def lstm_cell_forward(x_t, h_prev, c_prev, W_ih, W_hh, b):
     return h_next, c_next, np.concatenate([i, f, g, o], axis=1)
 
 
-def lstm_cell_backward(dh_next, dc_next, gates, c_next, x_t, h_prev, c_prev, W_ih, W_hh):
+def lstm_cell_backward(dh_next, dc_next, gates, c_next, x_t, h_prev, c_prev, W_ih, W_hh, mm=np.matmul):
     """One step back. dh_next, dc_next (B, H): the whole gradients at h_next and
     the gradient reaching c_next from later steps.
 
@@ -59,12 +60,13 @@ def lstm_cell_backward(dh_next, dc_next, gates, c_next, x_t, h_prev, c_prev, W_i
     dc_prev = dc * f
     # gradients of the pre-activations (B, 4H), gate order i, f, g, o
     da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)], axis=1)
-    return da @ W_ih, da @ W_hh, dc_prev, da.T @ x_t, da.T @ h_prev, da.sum(axis=0)
+    return mm(da, W_ih), mm(da, W_hh), dc_prev, mm(da.T, x_t), mm(da.T, h_prev), da.sum(axis=0)
 
 
 def lstm_forward(x, h0, c0, W_ih, W_hh, b, train: bool = True, lengths=None,
-                 reverse: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[dict]]:
-    """Whole sequence (a padded batch with `lengths`, see sequences.py).
+                 reverse: bool = False, precision: str = "fp32") -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[dict]]:
+    """Whole sequence (a padded batch with `lengths`, see sequences.py), its
+    products in `precision` ("fp32": x's dtype; "bf16": see bf16.py).
     Returns y (T, B, H), hT, cT (B, H) and the cache for lstm_backward (None
     when train is False)."""
     T, (B, H) = x.shape[0], h0.shape
@@ -76,11 +78,12 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b, train: bool = True, lengths=None,
     hs[0], cs[0] = h0, c0
     for s in range(T):
         active = (times[s] >= 0)[:, None]
-        h, c, gates[s] = lstm_cell_forward(xs[s], hs[s], cs[s], W_ih, W_hh, b)
+        h, c, gates[s] = lstm_cell_forward(xs[s], hs[s], cs[s], W_ih, W_hh, b, matmul_for(precision))
         hs[s + 1] = np.where(active, h, hs[s])
         cs[s + 1] = np.where(active, c, cs[s])
     y = scatter(hs[1:], times)
-    cache = dict(xs=xs, hs=hs, cs=cs, gates=gates, times=times, W_ih=W_ih, W_hh=W_hh) if train else None
+    cache = dict(xs=xs, hs=hs, cs=cs, gates=gates, times=times, W_ih=W_ih, W_hh=W_hh,
+                 precision=precision) if train else None
     return y, hs[T], cs[T], cache
 
 
@@ -104,7 +107,7 @@ def lstm_backward(dy, dhT, dcT, cache):
         # an inactive row passes dh and dc on unchanged
         dh_in, dc_in = np.where(active, dh, 0), np.where(active, dc, 0)
         dxs[s], dh_prev, dc_prev, dWi, dWh, dbt = lstm_cell_backward(
-            dh_in, dc_in, gates[s], cs[s + 1], xs[s], hs[s], cs[s], W_ih, W_hh)
+            dh_in, dc_in, gates[s], cs[s + 1], xs[s], hs[s], cs[s], W_ih, W_hh, matmul_for(cache.get("precision", "fp32")))
         dh, dc = np.where(active, dh_prev, dh), np.where(active, dc_prev, dc)
         dW_ih += dWi
         dW_hh += dWh

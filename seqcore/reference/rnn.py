@@ -14,26 +14,29 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .activations import tanh
+from .bf16 import matmul_for
 from .sequences import gather, iteration_times, scatter
 
 
-def rnn_cell_forward(x_t, h_prev, W_ih, W_hh, b):
-    """One step. x_t (B, D), h_prev (B, H) -> h_next (B, H)."""
-    return tanh(x_t @ W_ih.T + h_prev @ W_hh.T + b)
+def rnn_cell_forward(x_t, h_prev, W_ih, W_hh, b, mm=np.matmul):
+    """One step. x_t (B, D), h_prev (B, H) -> h_next (B, H). mm: the matrix
+    product (see bf16.py)."""
+    return tanh(mm(x_t, W_ih.T) + mm(h_prev, W_hh.T) + b)
 
 
-def rnn_cell_backward(dh_next, h_next, x_t, h_prev, W_ih, W_hh):
+def rnn_cell_backward(dh_next, h_next, x_t, h_prev, W_ih, W_hh, mm=np.matmul):
     """One step back. dh_next (B, H) is the whole gradient at h_next.
 
     Returns (dx_t, dh_prev, dW_ih, dW_hh, db) for this step alone.
     """
     da = dh_next * (1 - h_next**2)  # through tanh: (B, H)
-    return da @ W_ih, da @ W_hh, da.T @ x_t, da.T @ h_prev, da.sum(axis=0)
+    return mm(da, W_ih), mm(da, W_hh), mm(da.T, x_t), mm(da.T, h_prev), da.sum(axis=0)
 
 
 def rnn_forward(x, h0, W_ih, W_hh, b, train: bool = True, lengths=None,
-                reverse: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[dict]]:
-    """Whole sequence (a padded batch with `lengths`, see sequences.py).
+                reverse: bool = False, precision: str = "fp32") -> Tuple[np.ndarray, np.ndarray, Optional[dict]]:
+    """Whole sequence (a padded batch with `lengths`, see sequences.py), its
+    products in `precision` ("fp32": x's dtype; "bf16": see bf16.py).
     Returns y (T, B, H), hT (B, H) and the cache for rnn_backward (None when
     train is False)."""
     T, (B, H) = x.shape[0], h0.shape
@@ -43,9 +46,9 @@ def rnn_forward(x, h0, W_ih, W_hh, b, train: bool = True, lengths=None,
     hs[0] = h0
     for s in range(T):
         active = (times[s] >= 0)[:, None]
-        hs[s + 1] = np.where(active, rnn_cell_forward(xs[s], hs[s], W_ih, W_hh, b), hs[s])
+        hs[s + 1] = np.where(active, rnn_cell_forward(xs[s], hs[s], W_ih, W_hh, b, matmul_for(precision)), hs[s])
     y = scatter(hs[1:], times)
-    cache = dict(xs=xs, hs=hs, times=times, W_ih=W_ih, W_hh=W_hh) if train else None
+    cache = dict(xs=xs, hs=hs, times=times, W_ih=W_ih, W_hh=W_hh, precision=precision) if train else None
     return y, hs[T], cache
 
 
@@ -65,7 +68,8 @@ def rnn_backward(dy, dhT, cache):
         if dys is not None:
             dh = dh + dys[s]
         dh_in = np.where(active, dh, 0)  # an inactive row passes dh on unchanged
-        dxs[s], dh_prev, dWi, dWh, dbt = rnn_cell_backward(dh_in, hs[s + 1], xs[s], hs[s], W_ih, W_hh)
+        dxs[s], dh_prev, dWi, dWh, dbt = rnn_cell_backward(dh_in, hs[s + 1], xs[s], hs[s], W_ih, W_hh,
+                                                           matmul_for(cache.get("precision", "fp32")))
         dh = np.where(active, dh_prev, dh)
         dW_ih += dWi
         dW_hh += dWh

@@ -1,0 +1,254 @@
+// The recurrent product of the time loops with bfloat16 operands and float32
+// sums (precision "bf16"; generic code, see isa/kernels_impl.h), on the
+// panels of cells/panel.h:
+//   acc[r][q] = Σ_k bf16(A[r·lda + k]) · bf16(P[k][q][:])
+// With AVX512-BF16 a panel holds 32-bit words of two bfloat16, the weights
+// of k = 2kp (lower half) and 2kp + 1 for each output column,
+//   P[unit][kp][q][lane]          kp < ceil(K / 2), q < NV, lane < V
+// (an odd K's last pair has a zero), which takes no more room than the
+// float32 panel; the rows of A (h, or the gate gradients) are converted
+// once an iteration into the thread's row buffer (Bf16Rows), which every
+// unit's tiles then read, and each pair of k is one vdpbf16ps. Elsewhere
+// the panel is the float32 one with its weights rounded to bfloat16, the
+// row buffer holds the rows rounded to bfloat16 (as float32), and
+// panel_product multiplies them.
+// With AMX-BF16 the pairs of k in whole blocks of 32 k are multiplied by
+// tiles: the tile's rows of A (16 rows of the row buffer; those past the
+// tile's rows give sums that are not used) times, for each q, the panel's
+// 16 kp x 16 lanes (rows NV·16 words apart), into one tile of sums per q;
+// the k past the last whole block go through vdpbf16ps.
+namespace seqcore {
+namespace SEQCORE_ISA_NS {
+
+// Rows of a tile of the "bf16" recurrent product: with AMX a tile of A's
+// 16 rows (the float32 tiles would leave most of each tile's rows unused),
+// else the float32 tiles'.
+template <int NV>
+constexpr int bf16_tile_rows() {
+#if defined(__AMX_BF16__)
+  return 16;
+#else
+  return tile_rows<NV>();
+#endif
+}
+
+// for_each_tile (panel.h) with the tiles of the precision.
+template <int NV, typename Epi>
+inline void for_each_tile_in(bool bf16, int64_t B, Epi& epi) {
+  if (bf16) {
+    for_each_tile<NV, bf16_tile_rows<NV>()>(B, epi);
+  } else {
+    for_each_tile<NV>(B, epi);
+  }
+}
+
+// Elements (of T) a converted row of K values takes: K / 2 words of two
+// bfloat16 (whole blocks of 32 k), or K rounded floats.
+inline int64_t bf16_row_stride(int64_t K) {
+#if defined(__AVX512BF16__)
+  return gemm_round_up(K, 32) / 2;
+#else
+  return K;
+#endif
+}
+
+// Rows of a row buffer for B rows: an AMX tile reads 16 from any row < B.
+inline int64_t bf16_buffer_rows(int64_t B) { return gemm_round_up(B, 16) + 16; }
+
+// Elements (of T) of one thread's row buffer: B converted rows of K values,
+// then room for NV tiles of 16 x 16 sums.
+template <int NV>
+int64_t bf16_row_buffer(int64_t K, int64_t B) {
+  return bf16_buffer_rows(B) * bf16_row_stride(K) + NV * 256 + 16;
+}
+
+// One thread's row buffer (null rows: the float32 product). `ready` says
+// whether this iteration's rows are converted: each iteration's step
+// starts with false and converts them for its first tile.
+template <typename T>
+struct Bf16Rows {
+  T* rows = nullptr;
+  T* sums = nullptr;
+  int64_t stride = 0;
+  bool ready = false;
+};
+
+// Thread tid's part of a buffer of nt * bf16_row_buffer<NV>(K, B) elements.
+template <int NV, typename T>
+Bf16Rows<T> bf16_thread_rows(T* buffer, int tid, int64_t K, int64_t B) {
+  Bf16Rows<T> b;
+  b.rows = buffer + tid * bf16_row_buffer<NV>(K, B);
+  b.stride = bf16_row_stride(K);
+  b.sums = b.rows + bf16_buffer_rows(B) * b.stride;
+  return b;
+}
+
+// Rows [0, n) of A (row stride lda, K values each) into b, converted (or
+// rounded) as panel_product_bf16 reads them.
+template <typename T>
+void bf16_convert_rows(const T* A, int64_t lda, int64_t n, int64_t K, Bf16Rows<T>& b) {
+#if defined(__AVX512BF16__)
+  if constexpr (sizeof(T) == 4) {
+    for (int64_t r = 0; r < n; ++r)
+      bf16_row_words(A + r * lda, K, reinterpret_cast<uint32_t*>(b.rows) + r * b.stride);
+    b.ready = true;
+    return;
+  }
+#endif
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t k = 0; k < K; ++k) b.rows[r * b.stride + k] = gemm_operand<true>(A[r * lda + k]);
+  b.ready = true;
+}
+
+// The tiles of a thread that runs "bf16" recurrent products, for the scope
+// of a parallel region: AMX's configuration loaded, and the tiles released
+// at the end (a no-op without AMX).
+struct Bf16TileScope {
+  bool on;
+  explicit Bf16TileScope(bool bf16) : on(bf16) {
+#if defined(__AMX_BF16__)
+    if (on) amx_configure();
+#endif
+  }
+  ~Bf16TileScope() {
+#if defined(__AMX_BF16__)
+    if (on) _tile_release();
+#endif
+  }
+  Bf16TileScope(const Bf16TileScope&) = delete;
+  Bf16TileScope& operator=(const Bf16TileScope&) = delete;
+};
+
+#if defined(__AMX_BF16__)
+// sums[q] (16 x 16 floats) = Σ over blocks c < blocks of 32 k: rows of a
+// (16 rows, `stride` words apart) times q's columns of the panel p.
+template <int NV>
+inline void amx_panel_blocks(int64_t blocks, const uint32_t* a, int64_t stride, const uint32_t* p,
+                             float* sums) {
+  static_assert(NV >= 1 && NV <= 4, "tiles 0-3 hold the sums");
+  _tile_zero(0);
+  if constexpr (NV > 1) _tile_zero(1);
+  if constexpr (NV > 2) _tile_zero(2);
+  if constexpr (NV > 3) _tile_zero(3);
+  const int64_t bstride = NV * 64;  // bytes between kp rows of the panel
+  for (int64_t c = 0; c < blocks; ++c) {
+    const uint32_t* pc = p + c * 16 * NV * 16;
+    _tile_loadd(4, a + c * 16, stride * 4);
+    _tile_loadd(5, pc, bstride);
+    _tile_dpbf16ps(0, 4, 5);
+    if constexpr (NV > 1) {
+      _tile_loadd(6, pc + 16, bstride);
+      _tile_dpbf16ps(1, 4, 6);
+    }
+    if constexpr (NV > 2) {
+      _tile_loadd(7, pc + 32, bstride);
+      _tile_dpbf16ps(2, 4, 7);
+    }
+    if constexpr (NV > 3) {
+      _tile_loadd(5, pc + 48, bstride);
+      _tile_dpbf16ps(3, 4, 5);
+    }
+  }
+  _tile_stored(0, sums, 64);
+  if constexpr (NV > 1) _tile_stored(1, sums + 256, 64);
+  if constexpr (NV > 2) _tile_stored(2, sums + 512, 64);
+  if constexpr (NV > 3) _tile_stored(3, sums + 768, 64);
+}
+#endif
+
+// pack_panels (same arguments) for the "bf16" product.
+template <typename T>
+void pack_panels_bf16(const PanelMap& map, int64_t K, const T* S, int64_t lds, bool k_major,
+                      int64_t u0, int64_t u1, T* P) {
+#if defined(__AVX512BF16__)
+  if constexpr (sizeof(T) == 4) {
+    for (int64_t u = u0; u < u1; ++u) {
+      uint32_t* p = reinterpret_cast<uint32_t*>(P + u * map.panel_size(K));
+      for (int64_t k = 0; k < K; k += 2) {
+        for (int q = 0; q < map.NV; ++q) {
+          for (int lane = 0; lane < map.V; ++lane) {
+            float w0 = 0.0f, w1 = 0.0f;
+            if (map.hidden(u, q, lane) < map.H) {
+              const int64_t n = map.column(u, q, lane);
+              w0 = k_major ? S[k * lds + n] : S[n * lds + k];
+              if (k + 1 < K) w1 = k_major ? S[(k + 1) * lds + n] : S[n * lds + k + 1];
+            }
+            *p++ = bf16_pair(w0, w1);
+          }
+        }
+      }
+    }
+    return;
+  }
+#endif
+  pack_panels(map, K, S, lds, k_major, u0, u1, P);
+  T* p = P + u0 * map.panel_size(K);
+  for (int64_t i = 0, n = (u1 - u0) * map.panel_size(K); i < n; ++i) p[i] = gemm_operand<true>(p[i]);
+}
+
+// panel_product for the "bf16" product: acc[r][q] for rows row0 … row0+R-1
+// of the converted rows in b (bf16_convert_rows) times the panel P.
+template <int R, int NV>
+inline void panel_product_bf16(int64_t K, const Bf16Rows<float>& b, int64_t row0, const float* P,
+                               Vec<float> (&acc)[R][NV]) {
+#if defined(__AVX512BF16__)
+  constexpr int V = Vec<float>::size;
+  static_assert(V == 16, "the bfloat16 panels hold 16 columns a vector");
+  const int64_t kp_n = (K + 1) / 2, stride = b.stride;  // words a row
+  const uint32_t* a = reinterpret_cast<const uint32_t*>(b.rows) + row0 * stride;
+  const uint32_t* p = reinterpret_cast<const uint32_t*>(P);
+  // As panel_product: KS independent chains when the tile has few sums.
+  constexpr int KS = R * NV >= 8 ? 1 : (8 + R * NV - 1) / (R * NV);
+  __m512 chain[KS][R][NV];
+  for (int s = 0; s < KS; ++s)
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < NV; ++q) chain[s][r][q] = _mm512_setzero_ps();
+  int64_t kp = 0;
+#if defined(__AMX_BF16__)
+  if (K >= 32) {
+    for (int r0 = 0; r0 < R; r0 += 16) {
+      amx_panel_blocks<NV>(K / 32, a + r0 * stride, stride, p, b.sums);
+      for (int r = r0; r < R && r < r0 + 16; ++r)
+        for (int q = 0; q < NV; ++q) chain[0][r][q] = _mm512_loadu_ps(b.sums + q * 256 + (r - r0) * 16);
+    }
+    kp = K / 32 * 16;
+  }
+#endif
+  for (; kp + KS <= kp_n; kp += KS) {
+    for (int s = 0; s < KS; ++s) {
+      __m512bh w[NV];
+      for (int q = 0; q < NV; ++q) w[q] = (__m512bh)_mm512_loadu_si512(p + ((kp + s) * NV + q) * V);
+      for (int r = 0; r < R; ++r) {
+        const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[r * stride + kp + s]));
+        for (int q = 0; q < NV; ++q) chain[s][r][q] = _mm512_dpbf16_ps(chain[s][r][q], x, w[q]);
+      }
+    }
+  }
+  for (int s = 0; kp < kp_n; ++kp, ++s) {
+    __m512bh w[NV];
+    for (int q = 0; q < NV; ++q) w[q] = (__m512bh)_mm512_loadu_si512(p + (kp * NV + q) * V);
+    for (int r = 0; r < R; ++r) {
+      const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[r * stride + kp]));
+      for (int q = 0; q < NV; ++q) chain[s][r][q] = _mm512_dpbf16_ps(chain[s][r][q], x, w[q]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < NV; ++q) {
+      __m512 sum = chain[0][r][q];
+      for (int s = 1; s < KS; ++s) sum = _mm512_add_ps(sum, chain[s][r][q]);
+      acc[r][q] = Vec<float>(sum);
+    }
+#else
+  panel_product<float, R, NV>(K, b.rows + row0 * b.stride, b.stride, P, acc);
+#endif
+}
+
+// float64 has no "bf16" precision (refused at the binding): never called.
+template <int R, int NV>
+inline void panel_product_bf16(int64_t K, const Bf16Rows<double>& b, int64_t row0, const double* P,
+                               Vec<double> (&acc)[R][NV]) {
+  panel_product<double, R, NV>(K, b.rows + row0 * b.stride, b.stride, P, acc);
+}
+
+}  // namespace SEQCORE_ISA_NS
+}  // namespace seqcore
