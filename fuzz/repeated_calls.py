@@ -32,6 +32,37 @@ def cell_calls(rng, cell, dtype, lengths, reverse):
     forward(x, *states, W_ih, W_hh, *biases, train=False, lengths=lengths, reverse=reverse)
 
 
+def stepper_calls(rng, cell, dtype):
+    """A language model's stepper: made, stepped, drawn from, refreshed, its state read and set."""
+    V, D, H, L, B = 9, 4, 5, 2, 3
+    G = GATES[cell]
+    w = lambda *shape: (0.3 * rng.standard_normal(shape)).astype(dtype)  # noqa: E731
+    weights = (w(V, D), [w(G * H, D), w(G * H, H)], [w(G * H, H) for _ in range(L)], [w(G * H) for _ in range(L)],
+               [w(G * H) for _ in range(L)] if cell == "gru" else None, w(V, H), w(V))
+    before = ops.STEPPER_TABLE_BYTES
+    for table_bytes in (before, 0):  # layer 0's x W_ihᵀ in a table, then computed each step
+        ops.STEPPER_TABLE_BYTES = table_bytes
+        stepper = ops.NativeStepper(cell, B, *weights, num_threads=2)
+        ids, out = np.array([1, 8, 0], np.int64), np.empty(B, np.int64)
+        stepper.step(ids)
+        stepper.drawer(temperature=0.7, top_k=3, top_p=0.9, pad_id=0)(ids, rng.random(B), out)
+        stepper.h[...] = 0.5
+        stepper.refresh(*weights)
+        ops.draw(stepper.step(ids[:2]).copy(), rng.random(2))
+    ops.STEPPER_TABLE_BYTES = before
+    native = _core.StepperF64 if dtype == np.float64 else _core.StepperF32
+    for bad in (lambda: native(cell, B, None, weights[1], weights[2], weights[3], weights[4], weights[5], None, True),
+                lambda: native(cell, 0, *weights, True),
+                lambda: stepper.step(np.array([V], np.int64)),
+                lambda: stepper.step(np.zeros(B + 1, np.int64))):
+        try:
+            bad()
+        except (TypeError, ValueError):
+            pass
+        else:
+            raise AssertionError("a bad call was accepted")
+
+
 def error_calls(rng):
     """Calls the binding rejects: each raises after some arguments were converted."""
     x = np.ones((2, 2, 3), np.float32)
@@ -78,6 +109,9 @@ def one_round(rng):
         p, g = a.astype(dtype), rng.standard_normal(a.shape).astype(dtype)
         ops.adam_update(p, g, np.zeros_like(p), np.zeros_like(p), lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=3)
         ops.sum_of_squares(g)
+    for cell in GATES:
+        for dtype in (np.float32, np.float64):
+            stepper_calls(rng, cell, dtype)
     error_calls(rng)
 
 

@@ -412,3 +412,16 @@ def test_num_samples_of_word_level_texts():
     model = random_model(vocab=vocab)
     texts = sample(model, vocab, 20, prime="the cat", seed=2, num_samples=2, stop_at_eos=False)
     assert texts == [sample(model, vocab, 20, prime="the cat", seed=2 + i, stop_at_eos=False) for i in range(2)]
+
+
+def test_a_language_model_is_sampled_on_its_stepper():
+    """Its forward runs the prime only; every token after is the stepper's
+    (so the comparisons above are of two paths, not one)."""
+    model = random_model()
+    shapes = []
+    forward = model.forward
+    model.forward = lambda ids, *args, **kwargs: shapes.append(np.shape(ids)) or forward(ids, *args, **kwargs)
+    sample(model, VOCAB, 30, prime="cab", seed=0, stop_at_eos=False)
+    assert shapes == [(3, 1)]
+    sample(model, VOCAB, 30, prime="cab", seed=0, stop_at_eos=False, num_samples=4)
+    assert shapes == [(3, 1), (3, 1)]
