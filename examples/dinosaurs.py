@@ -73,12 +73,13 @@ def gradient_check(model: LanguageModel, x: np.ndarray, y: np.ndarray) -> seqcor
     """The course's gradient check, before training: the model's backward on
     one name against central differences, on a float64 twin of the model
     (float32 differences are too coarse to check anything)."""
-    twin = LanguageModel(model.vocab_size, embed_size=0, hidden_size=model.rnn.hidden_size, num_layers=1,
-                         cell="rnn", dtype=np.float64)
+    twin = LanguageModel(**dict(model.config(), dtype="float64", dropout=0.0))
     twin.load_state_dict(model.state_dict())
     _, dlogits = softmax_cross_entropy(twin.forward(x)[0], y, reduction="sum")
     check = seqcore.gradcheck(twin, x, dlogits)
     print(f"gradient check (float64, one name): {check}", flush=True)
+    if not check:
+        raise RuntimeError(f"the model's backward does not match central differences: {check}")
     return check
 
 

@@ -14,7 +14,8 @@ included) or for a pair of functions, and reports the worst entry, as
     >>> layer = seqcore.nn.LSTM(3, 4, num_layers=2, dtype=np.float64, seed=0)
     >>> print(seqcore.gradcheck(layer, x))      # x (T, B, 3) float64
     worst relative error 1.16e-06 at weight_hh_l0[7, 3] (analytic 0.00010631594,
-    numerical 0.00010631629), 334 entries checked
+    numerical 0.00010631629), 334 entries checked: passed
+    >>> assert seqcore.gradcheck(layer, x)     # truthy where it passed (error < 1e-5)
 
 Each entry's error is |analytic − numerical| / max(|analytic|, |numerical|,
 ref), ref being a thousandth of the array's largest numerical gradient: so
@@ -36,6 +37,7 @@ import numpy as np
 EPS = 1e-6
 ENTRIES = 64       # entries checked per array by default: all of a smaller one
 REF_FRACTION = 1e-3  # ref = this × the array's largest numerical gradient
+TOLERANCE = 1e-5   # a result passes below it (right backwards: ~1e-6 or less)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,17 @@ class GradcheckResult:
     analytic: float             # the backward's value there
     numerical: float            # central differences' value there
     entries: int                # entries checked, all arrays together
+    tolerance: float = TOLERANCE  # passed: error < tolerance
+    arrays: Tuple[str, ...] = ()  # the names of the arrays checked, in order
+
+    @property
+    def passed(self) -> bool:
+        return self.error < self.tolerance  # False for NaN
+
+    def __bool__(self) -> bool:
+        """``assert seqcore.gradcheck(...)`` fails where the check does, as
+        with torch.autograd.gradcheck."""
+        return self.passed
 
     @property
     def where(self) -> str:
@@ -55,7 +68,8 @@ class GradcheckResult:
 
     def __str__(self) -> str:
         return (f"worst relative error {self.error:.2e} at {self.where} (analytic {self.analytic:.8g}, "
-                f"numerical {self.numerical:.8g}), {self.entries} entries checked")
+                f"numerical {self.numerical:.8g}), {self.entries} entries checked: "
+                + ("passed" if self.passed else f"FAILED (tolerance {self.tolerance:g})"))
 
 
 def numerical_gradient(f: Callable[[], float], a: np.ndarray, eps: float = EPS,
@@ -75,8 +89,8 @@ def numerical_gradient(f: Callable[[], float], a: np.ndarray, eps: float = EPS,
     return g
 
 
-def gradcheck(model, inputs, dy=None, *, state=None, lengths=None, entries: int = ENTRIES,
-              eps: float = EPS, seed: Optional[int] = 0) -> GradcheckResult:
+def gradcheck(model, inputs, dy=None, *, state=None, lengths=None, entries: Optional[int] = ENTRIES,
+              eps: float = EPS, seed: Optional[int] = 0, tolerance: float = TOLERANCE) -> GradcheckResult:
     """Compares the analytic gradients of every parameter and input with
     central differences in float64; returns the worst entry.
 
@@ -96,13 +110,17 @@ def gradcheck(model, inputs, dy=None, *, state=None, lengths=None, entries: int 
       an array, or a tuple with None for outputs without one); default:
       standard normal numbers drawn from ``seed``.
     entries: per array, how many entries (all of a smaller array), drawn
-      from ``seed``.
+      from ``seed``; None: every entry of every array.
+    tolerance: the result is truthy (``passed``) where its error is below.
 
     Every parameter and float input must be float64 (float32 differences are
     too coarse to check anything); forward must give the same output twice
     (dropout off).
     """
-    _check_positive_int("entries", entries)
+    if entries is not None:
+        _check_positive_int("entries", entries)
+    if not (isinstance(tolerance, (int, float)) and tolerance > 0):
+        raise ValueError(f"tolerance: expected a number > 0, got {tolerance!r}")
     if not (isinstance(eps, (int, float)) and np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps: expected a finite number > 0, got {eps!r}")
     rng = np.random.default_rng(seed)
@@ -126,7 +144,7 @@ def gradcheck(model, inputs, dy=None, *, state=None, lengths=None, entries: int 
         return sum(float(np.vdot(o, d)) for o, d in zip(_leaves(run()), _leaves(douts)) if d is not None)
 
     analytic = checked(douts)  # [(name, array to move, its analytic gradient)]
-    worst, total = None, 0
+    worst, total, names = None, 0, []
     for name, array, grad in analytic:
         if array.size == 0:
             continue
@@ -136,13 +154,15 @@ def gradcheck(model, inputs, dy=None, *, state=None, lengths=None, entries: int 
         a, n = np.asarray(grad, np.float64)[rows], numerical[rows]
         ref = max(REF_FRACTION * float(np.max(np.abs(n))), np.finfo(np.float64).tiny)
         errors = np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), ref)
+        errors[~np.isfinite(errors)] = np.inf  # a NaN or inf gradient is the worst error there is
         k = int(np.argmax(errors))
         total += len(picks)
+        names.append(name)
         if worst is None or errors[k] > worst[0]:
             worst = (float(errors[k]), name, tuple(int(i) for i in picks[k]), float(a[k]), float(n[k]))
     if worst is None:
         raise ValueError("model: nothing to check (no parameters, and no float input with a gradient)")
-    return GradcheckResult(*worst, entries=total)
+    return GradcheckResult(*worst, entries=total, tolerance=float(tolerance), arrays=tuple(names))
 
 
 # ---------------------------------------------------------------------------
@@ -155,7 +175,7 @@ def _layer(model, x, state, lengths):
     for name, p in params.items():
         _check_float64(name, p)
     if isinstance(x, np.ndarray) and x.dtype.kind == "f":
-        _check_float64("inputs", x)
+        _check_float64("x", x)
     states = [] if state is None else _leaves(state)
     for s in states:
         _check_float64("state", s)
@@ -182,8 +202,11 @@ def _layer(model, x, state, lengths):
                 g[...] = kept[name]
         if isinstance(dx, np.ndarray) and isinstance(x, np.ndarray) and x.dtype.kind == "f":
             out.append(("x", x, dx))
-        state_grad = list(_leaves(getattr(model, "state_grad", None))) if states else []
-        if len(state_grad) == len(states):
+        reported = getattr(model, "state_grad", None)  # a layer without it: the state is not checked
+        if states and reported is not None:
+            state_grad = _leaves(reported)
+            if len(state_grad) != len(states):
+                raise ValueError(f"model: state_grad has {len(state_grad)} arrays, the state {len(states)}")
             names = ["state"] if len(states) == 1 else [f"state[{k}]" for k in range(len(states))]
             out += list(zip(names, states, state_grad))
         return out
@@ -264,9 +287,9 @@ def _same(a, b) -> bool:
         for x, y in zip(la, lb))
 
 
-def _entries(shape: Tuple[int, ...], entries: int, rng) -> List[Tuple[int, ...]]:
+def _entries(shape: Tuple[int, ...], entries: Optional[int], rng) -> List[Tuple[int, ...]]:
     size = int(np.prod(shape))
-    flat = np.arange(size) if size <= entries else np.sort(rng.choice(size, entries, replace=False))
+    flat = np.arange(size) if entries is None or size <= entries else np.sort(rng.choice(size, entries, replace=False))
     return [tuple(int(i) for i in np.unravel_index(f, shape)) for f in flat]
 
 

@@ -1,6 +1,7 @@
 """Fixtures and settings shared by the tests."""
 
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -28,12 +29,13 @@ def pytest_runtest_protocol(item, nextitem):
     default --out). A hook, not an autouse fixture: hypothesis refuses
     function-scoped fixtures around its tests."""
     before = os.getcwd()
-    with tempfile.TemporaryDirectory(prefix="seqcore-test-cwd-") as here:
-        os.chdir(here)
-        try:
-            yield
-        finally:
-            os.chdir(before)
+    here = tempfile.mkdtemp(prefix="seqcore-test-cwd-")
+    os.chdir(here)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+        shutil.rmtree(here, ignore_errors=True)  # a child process may still be writing there
 
 
 @pytest.fixture(params=list(_core.isas()))

@@ -30,7 +30,9 @@ def test_recurrent_layers_pass_with_states_and_lengths(cell, layers, bidirection
     result = seqcore.gradcheck(layer, randn(5, 3, 3), state=state,
                                lengths=None if lengths is None else np.array(lengths))
     assert result.error < RIGHT, str(result)
-    assert result.entries > 64  # every parameter, x and the state
+    assert result and result.passed
+    states = ["state[0]", "state[1]"] if cell == "LSTM" else ["state"]
+    assert result.arrays == tuple(layer.params) + ("x", *states)  # every parameter, x and the state
 
 
 @pytest.mark.parametrize("make, inputs", [
@@ -72,6 +74,38 @@ def test_sampled_entries_and_the_report():
     assert result.error < RIGHT
     assert result.where in str(result) and result.where.startswith(result.name + "[")
     assert seqcore.gradcheck(layer, randn(4, 2, 6), entries=5, seed=3) == result  # the seed fixes the sample
+
+
+def test_every_entry_with_entries_none():
+    layer = nn.GRU(3, 4, dtype=F64, seed=0)
+    result = seqcore.gradcheck(layer, randn(3, 2, 3), entries=None)
+    assert result.entries == layer.num_params() + 3 * 2 * 3 and result.passed
+
+
+def test_a_nan_gradient_fails_wherever_it_is():
+    forward, backward = lstm_pair()
+    nan_in_dW_ih = lambda dy, dh: (lambda g: (g[0], g[1] * np.nan, g[2], g[3]))(backward(dy, dh))  # noqa: E731
+    result = seqcore.gradcheck((forward, nan_in_dW_ih), lstm_inputs())
+    assert result.name == "inputs[1]" and result.error == np.inf and not result
+    assert "FAILED" in str(result)
+
+
+def test_a_users_layer_with_a_state_but_no_state_grad_is_checked_without_it():
+    class Affine(nn.Layer):  # y = x·w + h0, no state_grad
+        def __init__(self):
+            super().__init__()
+            self.w = self.add_param("w", randn(3, seed=5))
+
+        def forward(self, x, state=None, train=True):
+            self.x = x
+            return x * self.w + (0 if state is None else state)
+
+        def backward(self, dy):
+            self._grads["w"] += (dy * self.x).reshape(-1, 3).sum(axis=0)
+            return dy * self.w
+
+    result = seqcore.gradcheck(Affine(), randn(2, 3), state=randn(2, 3, seed=1))
+    assert result.passed and result.arrays == ("w", "x")
 
 
 def test_the_layers_accumulated_gradients_are_left_as_they_were():
@@ -141,7 +175,7 @@ def test_a_users_own_layer_passes():
 def test_the_course_formula_for_the_forget_gate_is_caught_where_it_is_wrong():
     H = 4
     result = seqcore.gradcheck(CourseLSTM(3, H, course_df=True), randn(6, 2, 3))
-    assert result.error > WRONG, str(result)
+    assert result.error > WRONG and not result, str(result)
     # the worst entry is a forget gate's row of a parameter, or x
     assert result.name == "x" or H <= result.index[0] < 2 * H, str(result)
 
