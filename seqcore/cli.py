@@ -338,6 +338,8 @@ def _train(args: argparse.Namespace, comm) -> int:
             trainer.restore(ckpt)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    except MemoryError as e:  # a step that cannot fit (a resumed run's larger --batch, say)
+        raise UsageError(f"--seq-len, --batch: {e}") from None
     if comm is None or comm.rank == 0:
         os.makedirs(out, exist_ok=True)
         atomic_write_json(os.path.join(out, RUN_JSON), settings)

@@ -18,6 +18,7 @@ import os
 from typing import Optional
 
 CGROUP = "/sys/fs/cgroup"
+PROC_CGROUP = "/proc/self/cgroup"  # this process's cgroups, one a line
 
 
 def available_bytes() -> Optional[int]:
@@ -64,16 +65,50 @@ def _meminfo_available() -> Optional[int]:
 
 
 def _cgroup_available() -> Optional[int]:
-    """cgroup v2's memory.max less memory.current, or v1's limit less usage."""
-    for limit_file, usage_file in (("memory.max", "memory.current"),
-                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
-        try:
-            with open(os.path.join(CGROUP, limit_file)) as f:
-                limit = f.read().strip()
-            with open(os.path.join(CGROUP, usage_file)) as f:
-                usage = int(f.read().strip())
-        except (OSError, ValueError):
+    """The tightest limit of this process's memory cgroup and its ancestors,
+    less what they use (page cache that can be dropped, inactive_file, not
+    counted as used); cgroup v2, or v1's memory controller."""
+    try:
+        with open(PROC_CGROUP) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":        # v2: limits in /sys/fs/cgroup/<path>/memory.max
+            root, files = CGROUP, ("memory.max", "memory.current", "inactive_file")
+        elif "memory" in controllers.split(","):
+            root, files = os.path.join(CGROUP, "memory"), ("memory.limit_in_bytes", "memory.usage_in_bytes",
+                                                             "total_inactive_file")
+        else:
             continue
-        if limit.isdigit() and int(limit) < 1 << 60:  # "max", or v1's "no limit" of 2**63 rounded to pages
-            return max(int(limit) - usage, 0)
+        found = []
+        parts = [p for p in path.split("/") if p]
+        for depth in range(len(parts), -1, -1):  # the cgroup, then its parents up to the root
+            left = _cgroup_left(os.path.join(root, *parts[:depth]), *files)
+            if left is not None:
+                found.append(left)
+        return min(found) if found else None
     return None
+
+
+def _cgroup_left(folder: str, limit_file: str, usage_file: str, inactive_key: str) -> Optional[int]:
+    try:
+        with open(os.path.join(folder, limit_file)) as f:
+            limit = f.read().strip()
+        with open(os.path.join(folder, usage_file)) as f:
+            usage = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    if not limit.isdigit() or int(limit) >= 1 << 60:  # "max", or v1's "no limit" (2**63 rounded to pages)
+        return None
+    inactive = 0
+    try:
+        with open(os.path.join(folder, "memory.stat")) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == inactive_key:
+                    inactive = int(value)
+    except (OSError, ValueError):
+        pass
+    return max(int(limit) - (usage - inactive), 0)

@@ -9,16 +9,21 @@ The machine's available memory is set by the tests (memory.available_bytes
 patched): the refusals then do not depend on the machine CI runs on.
 """
 
+import subprocess
+import sys
 import time
 import tracemalloc
 
 import numpy as np
 import pytest
 
+from children import CHILD_CWD, child_env
 from cli_calls import cli_exit as run_cli
 from seqcore import memory, nn
 from seqcore.nn import init
+from seqcore.text import Vocabulary
 from seqcore.train import Adam, Trainer
+from seqcore.train.footprint import language_model_footprint, step_bytes
 
 GiB = 1 << 30
 SECOND = 1.0  # a refusal's bound: it guards a hang (minutes of building), not a speed
@@ -54,15 +59,18 @@ def test_seqcore_train_refuses_sizes_that_cannot_fit_in_under_a_second(available
     assert not out.exists()  # nothing written
 
 
-def test_seqcore_train_just_under_the_limit_trains(available, tmp_path, capsys):
+def test_seqcore_train_at_the_limit_trains_and_a_byte_less_is_refused(available, tmp_path, capsys):
+    text = "hello world, hello seqcore\n" * 40
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("hello world, hello seqcore\n" * 40)
+    corpus.write_text(text)
     argv = ["train", str(corpus), "--hidden", "16", "--embed", "8", "--layers", "1", "--seq-len", "20",
             "--batch", "4", "--steps", "2", "--quiet", "--val-frac", "0", "--sample-length", "0"]
-    available(1 << 10)
+    need = language_model_footprint(len(Vocabulary.from_text(text)), 8, 16, 1, "lstm", np.float32, 20, 4,
+                                    Adam.buffers()).total
+    available(need - 1)
     assert run_cli(argv + ["--out", str(tmp_path / "refused")]) == 2
-    assert "more than the 1.0 KiB available" in capsys.readouterr().err
-    available(64 << 20)
+    assert "more than the" in capsys.readouterr().err
+    available(need)
     assert run_cli(argv + ["--out", str(tmp_path / "run")]) == 0
 
 
@@ -90,7 +98,7 @@ def test_layers_and_models_too_large_are_refused_at_once(available, build, words
 
 
 def test_a_layer_just_under_the_limit_builds(available):
-    need = 2 * (100 + 1) * 50 * 4  # Linear(100, 50) float32: weight and bias, and their gradients
+    need = (100 + 1) * 50 * 4  # Linear(100, 50) float32: weight and bias (gradients: untouched zeros)
     available(need)
     assert nn.Linear(100, 50).num_params() == 101 * 50
     available(need - 1)
@@ -99,9 +107,9 @@ def test_a_layer_just_under_the_limit_builds(available):
     # an LSTM's count: 4H(D + H + 2) per layer and direction, D = 2H past the first (concatenated)
     lstm = nn.LSTM(3, 5, num_layers=2, bidirectional=True, dtype=np.float64)
     assert lstm.num_params() == nn.recurrent.parameter_count("lstm", 3, 5, 2, True)
-    available(2 * lstm.num_params() * 8)
+    available(lstm.num_params() * 8)
     nn.LSTM(3, 5, num_layers=2, bidirectional=True, dtype=np.float64)
-    available(2 * lstm.num_params() * 8 - 1)
+    available(lstm.num_params() * 8 - 1)
     with pytest.raises(MemoryError, match="hidden_size, num_layers or input_size"):
         nn.LSTM(3, 5, num_layers=2, bidirectional=True, dtype=np.float64)
 
@@ -110,16 +118,74 @@ def test_a_layer_just_under_the_limit_builds(available):
 # the Trainer: the optimizer's state and one step
 
 
-def test_the_trainer_refuses_a_step_that_cannot_fit_and_takes_one_that_can(available):
+def test_the_trainer_refuses_a_step_a_byte_short_and_takes_it_at_the_limit(available):
     model = nn.LanguageModel(20, embed_size=8, hidden_size=16, num_layers=1, seed=0)
     ids = np.arange(2000) % 20
-    available(1 << 20)
+    need = Adam(model).pending_state_bytes() + step_bytes(model, 200, 8)
+    available(need - 1)
     with pytest.raises(MemoryError, match=r"Trainer: the optimizer's state and one training step "
                                           r"\(batch_size=8, 200 steps a batch\) need .* make batch_size or seq_len"):
         Trainer(model, ids, optimizer=Adam(model), batch_size=8, seq_len=200, steps=1, progress=False)
-    available(16 << 20)
+    available(need)
     assert Trainer(model, ids, optimizer=Adam(model), batch_size=8, seq_len=200, steps=1,
                    progress=False).fit().step == 1
+
+
+def test_a_resumed_run_with_a_step_too_large_is_refused_naming_the_flags(available, tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("hello world, hello seqcore\n" * 400)
+    out = str(tmp_path / "run")
+    assert run_cli(["train", str(corpus), "--hidden", "16", "--embed", "8", "--steps", "2", "--quiet",
+                    "--sample-length", "0", "--out", out]) == 0
+    available(1 << 20)
+    assert run_cli(["train", "--resume", "--out", out, "--batch", "64", "--seq-len", "150", "--steps", "4"]) == 2
+    assert "error: --seq-len, --batch: Trainer: " in capsys.readouterr().err
+
+
+# what a step needs, measured in a child: the peak resident memory of one
+# forward, loss and backward above what the built model holds
+PEAK_CHILD = """
+import sys
+import numpy as np
+from seqcore import nn
+from seqcore.nn import softmax_cross_entropy
+from seqcore.train.footprint import step_bytes
+
+def rss(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key + ":"))
+
+cell, layers, hidden, bidirectional, T, B = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", \
+    int(sys.argv[5]), int(sys.argv[6])
+if bidirectional:
+    model = nn.SequenceTagger(40, vocab_size=60, embed_size=32, hidden_size=hidden, num_layers=layers, cell=cell,
+                              bidirectional=True, seed=0)
+else:
+    model = nn.LanguageModel(60, embed_size=32, hidden_size=hidden, num_layers=layers, cell=cell, seed=0)
+ids = np.random.default_rng(0).integers(0, 40, (T, B))
+before = rss("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the peak restarts from here
+logits, _ = model.forward(ids)
+loss, dlogits = softmax_cross_entropy(logits, ids)
+model.backward(dlogits)
+print(step_bytes(model, T, B), rss("VmHWM") - before)
+"""
+
+
+@pytest.mark.parametrize("shape", [("lstm", 6, 256, 0, 200, 64), ("rnn", 8, 512, 0, 100, 32),
+                                   ("gru", 4, 128, 0, 150, 32), ("lstm", 2, 128, 1, 120, 48), ("gru", 1, 512, 0, 500, 64)])
+def test_the_step_estimate_is_below_what_a_step_really_takes(shape):
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pytest.skip("no /proc/self/clear_refs to measure a peak with")
+    done = subprocess.run([sys.executable, "-c", PEAK_CHILD, *map(str, shape)], capture_output=True, text=True,
+                          env=child_env(OMP_NUM_THREADS="1"), cwd=CHILD_CWD, timeout=120)
+    assert done.returncode == 0, done.stderr
+    estimate, measured = map(int, done.stdout.split())
+    assert 0 < estimate <= measured, (estimate, measured)
 
 
 def test_optimizer_state_to_come():
@@ -185,9 +251,26 @@ def test_available_memory_and_the_refusal_message(monkeypatch, tmp_path):
 
 
 def test_a_cgroup_limit_smaller_than_the_machine_is_what_is_available(monkeypatch, tmp_path):
-    (tmp_path / "memory.max").write_text("1073741824\n")
-    (tmp_path / "memory.current").write_text("268435456\n")
-    monkeypatch.setattr(memory, "CGROUP", str(tmp_path))
-    assert memory.available_bytes() == 768 << 20
-    (tmp_path / "memory.max").write_text("max\n")
-    assert memory.available_bytes() != 768 << 20  # no limit: the machine's
+    # cgroup v2: this process in /jobs/42 (limit 1 GiB), inside /jobs (limit 2 GiB)
+    proc = tmp_path / "cgroup"
+    proc.write_text("0::/jobs/42\n")
+    job, jobs = tmp_path / "fs" / "jobs" / "42", tmp_path / "fs" / "jobs"
+    job.mkdir(parents=True)
+    for folder, limit, used in ((job, 1 << 30, 512 << 20), (jobs, 2 << 30, 600 << 20)):
+        (folder / "memory.max").write_text(f"{limit}\n")
+        (folder / "memory.current").write_text(f"{used}\n")
+    (job / "memory.stat").write_text("anon 1\ninactive_file 268435456\nactive_file 5\n")  # 256 MiB droppable
+    monkeypatch.setattr(memory, "PROC_CGROUP", str(proc))
+    monkeypatch.setattr(memory, "CGROUP", str(tmp_path / "fs"))
+    assert memory._cgroup_available() == (1 << 30) - (512 << 20) + (256 << 20)
+    (job / "memory.max").write_text("max\n")  # no limit of its own: its parent's
+    assert memory._cgroup_available() == (2 << 30) - (600 << 20)
+    (jobs / "memory.max").write_text("max\n")
+    assert memory._cgroup_available() is None
+    proc.write_text("4:memory:/jobs/42\n")  # v1: under fs/memory/
+    v1 = tmp_path / "fs" / "memory" / "jobs" / "42"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(f"{1 << 30}\n")
+    (v1 / "memory.usage_in_bytes").write_text(f"{100 << 20}\n")
+    (v1 / "memory.stat").write_text("total_inactive_file 0\n")
+    assert memory._cgroup_available() == (1 << 30) - (100 << 20)

@@ -72,10 +72,10 @@ class LanguageModel(RecurrentNetwork):
         if isinstance(embed_size, bool) or not isinstance(embed_size, (int, np.integer)) or embed_size < 0:
             raise ValueError(f"embed_size: expected an int >= 0 (0: one-hot input), got {embed_size!r}")
         vocab_size = check_size("vocab_size", vocab_size)
-        H, E = check_size("hidden_size", hidden_size), int(embed_size)
-        require_memory(self, dict(vocab_size=vocab_size, embed_size=E, hidden_size=H, num_layers=num_layers),
-                       vocab_size * E + parameter_count(cell, E or vocab_size, H, check_size("num_layers", num_layers))
-                       + (H + 1) * vocab_size, dtype, "make embed_size, hidden_size or num_layers smaller")
+        H, L, E = check_size("hidden_size", hidden_size), check_size("num_layers", num_layers), int(embed_size)
+        require_memory(self, dict(vocab_size=vocab_size, embed_size=E, hidden_size=H, num_layers=L),
+                       language_model_parameter_count(vocab_size, E, H, L, cell), dtype,
+                       "make embed_size, hidden_size or num_layers smaller")
         seeds = np.random.SeedSequence(seed).spawn(4)
         self.embedding = (Embedding(vocab_size, embed_size, dtype=dtype, seed=int_seed(seeds[0]))
                           if embed_size > 0 else None)
@@ -123,13 +123,21 @@ class LanguageModel(RecurrentNetwork):
             self.embedding.backward(dx)
 
 
+def language_model_parameter_count(vocab_size: int, embed_size: int, hidden_size: int, num_layers: int,
+                                   cell: str) -> int:
+    """The parameters of a LanguageModel of these (checked) sizes: embedding
+    (none for one-hot), recurrent layers, head."""
+    return (vocab_size * embed_size + parameter_count(cell, embed_size or vocab_size, hidden_size, num_layers)
+            + (hidden_size + 1) * vocab_size)
+
+
 def require_memory(model: Layer, sizes: Dict[str, int], count: int, dtype, advice: str) -> None:
     """Before a model builds its layers: MemoryError unless ``count``
-    parameters and their gradients fit in the memory available (so a model
-    too large fails at once, not after building its first layers)."""
+    parameters fit in the memory available (so a model too large fails at
+    once, not after building its first layers). Their gradients are not
+    counted: zeros whose pages are not touched until a backward writes them."""
     args = ", ".join(f"{k}={v}" for k, v in sizes.items())
-    memory.require(2 * count * check_dtype(dtype).itemsize,
-                   f"{type(model).__name__}({args})'s parameters and their gradients", advice)
+    memory.require(count * check_dtype(dtype).itemsize, f"{type(model).__name__}({args})'s parameters", advice)
 
 
 def int_seed(seed_sequence: np.random.SeedSequence) -> int:

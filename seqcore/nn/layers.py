@@ -106,8 +106,8 @@ class Linear(Layer):
         self.out_features = check_size("out_features", out_features)
         self.dtype = check_dtype(dtype)
         self.precision = precision
-        memory.require(2 * (self.in_features + bool(bias)) * self.out_features * self.dtype.itemsize,
-                       f"Linear({self.in_features}, {self.out_features})'s parameters and their gradients",
+        memory.require((self.in_features + bool(bias)) * self.out_features * self.dtype.itemsize,
+                       f"Linear({self.in_features}, {self.out_features})'s parameters",
                        "make in_features or out_features smaller")
         rng = np.random.default_rng(seed)
         k = 1 / np.sqrt(self.in_features)
@@ -174,8 +174,8 @@ class Embedding(Layer):
                 raise ValueError(f"padding_idx: expected None or an int in [-{n}, {n}), got {padding_idx!r}")
             padding_idx = int(padding_idx) % n
         self.padding_idx = padding_idx
-        memory.require(2 * self.num_embeddings * self.embedding_dim * self.dtype.itemsize,
-                       f"Embedding({self.num_embeddings}, {self.embedding_dim})'s parameters and their gradients",
+        memory.require(self.num_embeddings * self.embedding_dim * self.dtype.itemsize,
+                       f"Embedding({self.num_embeddings}, {self.embedding_dim})'s parameters",
                        "make num_embeddings or embedding_dim smaller")
         rng = np.random.default_rng(seed)
         weight = init.normal(rng, (self.num_embeddings, self.embedding_dim), self.dtype)

@@ -89,9 +89,10 @@ class Recurrent(Layer):
         G, H = GATES[self.cell], self.hidden_size
         count = parameter_count(self.cell, self.input_size, H, self.num_layers, self.bidirectional, self.merge)
         bidirectional = ", bidirectional=True" if self.bidirectional else ""
-        memory.require(2 * count * self.dtype.itemsize,
+        # (not their gradients: zeros whose pages are not touched until a backward writes them)
+        memory.require(count * self.dtype.itemsize,
                        f"{type(self).__name__}(input_size={self.input_size}, hidden_size={H}, "
-                       f"num_layers={self.num_layers}{bidirectional})'s parameters and their gradients",
+                       f"num_layers={self.num_layers}{bidirectional})'s parameters",
                        "make hidden_size, num_layers or input_size smaller")
         self._rng = np.random.default_rng(seed)
         k = 1 / np.sqrt(H)  # PyTorch: every weight and bias uniform in ±1/√H

@@ -7,14 +7,14 @@ Three parts, in bytes of the model's dtype:
 
 - parameters: the weights and their gradients (2 arrays a parameter);
 - optimizer: its state (Adam's two moments, SGD's momentum buffer);
-- step: one training step's activations and workspace: every recurrent
-  layer's and direction's forward workspace as the kernels count it
-  (``ops.forward_workspace_bytes``, what backward keeps included), its
-  outputs, the gate gradients and the input gradient of its backward; the
-  embedding's output; the head's logits, probabilities and their gradient.
+- step: one training step's activations and workspace when its backward
+  starts: what every recurrent layer keeps for it and its output, the rest
+  of the largest layer's forward workspace, the layers' input, the head's
+  logits and their gradient.
 
-It counts what is certainly allocated, not every temporary: a lower bound
-of the need, so that what it refuses cannot fit.
+It counts what is certainly allocated at once, not every temporary: a lower
+bound of the need (tests/test_memory_limits.py checks it against the peak
+memory of real steps), so that what it refuses cannot fit.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import numpy as np
 
 from .. import ops
 from ..nn import SequenceClassifier
-from ..nn.recurrent import GATES, parameter_count
+from ..nn.language_model import language_model_parameter_count
+from ..nn.recurrent import GATES
 
 HUGE = 2 ** 62  # bytes: a workspace the kernels' int64 count cannot hold
 
@@ -42,20 +43,35 @@ class Footprint:
 
 def recurrent_step_bytes(cell: str, input_size: int, hidden_size: int, num_layers: int, directions: int,
                          output_size: int, T: int, B: int, dtype) -> int:
-    """One training step of a stacked recurrent layer over (T, B) inputs."""
+    """One training step of a stacked recurrent layer over (T, B) inputs: what
+    every layer and direction keeps from its forward for the backward (the
+    states h, T·B·H, and for LSTM and GRU the gates, T·B·G·H, and c or h·W_hn,
+    T·B·H) and every layer's output (T, B, output_size), all alive from the
+    top layer's forward to its backward; plus the larger of what the top
+    layer needs on top of that in its forward (the rest of its workspace as
+    the kernels count it, ``ops.forward_workspace_bytes``) and in its
+    backward (the gradient at its output, the gate gradients dG, T·B·G·H a
+    direction, and dx). A lower bound of the peak: the lower layers' buffers,
+    freed as they go, are not counted."""
     itemsize, G, H = np.dtype(dtype).itemsize, GATES[cell], hidden_size
+    # one direction's: h, the gates (LSTM, GRU), c (LSTM) or h·W_hn (GRU)
+    kept = T * B * H * (1 + (G + 1 if G > 1 else 0)) * itemsize
+    D_top = input_size if num_layers == 1 else output_size
+    try:
+        forward_rest = ops.forward_workspace_bytes(cell, T, B, D_top, H, train=True, dtype=dtype) - kept
+    except ValueError:  # sizes beyond any machine
+        return HUGE
+    backward = directions * T * B * (G * H + D_top) * itemsize + T * B * output_size * itemsize  # and dy
+    return (num_layers * (directions * kept + T * B * output_size * itemsize)
+            + max(directions * forward_rest, backward, 0))
 
-    def layer(D: int) -> int:
-        try:
-            workspace = ops.forward_workspace_bytes(cell, T, B, D, H, train=True, dtype=dtype)
-        except ValueError:  # sizes beyond any machine
-            return HUGE
-        # per direction: forward workspace, y (T, B, H), dG (T, B, G·H), dx (T, B, D);
-        # per layer: the merged output and its gradient (T, B, output_size)
-        return directions * (workspace + T * B * (H + G * H + D) * itemsize) + 2 * T * B * output_size * itemsize
 
-    # layers past the first are alike: no loop over a mistyped 10⁸ layers
-    return layer(input_size) + (num_layers - 1) * (layer(output_size) if num_layers > 1 else 0)
+def head_step_bytes(input_size: int, classes: int, T: int, B: int, per_step: bool, dtype) -> int:
+    """The recurrent layer's input (T, B, input_size: embedded, one-hot or
+    features) and the head's logits and their gradient (per step, or per
+    sequence for a classifier)."""
+    rows = T * B if per_step else B
+    return (T * B * input_size + 2 * rows * classes) * np.dtype(dtype).itemsize
 
 
 def language_model_footprint(vocab_size: int, embed_size: int, hidden_size: int, num_layers: int, cell: str,
@@ -64,21 +80,18 @@ def language_model_footprint(vocab_size: int, embed_size: int, hidden_size: int,
     batches, before it is built. ``optimizer_buffers``: arrays the size of a
     parameter the optimizer keeps for each (Adam 2)."""
     itemsize = np.dtype(dtype).itemsize
-    D = embed_size or vocab_size
-    count = vocab_size * embed_size + parameter_count(cell, D, hidden_size, num_layers) + (hidden_size + 1) * vocab_size
-    T, B = seq_len, batch_size
+    count = language_model_parameter_count(vocab_size, embed_size, hidden_size, num_layers, cell)
+    D, T, B = embed_size or vocab_size, seq_len, batch_size
     step = (recurrent_step_bytes(cell, D, hidden_size, num_layers, 1, hidden_size, T, B, dtype)
-            + T * B * (D + 3 * vocab_size) * itemsize)
+            + head_step_bytes(D, vocab_size, T, B, True, dtype))
     return Footprint(2 * count * itemsize, optimizer_buffers * count * itemsize, step)
 
 
 def step_bytes(model, T: int, B: int) -> int:
     """One training step of a built model (a LanguageModel, SequenceClassifier
-    or SequenceTagger) on (T, B) batches: its recurrent layer, its input (T, B,
-    input_size: embedded, one-hot or features) and its head's logits (per
-    step, or per sequence for a classifier)."""
+    or SequenceTagger) on (T, B) batches, a lower bound."""
     rnn = model.rnn
-    steps = 1 if isinstance(model, SequenceClassifier) else T
     return (recurrent_step_bytes(rnn.cell, rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.directions,
                                  rnn.output_size, T, B, rnn.dtype)
-            + (T * B * rnn.input_size + 3 * steps * B * model.head.out_features) * rnn.dtype.itemsize)
+            + head_step_bytes(rnn.input_size, model.head.out_features, T, B,
+                              not isinstance(model, SequenceClassifier), rnn.dtype))

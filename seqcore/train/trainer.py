@@ -305,8 +305,10 @@ class Trainer:
         self.total_steps = self.steps if self.steps is not None else (self.epochs or 1) * self.batches_per_epoch
 
         # -- memory: the optimizer's state to come and one step, refused now if they cannot fit
+        # (a rank of a distributed job steps on its share of the rows, checked on its own machine)
         longest = self._longest_batch()
-        memory.require(optimizer.pending_state_bytes() + step_bytes(model, longest, self.batch_size),
+        rows = self.batch_size if distributed is None else -(-self.batch_size // distributed.size)
+        memory.require(optimizer.pending_state_bytes() + step_bytes(model, longest, rows),
                        f"Trainer: the optimizer's state and one training step (batch_size={self.batch_size}, "
                        f"{longest:,} steps a batch)", "make batch_size or seq_len (or the sequences) shorter")
 
