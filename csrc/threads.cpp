@@ -67,22 +67,23 @@ void set_num_threads(int n) {
 
 void step_arrive(StepCounter* counter) { __atomic_fetch_add(&counter->value, 1, __ATOMIC_ACQ_REL); }
 
-void step_wait(const StepCounter* counter, int64_t target) {
+int64_t step_wait(const StepCounter* counter, int64_t target) {
   // Spin, looking at the clock every 64 pauses only (a pause is 10-150
   // cycles, the clock ~20 ns).
   for (int i = 0; i < 64; ++i) {
-    if (load_acquire(counter) >= target) return;
+    if (load_acquire(counter) >= target) return 0;
     cpu_relax();
   }
   using clock = std::chrono::steady_clock;
-  const auto until = clock::now() + std::chrono::nanoseconds(kSpinNs);
+  const auto start = clock::now(), until = start + std::chrono::nanoseconds(kSpinNs);
   while (load_acquire(counter) < target) {
     for (int i = 0; i < 64 && load_acquire(counter) < target; ++i) cpu_relax();
     if (clock::now() > until) {
       while (load_acquire(counter) < target) std::this_thread::yield();
-      return;
+      break;
     }
   }
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
 }
 
 }  // namespace seqcore

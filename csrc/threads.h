@@ -18,14 +18,22 @@ void set_num_threads(int n);  // throws std::invalid_argument if n < 1
 // each look: a worker that another process or another library's thread
 // pool took the core from gets it back soon, and a wait never sleeps in
 // the kernel (a futex wake-up costs more than a step).
+//
+// Worker 0 also sums the time it waited past a first short spin (a step's
+// ordinary meeting takes less), for the thread plan to learn what a step's
+// synchronisation really costs (plan.h, report_step_waits).
 struct alignas(64) StepCounter {
   int64_t value = 0;
   char pad[64 - sizeof(int64_t)] = {};
+  int64_t waited_ns = 0;  // worker 0's, past the first spin
+  int workers = 0;        // who met: set by worker 0
 };
 
 constexpr int64_t kSpinNs = 50000;
 
-void step_arrive(StepCounter* counter);                      // release
-void step_wait(const StepCounter* counter, int64_t target);  // acquire: returns once value >= target
+void step_arrive(StepCounter* counter);  // release
+// Acquire: returns once value >= target, with the ns waited past the first
+// spin (0 when the counter got there within it).
+int64_t step_wait(const StepCounter* counter, int64_t target);
 
 }  // namespace seqcore
