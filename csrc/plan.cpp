@@ -23,11 +23,12 @@ double loop_step_work(int64_t B, int64_t GH, int64_t H) {
   return static_cast<double>(B) * static_cast<double>(GH) * (static_cast<double>(H) + kCosts.epilogue);
 }
 
-void report_step_waits(int64_t waited_ns, int64_t steps, int n) {
+void report_step_waits(int64_t waited_ns, int64_t long_waits, int64_t steps, int n) {
   if (steps < 1 || n < 2) return;
   const PlanCosts& c = kCosts;
   const double model = c.sync_base + c.sync_per_thread * n;
-  const double sample = static_cast<double>(waited_ns) / static_cast<double>(steps) - model;
+  const double sample =
+      2 * long_waits >= steps ? static_cast<double>(waited_ns) / static_cast<double>(steps) - model : 0.0;
   const double before = g_excess.load(std::memory_order_relaxed);
   g_excess.store(0.5 * before + 0.5 * (sample > 0 ? sample : 0.0), std::memory_order_relaxed);
 }
@@ -71,9 +72,7 @@ int plan_product_threads(int64_t M, int64_t N, int64_t K, int offered) {
   if (!thread_planning()) return offered;
   const PlanCosts& c = kCosts;
   const double alone = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) / c.product_rate;
-  // A team meets at each block of the product: where meetings were seen to
-  // cost more than the model (report_step_waits), each costs that much more.
-  const double region = c.region_base + c.region_per_thread * offered + g_excess.load(std::memory_order_relaxed);
+  const double region = c.region_base + c.region_per_thread * offered;
   return alone > 2 * region ? offered : 1;
 }
 

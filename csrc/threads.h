@@ -28,8 +28,9 @@ struct alignas(64) StepCounter {
   int64_t value = 0;
   int32_t sleepers = 0;  // waiters asleep on value (futex), or about to be
   char pad[64 - sizeof(int64_t) - sizeof(int32_t)] = {};
-  int64_t waited_ns = 0;  // worker 0's, past the first spin
-  int workers = 0;        // who met: set by worker 0
+  int64_t waited_ns = 0;   // worker 0's, past the first spin
+  int64_t long_waits = 0;  // worker 0's waits of kSpinNs or more
+  int workers = 0;         // who met: set by worker 0
 };
 
 constexpr int64_t kSpinNs = 50000;

@@ -241,22 +241,27 @@ def test_slow_meetings_make_the_plan_take_fewer_workers_then_recover():
     shape = dict(cell="lstm", T=100, B=8, H=128, num_threads=8)
     usual = ops.plan_threads(**shape)
     assert usual > 1
-    _core.report_step_waits(2_000_000 * 100, 100, usual)  # 2 ms a step: another pool holds the cores
+    _core.report_step_waits(2_000_000 * 100, 100, 100, usual)  # 2 ms a step: another pool holds the cores
     assert _core.sync_excess_ns() > 100_000
     assert ops.plan_threads(**shape) == 1
     plans = [ops.plan_threads(**shape) for _ in range(200)]  # each plan lets 10% of the excess go
     assert plans[-1] == usual and plans == sorted(plans)
 
 
-def test_slow_meetings_keep_mid_sized_products_on_one_thread():
+def test_a_few_long_waits_leave_the_plan_alone():
+    """A worker preempted now and then (a busy machine): one worker would lose that time too."""
+    _core.report_step_waits(20_000_000 * 10, 10, 100, 4)  # 10 of 100 steps waited 20 ms
+    assert _core.sync_excess_ns() == 0
+    assert ops.plan_threads("lstm", 100, 8, 128, num_threads=8) > 1
+
+
+def test_slow_meetings_leave_products_alone():
+    _core.report_step_waits(2_000_000 * 100, 100, 100, 2)
     assert ops.plan_product_threads(256, 256, 64, num_threads=2) == 2
-    _core.report_step_waits(2_000_000 * 100, 100, 2)
-    assert ops.plan_product_threads(256, 256, 64, num_threads=2) == 1
-    assert ops.plan_product_threads(2048, 2048, 2048, num_threads=2) == 2
 
 
 def test_meetings_as_cheap_as_the_model_leave_the_plan_alone():
-    _core.report_step_waits(0, 100, 4)
+    _core.report_step_waits(0, 0, 100, 4)
     assert _core.sync_excess_ns() == 0
     assert ops.plan_threads("lstm", 100, 8, 128, num_threads=8) > 1
 
@@ -267,7 +272,7 @@ def test_a_parallel_loop_reports_its_meetings():
     seqcore.set_num_threads(2)
     try:
         with ops._every_thread_works():
-            _core.report_step_waits(10**9 * 50, 50, 2)  # a large excess, which a real loop's report halves
+            _core.report_step_waits(10**9 * 50, 50, 50, 2)  # a large excess, which a real loop's report halves
             high = _core.sync_excess_ns()
             forward("lstm", inputs, train=False)
     finally:

@@ -47,13 +47,14 @@ inline void step_end(StepCounter* done, int w, int n, int64_t i) {
   const int64_t waited = step_wait(done, n * (i + 1));
   if (w == 0) {
     done->waited_ns += waited;
+    done->long_waits += waited >= kSpinNs ? 1 : 0;
     done->workers = n;
   }
 }
 
 // After a loop of `steps` steps: what its meetings cost, to the plan.
 inline void report_loop(const StepCounter& done, int64_t steps) {
-  if (done.workers > 1) report_step_waits(done.waited_ns, steps, done.workers);
+  if (done.workers > 1) report_step_waits(done.waited_ns, done.long_waits, steps, done.workers);
 }
 
 }  // namespace SEQCORE_ISA_NS
