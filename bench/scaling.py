@@ -7,6 +7,7 @@ bench/layers.py and the Shakespeare model's whole training step.
     python bench/scaling.py                                # 1, 2, 4, … up to the cores
     python bench/scaling.py --threads 1 2 4 8 16 --json scaling.json --png scaling.png
     python bench/scaling.py --quick                        # LSTM only, shorter figures
+    python bench/scaling.py --from-json scaling.json --png scaling.png   # plot an earlier run
 
 "alone" is a run of one library's calls (seqcore's, then torch's, in turns);
 "alternated" times the same calls when each seqcore call is followed by a
@@ -263,7 +264,18 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.add_argument("--png", metavar="PATH", help="also plot the speed-ups (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="print only the table")
+    p.add_argument("--from-json", metavar="PATH",
+                   help="measure nothing: the table (and --png) of an earlier run's --json, e.g. one "
+                        "from a machine without matplotlib")
     args = p.parse_args(argv)
+    if args.from_json:
+        earlier = json.loads(Path(args.from_json).read_text())
+        print(earlier["header"])
+        print(table(earlier["records"]))
+        if args.png:
+            print(f"plot: {args.png}" if plot(earlier["records"], args.png)
+                  else "plot: matplotlib is not installed (the plot extra)")
+        return earlier
     if any(n < 1 for n in args.threads) or args.repeat < 1 or args.min_time < 0:
         p.error("--threads: expected counts >= 1; --repeat >= 1; --min-time >= 0")
     if args.quick:

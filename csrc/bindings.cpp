@@ -690,6 +690,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_thread_planning", &set_thread_planning, py::arg("on"),
         "Planning on (default) or off: off, every offered thread works (tests of the schedules).");
   m.def("thread_planning", &thread_planning, "Whether threads are planned.");
+  m.def("report_step_waits", &report_step_waits, py::arg("waited_ns"), py::arg("long_waits"), py::arg("steps"),
+        py::arg("n"),
+        "Tells the plan what a loop's meetings cost: worker 0's waits over steps of n workers, long_waits of "
+        "them past the spin (csrc/plan.h).");
+  m.def("sync_excess_ns", &sync_excess_ns,
+        "ns per step the workers' meetings cost beyond the plan's model (a moving average).");
+  m.def("reset_sync_excess", &reset_sync_excess, "Forgets the measured excess.");
   m.def(
       "plan_costs",
       [] {

@@ -8,6 +8,9 @@ namespace {
 
 const PlanCosts kCosts{};
 std::atomic<bool> g_planning{true};
+// ns per step the meetings cost beyond the model (relaxed: calls on
+// several threads at once may lose an update, and that is all).
+std::atomic<double> g_excess{0.0};
 
 }  // namespace
 
@@ -20,16 +23,31 @@ double loop_step_work(int64_t B, int64_t GH, int64_t H) {
   return static_cast<double>(B) * static_cast<double>(GH) * (static_cast<double>(H) + kCosts.epilogue);
 }
 
+void report_step_waits(int64_t waited_ns, int64_t long_waits, int64_t steps, int n) {
+  if (steps < 1 || n < 2) return;
+  const PlanCosts& c = kCosts;
+  const double model = c.sync_base + c.sync_per_thread * n;
+  const double sample =
+      2 * long_waits >= steps ? static_cast<double>(waited_ns) / static_cast<double>(steps) - model : 0.0;
+  const double before = g_excess.load(std::memory_order_relaxed);
+  g_excess.store(0.5 * before + 0.5 * (sample > 0 ? sample : 0.0), std::memory_order_relaxed);
+}
+
+double sync_excess_ns() { return g_excess.load(std::memory_order_relaxed); }
+void reset_sync_excess() { g_excess.store(0.0, std::memory_order_relaxed); }
+
 int plan_loop_threads(double step_work, int64_t steps, int offered) {
   if (offered <= 1) return 1;
   if (!thread_planning()) return offered;
   const PlanCosts& c = kCosts;
+  const double excess = g_excess.load(std::memory_order_relaxed);
+  if (excess > 0) g_excess.store(0.9 * excess, std::memory_order_relaxed);
   const double alone = step_work / c.rate;
   const double region = (c.region_base + c.region_per_thread * offered) / (steps > 0 ? steps : 1);
   int best = 1;
   double best_time = alone;
   for (int n = 2; n <= offered; ++n) {
-    const double t = alone / n + c.sync_base + c.sync_per_thread * n + region;
+    const double t = alone / n + c.sync_base + c.sync_per_thread * n + excess + region;
     if (t < best_time) {
       best = n;
       best_time = t;

@@ -8,7 +8,9 @@
 //   t(1) = W / r
 //   t(n) = W / (n·r) + S(n) + R / steps      (n ≥ 2)
 //   W    = B·GH·(H + epilogue)               multiply-adds, GH = G·H gate columns
-//   S(n) = sync_base + sync_per_thread·n     one step's synchronisation of n workers
+//   S(n) = sync_base + sync_per_thread·n + excess
+//                                            one step's synchronisation of n workers
+//                                            (excess: measured, see report_step_waits)
 //   R    = region_base + region_per_thread·offered
 //                                            waking and joining the team, once a region
 // (r = rate; the names are PlanCosts' fields)
@@ -50,6 +52,23 @@ struct PlanCosts {
 // The model's constants.
 const PlanCosts& plan_costs();
 
+// What the meetings of a loop's workers really cost: worker 0's waits
+// past a short spin, waited_ns over `steps` steps of n workers, long_waits
+// of them kSpinNs or longer. Where most steps waited long (another
+// library's threads or another process holding, call after call, cores
+// the workers need), the excess of the mean wait over S(n), a moving
+// average, is added to S(n) for the next plans, which then take fewer
+// workers (one, for small calls). A few long waits (a worker preempted
+// now and then on a busy machine, which one worker would suffer as well)
+// count for nothing. Each plan lets 10% of the excess go, so after some
+// tens of calls the plan tries more workers again, and measures again.
+void report_step_waits(int64_t waited_ns, int64_t long_waits, int64_t steps, int n);
+
+// The excess of the measured synchronisation over the model, in ns per
+// step (0 until a loop waits long).
+double sync_excess_ns();
+void reset_sync_excess();
+
 // Workers for a time loop of `steps` steps per parallel region, each
 // step_work = B·GH·(H + epilogue) multiply-adds, when `offered` threads
 // are allowed: in [1, offered]. With planning off (tests), `offered`.
@@ -60,7 +79,9 @@ double loop_step_work(int64_t B, int64_t GH, int64_t H);
 
 // Whether a product of M·N·K multiply-adds is worth a team of `offered`
 // threads: when one thread would take more than twice what starting and
-// joining the team costs. Returns 1 or offered.
+// joining the team costs. Returns 1 or offered. (The measured excess does
+// not count here: the product's work items go first come first served, so
+// a thread held up elsewhere takes fewer of them.)
 int plan_product_threads(int64_t M, int64_t N, int64_t K, int offered);
 
 // Steps whose input projection inference computes at once: enough rows for

@@ -43,6 +43,15 @@ def set_thread_planning(on: bool) -> None:
 def thread_planning() -> bool:
     """Whether threads are planned."""
 
+def report_step_waits(waited_ns: int, long_waits: int, steps: int, n: int) -> None:
+    """Tells the plan what a loop's meetings cost: worker 0's waits over steps of n workers, long_waits of them past the spin (csrc/plan.h)."""
+
+def sync_excess_ns() -> float:
+    """ns per step the workers' meetings cost beyond the plan's model (a moving average)."""
+
+def reset_sync_excess() -> None:
+    """Forgets the measured excess."""
+
 def plan_costs() -> dict[str, float]:
     """The thread plan's cost model constants (csrc/plan.h)."""
 

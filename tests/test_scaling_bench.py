@@ -45,3 +45,15 @@ def test_the_default_threads_double_up_to_the_cores(monkeypatch):
     assert bench.default_threads() == [1, 2, 4, 8, 12]
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 16)
     assert bench.default_threads() == [1, 2, 4, 8, 16]
+
+
+def test_an_earlier_run_prints_again_from_its_json(tmp_path, capsys):
+    bench = load_bench()
+    out = tmp_path / "scaling.json"
+    bench.main(["--threads", "1", "--cells", "lstm", "--configs", "0", "--workloads", "cells", "--repeat", "1",
+                "--min-time", "0", "--no-torch", "--quiet", "--json", str(out)])
+    first = capsys.readouterr().out
+    again = bench.main(["--from-json", str(out)])
+    assert len(again["records"]) == 2
+    table = capsys.readouterr().out
+    assert table.splitlines()[1:4] == first.splitlines()[1:4]

@@ -11,9 +11,18 @@ import pytest
 
 import seqcore
 from cellcases import CELLS, assert_bitwise_equal_results, backward, forward, make_inputs, make_output_weights
-from seqcore import ops
+from seqcore import _core, ops
 
 OFFERS = [1, 2, 3, 4, 5, 8, 16, 64]
+
+
+@pytest.fixture(autouse=True)
+def no_measured_excess():
+    """The plans below are the model's: what earlier calls measured (slow
+    meetings on a busy machine) is forgotten before and after each test."""
+    _core.reset_sync_excess()
+    yield
+    _core.reset_sync_excess()
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -223,3 +232,49 @@ def test_the_spin_setting_is_not_left_in_the_environment():
     env["GOMP_SPINCOUNT"] = "123"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "123"
+
+
+# ---------------------------------------------------------------------------
+# meetings that cost more than the model: fewer workers, for a while
+
+def test_slow_meetings_make_the_plan_take_fewer_workers_then_recover():
+    shape = dict(cell="lstm", T=100, B=8, H=128, num_threads=8)
+    usual = ops.plan_threads(**shape)
+    assert usual > 1
+    _core.report_step_waits(2_000_000 * 100, 100, 100, usual)  # 2 ms a step: another pool holds the cores
+    assert _core.sync_excess_ns() > 100_000
+    assert ops.plan_threads(**shape) == 1
+    plans = [ops.plan_threads(**shape) for _ in range(200)]  # each plan lets 10% of the excess go
+    assert plans[-1] == usual and plans == sorted(plans)
+
+
+def test_a_few_long_waits_leave_the_plan_alone():
+    """A worker preempted now and then (a busy machine): one worker would lose that time too."""
+    _core.report_step_waits(20_000_000 * 10, 10, 100, 4)  # 10 of 100 steps waited 20 ms
+    assert _core.sync_excess_ns() == 0
+    assert ops.plan_threads("lstm", 100, 8, 128, num_threads=8) > 1
+
+
+def test_slow_meetings_leave_products_alone():
+    _core.report_step_waits(2_000_000 * 100, 100, 100, 2)
+    assert ops.plan_product_threads(256, 256, 64, num_threads=2) == 2
+
+
+def test_meetings_as_cheap_as_the_model_leave_the_plan_alone():
+    _core.report_step_waits(0, 0, 100, 4)
+    assert _core.sync_excess_ns() == 0
+    assert ops.plan_threads("lstm", 100, 8, 128, num_threads=8) > 1
+
+
+def test_a_parallel_loop_reports_its_meetings():
+    inputs = make_inputs("lstm", 50, 16, 32, 64, dtype=np.float32)
+    before = seqcore.get_num_threads()
+    seqcore.set_num_threads(2)
+    try:
+        with ops._every_thread_works():
+            _core.report_step_waits(10**9 * 50, 50, 50, 2)  # a large excess, which a real loop's report halves
+            high = _core.sync_excess_ns()
+            forward("lstm", inputs, train=False)
+    finally:
+        seqcore.set_num_threads(before)
+    assert _core.sync_excess_ns() < 0.75 * high

@@ -274,9 +274,10 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
           if (!a.train)
             for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
         }
-        step_end(&done, n, i);
+        step_end(&done, w, n, i);
       }
     });
+    report_loop(done, steps);
   }
   if (a.train) {
     last_states(rows, a.ws_h, H, a.hT);
@@ -461,7 +462,7 @@ void backward_loop_units(const CellBackwardArgs<T>& a, int64_t GH, T* panels, co
         if (running > 0) for_each_tile_in<NV>(a.bf16, running, step);
         for (int64_t row = running; row < n_rows; ++row) step.skip(row);
       }
-      step_end(&done, n, T_ - 1 - s);
+      step_end(&done, w, n, T_ - 1 - s);
     }
     InitialStateGradient<T, NV> first;
     first.H = H;
@@ -479,6 +480,7 @@ void backward_loop_units(const CellBackwardArgs<T>& a, int64_t GH, T* panels, co
       for_each_tile_in<NV>(a.bf16, B, first);
     }
   });
+  report_loop(done, T_);
 }
 
 // Whether every tile for_each_tile<NV> makes of m rows has R·NV >= 8

@@ -38,12 +38,23 @@ void run_workers(int team, int workers, Body&& body) {
   body(0, 1);
 }
 
-// The end of iteration i (0, 1, … in the loop's order) for one of n
-// workers: back once all n have written their share of it.
-inline void step_end(StepCounter* done, int n, int64_t i) {
+// The end of iteration i (0, 1, … in the loop's order) for worker w of n:
+// back once all n have written their share of it. Worker 0 keeps count of
+// its waits.
+inline void step_end(StepCounter* done, int w, int n, int64_t i) {
   if (n <= 1) return;
   step_arrive(done);
-  step_wait(done, n * (i + 1));
+  const int64_t waited = step_wait(done, n * (i + 1));
+  if (w == 0) {
+    done->waited_ns += waited;
+    done->long_waits += waited >= kSpinNs ? 1 : 0;
+    done->workers = n;
+  }
+}
+
+// After a loop of `steps` steps: what its meetings cost, to the plan.
+inline void report_loop(const StepCounter& done, int64_t steps) {
+  if (done.workers > 1) report_step_waits(done.waited_ns, done.long_waits, steps, done.workers);
 }
 
 }  // namespace SEQCORE_ISA_NS
