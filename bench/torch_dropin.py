@@ -2,7 +2,7 @@
 the speed a PyTorch user gets from one line.
 
     python bench/torch_dropin.py                        # LSTM and GRU, 2 threads
-    python bench/torch_dropin.py --cells gru --rounds 2 --json dropin.json
+    python bench/torch_dropin.py --cells gru --rounds 4 --json dropin.json
 
 The model is the Shakespeare one (examples/shakespeare.py's CONFIG):
 torch.nn.Embedding 64 -> torch.nn.LSTM 256 ×2 -> torch.nn.Linear, and the
@@ -123,8 +123,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     p.add_argument("--cells", nargs="+", choices=("lstm", "gru"), default=["lstm", "gru"])
     p.add_argument("--threads", type=int, default=2, help="for torch, seqcore (the converted modules use "
                    "torch's count) and NumPy's BLAS")
-    p.add_argument("--rounds", type=int, default=6, help="turns of each copy")
-    p.add_argument("--block", type=int, default=20, help="steps of a turn")
+    p.add_argument("--rounds", type=int, default=24, help="turns of each copy")
+    p.add_argument("--block", type=int, default=5, help="steps of a turn (the first one's rate is left out)")
     p.add_argument("--hidden", type=int, default=example.CONFIG["hidden"], help="the recurrent layers' size")
     p.add_argument("--data", type=Path, default=example.DATA)
     p.add_argument("--max-chars", type=int, default=None, help="use only the corpus's first so many characters")
