@@ -275,20 +275,22 @@ struct Bf16AmxKernel {
   }
 
   // Panel p of op(B)[0:kc, 0:nc]: B (K, N) with row stride ldb, or (N, K)
-  // if trans_b (then each row of B is a column of the panel: scattered).
+  // if trans_b (then 16 rows of B, 32 k each, give 16 x 16 words: transposed).
   static void pack_b(bool trans_b, int64_t kc, int64_t nc, const float* B, int64_t ldb, int64_t p,
                      uint32_t* __restrict dst, uint32_t*) {
     const int64_t D = depth(kc);
     uint32_t* d = dst + p * NR * D;
     const int64_t j0 = p * NR, cols = gemm_min(NR, nc - j0);
     if (trans_b) {
-      std::memset(d, 0, sizeof(uint32_t) * NR * D);
-      const __m512i rows = _mm512_mullo_epi32(
-          _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16));
-      for (int64_t j = 0; j < cols; ++j) {
-        const float* s = B + (j0 + j) * ldb;
+      for (int q = 0; q < 2; ++q) {
         for (int64_t c = 0; c < D / 16; ++c) {
-          _mm512_i32scatter_epi32(d + (c * 2 + j / 16) * 256 + j % 16, rows, bf16_words32(s, c * 32, kc), 4);
+          __m512i w[16];  // w[j][kp]: the words of column j0 + 16q + j, then transposed
+          for (int j = 0; j < 16; ++j) {
+            const int64_t col = q * 16 + j;
+            w[j] = col < cols ? bf16_words32(B + (j0 + col) * ldb, c * 32, kc) : _mm512_setzero_si512();
+          }
+          transpose_16x16(w);
+          for (int kp = 0; kp < 16; ++kp) _mm512_storeu_si512(d + (c * 2 + q) * 256 + kp * 16, w[kp]);
         }
       }
       return;
