@@ -1,22 +1,23 @@
 // Matrix products with bfloat16 operands and float32 sums (precision
 // "bf16"; generic code, see isa/kernels_impl.h):
 //   C = alpha * bf16(op(A)) bf16(op(B)) + beta * C,   A, B, C float32,
-// bf16() rounding as gemm/bf16_round.h. Where the ISA has AVX512-BF16 the
-// packing converts the operands to bfloat16 pairs and the micro-kernel runs
-// vdpbf16ps (two products of bfloat16 added to a float32 sum per lane);
-// elsewhere gemm.h's float32 product packs the operands rounded to
-// bfloat16 (gemm<float, true>), so every x86-64 CPU computes the same
-// products, summed in another order.
+// bf16() rounding as gemm/bf16_round.h. Three ways, by ISA:
+//   AMX-BF16 (amx_bf16): the packing converts the operands to bfloat16
+//     pairs in whole tiles and tdpbf16ps multiplies 16 x 32 by 32 x 16
+//     (Bf16AmxKernel);
+//   AVX512-BF16 (avx512_bf16): bfloat16 pairs and vdpbf16ps, two products
+//     added to a float32 sum per lane (Bf16DotKernel);
+//   elsewhere: gemm.h's float32 product packs the operands rounded to
+//     bfloat16 (gemm<float, true>),
+// so every x86-64 CPU computes the same products, summed in another order.
 //
-// The AVX512-BF16 product has gemm.h's blocking (B panels shared by the
-// team, A blocks per thread, work items taken as they come) and its
-// determinism: each C element is one chain of vdpbf16ps over the pairs of k
-// of a K block, then one multiply-add with C, K blocks in order, whatever
-// thread computes it. Packed layouts, in 32-bit words (w = a pair of
-// bfloat16, the even k in the lower half; kp = k / 2, kcp = ceil(kc / 2)):
-//   A block: panels of MR rows,    word (i, kp) at [i / MR][kp][i % MR]
-//   B panel: panels of NR columns, word (kp, j) at [j / NR][kp][j % NR]
-// zero past the matrix (and past kc: an odd kc's last pair has a zero).
+// Both bfloat16 kernels run gemm.h's blocking (B panels shared by the team,
+// A blocks per thread, work items taken as they come; bf16_gemm_team) and
+// keep its determinism: each C element is one chain of sums over the pairs
+// of k of a K block, then one multiply-add with C, K blocks in order,
+// whatever thread computes it. Packed layouts are in 32-bit words (a pair of
+// bfloat16, the even k in the lower half), zero past the matrix and past kc;
+// each kernel describes its own.
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
 
@@ -49,6 +50,8 @@ inline void bf16_row_words(const float* s, int64_t n, uint32_t* w) {
 
 // ---------------------------------------------------------------------------
 // vdpbf16ps kernel: MR x NR tiles of 8 rows x 3 vectors in zmm registers.
+// (On Intel CPUs with AMX vdpbf16ps runs at a quarter of the FMA's rate,
+// slower than float32 in all: amx_bf16 takes the tiles there.)
 // Packed A block: panels of MR rows, word (i, kp) at [i / MR][kp][i % MR];
 // B panel: panels of NR columns, word (kp, j) at [j / NR][kp][j % NR];
 // depth(kc) = ceil(kc / 2) words of k per row (column).
