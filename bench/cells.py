@@ -7,8 +7,8 @@ share of NumPy's matmul peak measured in the same run.
     python bench/cells.py --precision bf16 [--rounds 7] ...
 
 With --precision bf16: seqcore in bfloat16 beside seqcore in float32 and
-torch in bfloat16 (module, input and gradient in torch.bfloat16, which on
-this project's machine is faster than torch.autocast), the three taking
+torch in bfloat16 (module, input and gradient in torch.bfloat16, faster
+than torch.autocast here: bench/torch_bf16_modes.py), the three taking
 turns call by call (medians of --rounds), with the ratios to each.
 
 A training step is forward + backward with input and weight gradients, from

@@ -115,8 +115,8 @@ def seqcore_step(cell: str, args: Tuple, backend: str, train: bool,
 def torch_step(cell: str, args: Tuple, train: bool, precision: str = "fp32") -> Optional[Callable[[], None]]:
     """The same step with torch.nn.RNN/LSTM/GRU and the same weights, or None
     without torch. precision "bf16": module, input and gradient in
-    torch.bfloat16 (on this project's machine faster than float32 weights
-    under torch.autocast, see bench/cells.py)."""
+    torch.bfloat16 (faster than float32 weights under torch.autocast:
+    bench/torch_bf16_modes.py)."""
     torch = torch_or_none()
     if torch is None:
         return None

@@ -36,7 +36,9 @@ Seeds: one ``np.random.Generator`` (``np.random.default_rng(seed)``; a
 Generator may be passed and is drawn from) gives one uniform number per
 drawn token, so the same seed, model and arguments give the same text.
 
-Speed. A model with ``stepper()`` (``seqcore.nn.LanguageModel``) is stepped
+Speed. A model with ``stepper()`` (``seqcore.nn.LanguageModel`` in
+precision "fp32"; the stepper has no bfloat16 products, so a model in
+"bf16" takes the reference path, whose forward honours it) is stepped
 by it after the prime: weights packed once, one native call a token for the
 step and the draw. The stepper gives each token the logits the model's
 forward on T=1 gives it, bit for bit, and draws with the same operations in
@@ -155,6 +157,12 @@ def _draw(logits: np.ndarray, temperature: float, top_k: Optional[int], top_p: O
 # public
 
 
+def _steppable(model) -> bool:
+    """Whether the model's stepper gives what its forward gives: it has one,
+    and computes in float32 (the stepper has no bfloat16 products)."""
+    return callable(getattr(model, "stepper", None)) and getattr(model, "precision", "fp32") == "fp32"
+
+
 def stream(model, vocab: Vocabulary, length: int = 200, *, prime: str = "", temperature: float = 1.0,
            top_k: Optional[int] = None, top_p: Optional[float] = None, seed: Seed = None,
            stop_at_eos: bool = True) -> Iterator[str]:
@@ -180,7 +188,7 @@ def stream(model, vocab: Vocabulary, length: int = 200, *, prime: str = "", temp
     """
     length, temperature, top_k, top_p, stop_at_eos, ids = _check_args(model, vocab, length, temperature, top_k,
                                                                        top_p, stop_at_eos, prime)
-    tokens = _stepped_tokens if callable(getattr(model, "stepper", None)) else _tokens
+    tokens = _stepped_tokens if _steppable(model) else _tokens
     return tokens(model, vocab, length, ids, temperature, top_k, top_p, _rng(seed), stop_at_eos)
 
 
@@ -391,7 +399,7 @@ def sample(model, vocab: Vocabulary, length: int = 200, *, prime: str = "", temp
     length, temperature, top_k, top_p, stop_at_eos, ids = _check_args(model, vocab, length, temperature, top_k,
                                                                        top_p, stop_at_eos, prime)
     rngs = _row_rngs(seed, num_samples)
-    if callable(getattr(model, "stepper", None)):
+    if _steppable(model):
         rows = _stepped_rows(model, vocab, length, ids, temperature, top_k, top_p, rngs, stop_at_eos)
     else:  # the reference path, one sample after the other
         rows = [list(_tokens(model, vocab, length, ids, temperature, top_k, top_p, rng, stop_at_eos))

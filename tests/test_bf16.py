@@ -323,3 +323,28 @@ def test_models_take_precision_and_keep_it_in_their_config(model):
     assert not np.array_equal(out16, out32) and np.max(np.abs(out16 - out32)) < 0.05
     assert np.array_equal(rebuilt.forward(ids, train=False)[0], out16)
     assert cls(**{k: v for k, v in args.items()}).precision == "fp32"  # the default
+
+
+def test_a_bf16_language_model_samples_in_bf16():
+    """The stepper computes in float32: a bf16 model is refused by it and
+    sampled through its forward (which runs bf16): the text a model without
+    a stepper (the reference path) gives with the same forward."""
+    from seqcore import generate
+    from seqcore.nn import LanguageModel
+    from seqcore.text import Vocabulary
+
+    class ForwardOnly:  # the model's forward alone: generate's reference path
+        def __init__(self, model):
+            self.model, self.vocab_size = model, model.vocab_size
+
+        def forward(self, ids, state=None, train=True):
+            return self.model.forward(ids, state, train=train)
+
+    vocab = Vocabulary.from_text("abcdefgh\n" * 3, level="char")
+    model = LanguageModel(len(vocab), 8, 16, num_layers=1, seed=0, precision="bf16")
+    with pytest.raises(ValueError, match="^precision: the stepper computes in float32"):
+        model.stepper()
+    options = dict(seed=1, prime="ab", stop_at_eos=False)
+    text = generate.sample(model, vocab, 40, **options)
+    assert text == generate.sample(ForwardOnly(model), vocab, 40, **options)
+    assert generate.sample(model, vocab, 40, num_samples=2, **options)[0] == text

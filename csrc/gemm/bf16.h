@@ -1,22 +1,23 @@
 // Matrix products with bfloat16 operands and float32 sums (precision
 // "bf16"; generic code, see isa/kernels_impl.h):
 //   C = alpha * bf16(op(A)) bf16(op(B)) + beta * C,   A, B, C float32,
-// bf16() rounding as gemm/bf16_round.h. Where the ISA has AVX512-BF16 the
-// packing converts the operands to bfloat16 pairs and the micro-kernel runs
-// vdpbf16ps (two products of bfloat16 added to a float32 sum per lane);
-// elsewhere gemm.h's float32 product packs the operands rounded to
-// bfloat16 (gemm<float, true>), so every x86-64 CPU computes the same
-// products, summed in another order.
+// bf16() rounding as gemm/bf16_round.h. Three ways, by ISA:
+//   AMX-BF16 (amx_bf16): the packing converts the operands to bfloat16
+//     pairs in whole tiles and tdpbf16ps multiplies 16 x 32 by 32 x 16
+//     (Bf16AmxKernel);
+//   AVX512-BF16 (avx512_bf16): bfloat16 pairs and vdpbf16ps, two products
+//     added to a float32 sum per lane (Bf16DotKernel);
+//   elsewhere: gemm.h's float32 product packs the operands rounded to
+//     bfloat16 (gemm<float, true>),
+// so every x86-64 CPU computes the same products, summed in another order.
 //
-// The AVX512-BF16 product has gemm.h's blocking (B panels shared by the
-// team, A blocks per thread, work items taken as they come) and its
-// determinism: each C element is one chain of vdpbf16ps over the pairs of k
-// of a K block, then one multiply-add with C, K blocks in order, whatever
-// thread computes it. Packed layouts, in 32-bit words (w = a pair of
-// bfloat16, the even k in the lower half; kp = k / 2, kcp = ceil(kc / 2)):
-//   A block: panels of MR rows,    word (i, kp) at [i / MR][kp][i % MR]
-//   B panel: panels of NR columns, word (kp, j) at [j / NR][kp][j % NR]
-// zero past the matrix (and past kc: an odd kc's last pair has a zero).
+// Both bfloat16 kernels run gemm.h's blocking (B panels shared by the team,
+// A blocks per thread, work items taken as they come; bf16_gemm_team) and
+// keep its determinism: each C element is one chain of sums over the pairs
+// of k of a K block, then one multiply-add with C, K blocks in order,
+// whatever thread computes it. Packed layouts are in 32-bit words (a pair of
+// bfloat16, the even k in the lower half), zero past the matrix and past kc;
+// each kernel describes its own.
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
 
@@ -47,8 +48,37 @@ inline void bf16_row_words(const float* s, int64_t n, uint32_t* w) {
   }
 }
 
+// r[i][j] -> r[j][i] for 16 x 16 words: 32-bit, 64-bit and two 128-bit
+// interleaving stages.
+inline void transpose_16x16(__m512i (&r)[16]) {
+  __m512i t[16], u[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+  }
+  // u[4k + m], lane L: column 4L + m of rows 4k … 4k+3
+  for (int k = 0; k < 4; ++k) {
+    u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+    u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+    u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+    u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x88);   // lanes 0, 2
+    const __m512i v1 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xdd);   // lanes 1, 3
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x88);
+    const __m512i w1 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xdd);
+    r[m] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+    r[8 + m] = _mm512_shuffle_i32x4(v0, w0, 0xdd);
+    r[4 + m] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+    r[12 + m] = _mm512_shuffle_i32x4(v1, w1, 0xdd);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // vdpbf16ps kernel: MR x NR tiles of 8 rows x 3 vectors in zmm registers.
+// (On Intel CPUs with AMX vdpbf16ps runs at a quarter of the FMA's rate,
+// slower than float32 in all: amx_bf16 takes the tiles there.)
 // Packed A block: panels of MR rows, word (i, kp) at [i / MR][kp][i % MR];
 // B panel: panels of NR columns, word (kp, j) at [j / NR][kp][j % NR];
 // depth(kc) = ceil(kc / 2) words of k per row (column).
@@ -207,33 +237,6 @@ inline void amx_configure() {
   _tile_loadconfig(&cfg);
 }
 
-// r[i][j] -> r[j][i] for 16 x 16 words: 32-bit, 64-bit and two 128-bit
-// interleaving stages.
-inline void transpose_16x16(__m512i (&r)[16]) {
-  __m512i t[16], u[16];
-  for (int k = 0; k < 8; ++k) {
-    t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
-    t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
-  }
-  // u[4k + m], lane L: column 4L + m of rows 4k … 4k+3
-  for (int k = 0; k < 4; ++k) {
-    u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
-    u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
-    u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
-    u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
-  }
-  for (int m = 0; m < 4; ++m) {
-    const __m512i v0 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x88);   // lanes 0, 2
-    const __m512i v1 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xdd);   // lanes 1, 3
-    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x88);
-    const __m512i w1 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xdd);
-    r[m] = _mm512_shuffle_i32x4(v0, w0, 0x88);
-    r[8 + m] = _mm512_shuffle_i32x4(v0, w0, 0xdd);
-    r[4 + m] = _mm512_shuffle_i32x4(v1, w1, 0x88);
-    r[12 + m] = _mm512_shuffle_i32x4(v1, w1, 0xdd);
-  }
-}
-
 struct Bf16AmxKernel {
   static constexpr int MR = 32, NR = 32;
   static constexpr int64_t KC = 1024, MC = 128, NC = 1024;
@@ -275,20 +278,22 @@ struct Bf16AmxKernel {
   }
 
   // Panel p of op(B)[0:kc, 0:nc]: B (K, N) with row stride ldb, or (N, K)
-  // if trans_b (then each row of B is a column of the panel: scattered).
+  // if trans_b (then 16 rows of B, 32 k each, give 16 x 16 words: transposed).
   static void pack_b(bool trans_b, int64_t kc, int64_t nc, const float* B, int64_t ldb, int64_t p,
                      uint32_t* __restrict dst, uint32_t*) {
     const int64_t D = depth(kc);
     uint32_t* d = dst + p * NR * D;
     const int64_t j0 = p * NR, cols = gemm_min(NR, nc - j0);
     if (trans_b) {
-      std::memset(d, 0, sizeof(uint32_t) * NR * D);
-      const __m512i rows = _mm512_mullo_epi32(
-          _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16));
-      for (int64_t j = 0; j < cols; ++j) {
-        const float* s = B + (j0 + j) * ldb;
+      for (int q = 0; q < 2; ++q) {
         for (int64_t c = 0; c < D / 16; ++c) {
-          _mm512_i32scatter_epi32(d + (c * 2 + j / 16) * 256 + j % 16, rows, bf16_words32(s, c * 32, kc), 4);
+          __m512i w[16];  // w[j][kp]: the words of column j0 + 16q + j, then transposed
+          for (int j = 0; j < 16; ++j) {
+            const int64_t col = q * 16 + j;
+            w[j] = col < cols ? bf16_words32(B + (j0 + col) * ldb, c * 32, kc) : _mm512_setzero_si512();
+          }
+          transpose_16x16(w);
+          for (int kp = 0; kp < 16; ++kp) _mm512_storeu_si512(d + (c * 2 + q) * 256 + kp * 16, w[kp]);
         }
       }
       return;

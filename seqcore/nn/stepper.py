@@ -49,6 +49,10 @@ class Stepper:
         rnn = getattr(model, "rnn", None)
         if rnn is None or getattr(rnn, "cell", None) not in ("rnn", "lstm", "gru") or rnn.directions != 1:
             raise TypeError(f"model: expected a seqcore.nn.LanguageModel (one direction), got {type(model).__name__}")
+        if getattr(model, "precision", "fp32") != "fp32":
+            raise ValueError(f"precision: the stepper computes in float32, and this model's products are "
+                             f"{model.precision!r}; step it with model.forward (generate.sample does), or set "
+                             f"model.precision = 'fp32' first")
         self.model = model
         self._version = params_version()
         self._native = ops.NativeStepper(rnn.cell, batch_size, *self._weights(), num_threads=num_threads)
