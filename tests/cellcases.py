@@ -81,3 +81,8 @@ def assert_bitwise_equal_results(a, b):
         np.testing.assert_array_equal(outs1[k], outs2[k], err_msg=k)
     for k in grads1:
         np.testing.assert_array_equal(grads1[k], grads2[k], err_msg="d" + k)
+
+
+def relative_error(a, b) -> float:
+    """Max |a - b| (in float64) relative to the largest |b|."""
+    return float(np.max(np.abs(a.astype(np.float64) - b), initial=0) / max(np.max(np.abs(b), initial=0), 1e-30))

@@ -6,6 +6,7 @@ import tempfile
 
 import pytest
 
+import seqcore
 from seqcore import _core
 
 try:
@@ -45,3 +46,12 @@ def isa(request):
     _core.set_isa(request.param)
     yield request.param
     _core.set_isa(before)
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    """Runs the test with seqcore at 1 and at 2 threads, then restores the count."""
+    before = seqcore.get_num_threads()
+    seqcore.set_num_threads(request.param)
+    yield request.param
+    seqcore.set_num_threads(before)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import seqcore
-from cellcases import (CELLS, assert_bitwise_equal_results, at_one_and_two_threads, backward, forward, make_inputs,
+from cellcases import (CELLS, relative_error, assert_bitwise_equal_results, at_one_and_two_threads, backward, forward, make_inputs,
                        make_output_weights)
 from children import CHILD_CWD, child_env
 from seqcore import ops, reference
@@ -27,16 +27,6 @@ TIGHT = 2e-5
 SEQUENCE = 5e-3
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    before = seqcore.get_num_threads()
-    seqcore.set_num_threads(request.param)
-    yield request.param
-    seqcore.set_num_threads(before)
-
-
-def relative_error(a, b):
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
 
 def run(cell, shape, backend, precision="bf16", seed=0, **options):

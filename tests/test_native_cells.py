@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import seqcore
-from cellcases import (CELLS, assert_bitwise_equal_results, at_one_and_two_threads, backward, forward, make_inputs,
+from cellcases import (CELLS, relative_error, assert_bitwise_equal_results, at_one_and_two_threads, backward, forward, make_inputs,
                        make_output_weights)
 from seqcore import ops
 
@@ -18,16 +18,6 @@ TOLERANCE = {np.float64: 1e-10, np.float32: 1e-4}
 SHAPES = [(1, 1, 1, 1), (5, 3, 4, 6), (7, 2, 9, 37), (3, 13, 5, 40), (4, 7, 17, 33), (2, 1, 3, 100)]
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    before = seqcore.get_num_threads()
-    seqcore.set_num_threads(request.param)
-    yield request.param
-    seqcore.set_num_threads(before)
-
-
-def relative_error(a, b):
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
 
 def run_both(cell, shape, dtype, seed=0):

@@ -12,16 +12,12 @@ tanh and sigmoid put on the states.
 import numpy as np
 import pytest
 
-from cellcases import CELLS, GATES, backward, forward, input_names, make_output_weights
+from cellcases import CELLS, GATES, backward, forward, input_names, make_output_weights, relative_error
 
 from seqcore import nn
 from seqcore.train import SGD, Trainer
 
 FLOAT32_VS_FLOAT64 = 1e-4
-
-
-def relative_error(a, b):
-    return float(np.max(np.abs(a.astype(np.float64) - b), initial=0) / max(np.max(np.abs(b), initial=0), 1e-30))
 
 
 def torch_init_inputs(cell, T, B, D, H, seed=0):
