@@ -22,6 +22,7 @@ Prints one line per check; exits non-zero on the first failure.
 
 import argparse
 import importlib
+import importlib.util
 import importlib.metadata
 import os
 import pkgutil
@@ -118,6 +119,10 @@ def child(torch_first):
 # in the parent
 
 
+# modules of the package that need an optional dependency (an extra), and which
+OPTIONAL = {"seqcore.torch": "torch", "seqcore.onnx": "onnx"}
+
+
 def check_install():
     import seqcore
     from seqcore import _core
@@ -130,10 +135,15 @@ def check_install():
         f"versions disagree: package {seqcore.__version__}, extension {_core.__version__}, "
         f"metadata {installed}")
     modules = [m.name for m in pkgutil.walk_packages(seqcore.__path__, "seqcore.")]
+    # the faces to other ecosystems import their library: checked where it is installed
+    lacking = [name for name, needs in OPTIONAL.items() if importlib.util.find_spec(needs) is None]
     for name in modules:
-        importlib.import_module(name)
+        if name not in lacking:
+            importlib.import_module(name)
     print(f"seqcore {installed} from {where} on Python {sys.version.split()[0]}; "
-          f"{len(modules)} modules import; extension {os.path.basename(_core.__file__)}")
+          f"{len(modules) - len(lacking)} modules import"
+          + (f" ({', '.join(lacking)} not tried: their extra is not installed)" if lacking else "")
+          + f"; extension {os.path.basename(_core.__file__)}")
     return list(_core.isas())
 
 
