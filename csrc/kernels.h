@@ -90,6 +90,7 @@ struct StepperSizes {
   bool embedding = false;  // ids go through an embedding (V, D); else one-hot
   bool table = false;      // layer 0's x W_ihᵀ kept for every id (V, G·H)
   bool head_bias = false;
+  bool bf16 = false;       // precision "bf16" (float only): the products' operands in bfloat16
 };
 
 // The weights a stepper copies (and packs) when it is prepared or

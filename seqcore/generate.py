@@ -36,12 +36,11 @@ Seeds: one ``np.random.Generator`` (``np.random.default_rng(seed)``; a
 Generator may be passed and is drawn from) gives one uniform number per
 drawn token, so the same seed, model and arguments give the same text.
 
-Speed. A model with ``stepper()`` (``seqcore.nn.LanguageModel`` in
-precision "fp32"; the stepper has no bfloat16 products, so a model in
-"bf16" takes the reference path, whose forward honours it) is stepped
-by it after the prime: weights packed once, one native call a token for the
-step and the draw. The stepper gives each token the logits the model's
-forward on T=1 gives it, bit for bit, and draws with the same operations in
+Speed. A model with ``stepper()`` (``seqcore.nn.LanguageModel``) is stepped
+by it after the prime, in the model's precision ("fp32", or "bf16": the
+weights rounded to bfloat16 once, half the bytes a token): weights packed
+once, one native call a token for the step and the draw. The stepper gives
+each token the logits the model's forward on T=1 gives it, bit for bit, and draws with the same operations in
 float64 (csrc/generate/draw.h); so the text is the one of the reference path
 (any other model: one forward a token and ``_draw`` in NumPy), which the
 tests compare. The two draws may differ in the last bit of a float64 (an
@@ -158,9 +157,9 @@ def _draw(logits: np.ndarray, temperature: float, top_k: Optional[int], top_p: O
 
 
 def _steppable(model) -> bool:
-    """Whether the model's stepper gives what its forward gives: it has one,
-    and computes in float32 (the stepper has no bfloat16 products)."""
-    return callable(getattr(model, "stepper", None)) and getattr(model, "precision", "fp32") == "fp32"
+    """Whether the model has a stepper (which computes in the model's
+    precision, as its forward does)."""
+    return callable(getattr(model, "stepper", None))
 
 
 def stream(model, vocab: Vocabulary, length: int = 200, *, prime: str = "", temperature: float = 1.0,

@@ -649,21 +649,26 @@ class NativeStepper:
     W_ih[l] (G·H, D or H), W_hh[l] (G·H, H), b_ih[l] (G·H,) (RNN, LSTM: the one
     bias b_ih + b_hh), b_hh[l] (G·H,) for GRU (else None); head_W (V, H),
     head_b (V,) or None. All float32 or all float64.
+
+    precision: the products' ("fp32", or "bf16" for float32: the weights
+    rounded to bfloat16 once, each row's logits those of a one-row forward
+    in precision "bf16", bit for bit, on every ISA).
     """
 
     def __init__(self, cell: str, batch_size: int, embedding, W_ih, W_hh, b_ih, b_hh, head_W, head_b,
-                 num_threads: Optional[int] = 1) -> None:
+                 num_threads: Optional[int] = 1, precision: str = "fp32") -> None:
         if cell not in ("rnn", "lstm", "gru"):
             raise ValueError(f"cell: expected 'rnn', 'lstm' or 'gru', got {cell!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
         head_W = _array("head_W", head_W, "(V, H)")
         self.cell, self.dtype = cell, head_W.dtype
+        self.precision = check_precision(precision, self.dtype)
         weights = self._weights(embedding, W_ih, W_hh, b_ih, b_hh, head_W, head_b)
         V, GH = head_W.shape[0], weights[2][0].shape[0]
         table = V * GH * self.dtype.itemsize <= STEPPER_TABLE_BYTES
         native = _core.StepperF64 if self.dtype == np.float64 else _core.StepperF32
-        self._native = native(cell, int(batch_size), *weights, table)
+        self._native = native(cell, int(batch_size), *weights, table, self.precision == "bf16")
         self.batch_size, self.vocab_size = int(batch_size), V
         self.num_threads = _num_threads(num_threads)  # checked now; 0: seqcore.get_num_threads() at each step
         self.num_layers, self.hidden_size = len(weights[2]), head_W.shape[1]

@@ -425,3 +425,22 @@ def test_a_language_model_is_sampled_on_its_stepper():
     assert shapes == [(3, 1)]
     sample(model, VOCAB, 30, prime="cab", seed=0, stop_at_eos=False, num_samples=4)
     assert shapes == [(3, 1), (3, 1)]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_bf16_model_is_sampled_on_its_bf16_stepper_with_the_reference_paths_text(cell):
+    """precision "bf16": the stepper (in bf16, as the model's forward) gives
+    the text of the reference path, whose forward runs in bf16; and the
+    forward runs the prime only."""
+    vocab = Vocabulary.from_text("abcdefghij klmnop")
+    model = LanguageModel(len(vocab), 6, 40, num_layers=2, cell=cell, seed=5, precision="bf16")
+    for k, options in enumerate(OPTIONS):
+        args = dict(prime=["", "fade"][k % 2], seed=k, stop_at_eos=k % 3 == 0, **options)
+        assert sample(model, vocab, 150, **args) == sample(Recorder(model), vocab, 150, **args), args
+    texts = sample(model, vocab, 80, prime="ab", seed=3, num_samples=5)
+    assert texts == [sample(Recorder(model), vocab, 80, prime="ab", seed=3 + i) for i in range(5)]
+    shapes = []
+    forward = model.forward
+    model.forward = lambda ids, *args, **kwargs: shapes.append(np.shape(ids)) or forward(ids, *args, **kwargs)
+    sample(model, vocab, 30, prime="cab", seed=0, stop_at_eos=False)
+    assert shapes == [(3, 1)]

@@ -27,6 +27,7 @@ def step_alone(model, ids, states):
 
 def check_against_forward(model, batch_size, steps=6, seed=0, num_threads=1):
     stepper = model.stepper(batch_size, num_threads=num_threads)
+    assert stepper.precision == model.precision
     rng = np.random.default_rng(seed)
     states = [None] * batch_size
     for _ in range(steps):
@@ -125,6 +126,131 @@ def test_step_returns_the_steppers_own_array_every_time():
     a = stepper.step([1, 2])
     b = stepper.step([3, 4])
     assert np.shares_memory(a, b)
+
+
+# ---------------------------------------------------------------------------
+# precision "bf16": the forward in bf16 is the oracle, bit for bit
+
+
+def bf16_model(*args, **kwargs):
+    return LanguageModel(*args, precision="bf16", **kwargs)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("embed_size", [5, 0])
+def test_bf16_rows_get_the_logits_of_the_bf16_forward_on_every_isa(cell, embed_size, isa):
+    """amx_bf16 (tiles), avx512_bf16 (vdpbf16ps), and the ISAs without
+    bfloat16 instructions (operands rounded to bfloat16, float32 products),
+    each against the forward of the same ISA. H = 37: a pair of k with a
+    zero, a partial group of columns, no whole AMX block past the first; 2
+    layers; 7 rows: one tile, several tiles with the float32 tiles' rows."""
+    check_against_forward(bf16_model(11, embed_size, 37, num_layers=2, cell=cell, seed=3), batch_size=7, steps=4)
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 16, 21])
+def test_bf16_every_tile_of_rows_and_the_amx_remainder(batch_size, isa):
+    """H = 72: two whole AMX blocks of 32 k and 4 pairs after them (vdpbf16ps
+    chains); up to two AMX tiles of rows (21 = 16 + 5) and rows past B in a
+    tile."""
+    for cell in ("lstm", "gru"):
+        check_against_forward(bf16_model(7, 3, 72, num_layers=2, cell=cell, seed=6), batch_size, steps=3)
+
+
+def test_bf16_k_past_one_block_of_the_products(monkeypatch, isa):
+    """An embedding of 1100 (> 1024: the forward's bf16 product cuts K into
+    blocks, summed into C in order), with and without the table of layer 0."""
+    model = bf16_model(9, 1100, 40, num_layers=2, cell="lstm", seed=1)
+    check_against_forward(model, batch_size=3, steps=3)
+    monkeypatch.setattr(ops, "STEPPER_TABLE_BYTES", 0)
+    check_against_forward(model, batch_size=3, steps=3)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bf16_without_the_table_of_the_first_projection(cell, monkeypatch):
+    monkeypatch.setattr(ops, "STEPPER_TABLE_BYTES", 0)
+    for embed_size in (6, 0):
+        check_against_forward(bf16_model(13, embed_size, 20, num_layers=3, cell=cell, seed=1), batch_size=5)
+
+
+def test_bf16_a_shakespeare_sized_model():
+    check_against_forward(bf16_model(65, 64, 256, num_layers=2, cell="lstm", seed=0), batch_size=9, steps=3)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bf16_two_threads_give_the_logits_of_one(cell, isa):
+    model = bf16_model(67, 8, 130, num_layers=2, cell=cell, seed=4)
+    one, two = model.stepper(8), model.stepper(8, num_threads=2)
+    for i in range(4):
+        np.testing.assert_array_equal(one.step(np.arange(8) * (i + 1)), two.step(np.arange(8) * (i + 1)))
+    check_against_forward(model, batch_size=8, steps=2, num_threads=2)
+
+
+def test_bf16_matches_the_numpy_reference_on_rounded_operands():
+    """Independent of the forward: one step from a zero state against NumPy
+    on weights and inputs rounded to bfloat16 (float64 sums: only the
+    summation order differs)."""
+    from seqcore.reference.bf16 import round_bf16
+    model = bf16_model(12, 6, 48, num_layers=2, cell="lstm", seed=5)
+    got = model.stepper(1).step([7])[0].astype(np.float64)
+    p, r = model.rnn.params, lambda a: round_bf16(a).astype(np.float64)
+    x = model.embedding.weight[7]
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    for l in range(2):
+        g = r(p[f"weight_ih_l{l}"]) @ r(x) + p[f"bias_ih_l{l}"] + p[f"bias_hh_l{l}"]  # h0 = 0: no W_hh term
+        i, f, gg, o = np.split(g, 4)
+        x = (sig(o) * np.tanh(sig(i) * np.tanh(gg))).astype(np.float32)  # h as the stepper keeps it
+    want = r(model.head.weight) @ r(x) + model.head.bias
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    fp32 = model.stepper(1, precision="fp32").step([7])[0]
+    assert not np.array_equal(fp32, got.astype(np.float32))  # bf16 is not float32's products
+
+
+def test_bf16_follows_the_model_and_may_be_chosen():
+    model = LanguageModel(10, 4, 16, seed=0)
+    assert model.stepper(1).precision == "fp32"
+    assert model.stepper(1, precision="bf16").precision == "bf16"
+    model.precision = "bf16"
+    assert model.stepper(1).precision == "bf16"
+    assert model.stepper(1, precision="fp32").precision == "fp32"
+    with pytest.raises(ValueError, match="^precision: expected 'fp32' or 'bf16', got 'bf32'"):
+        model.stepper(1, precision="bf32")
+    double = LanguageModel(10, 4, 16, seed=0, dtype=np.float64)
+    with pytest.raises(ValueError, match="^precision: 'bf16' needs float32"):
+        double.stepper(1, precision="bf16")
+
+
+def test_bf16_under_a_forced_lower_isa_in_a_child():
+    """SEQCORE_ISA set at start-up (as test_bf16 does): the stepper rounds and
+    matches that ISA's forward."""
+    import subprocess
+    import sys
+    from children import CHILD_CWD, child_env
+    isa = "avx2" if "avx2" in seqcore.info()["isas"] else "scalar"
+    code = ("import numpy as np, seqcore\n"
+            "from seqcore.nn import LanguageModel\n"
+            "m = LanguageModel(11, 5, 37, num_layers=2, seed=3, precision='bf16')\n"
+            "st, states, same = m.stepper(3), [None] * 3, True\n"
+            "for t in range(3):\n"
+            "    got = st.step(np.array([t, t + 1, t + 2])).copy()\n"
+            "    for r in range(3):\n"
+            "        y, states[r] = m.forward(np.array([[t + r]]), states[r], train=False)\n"
+            "        same &= np.array_equal(got[r], y[0, 0])\n"
+            "print(seqcore.info()['isa'], same)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=child_env(None, SEQCORE_ISA=isa), cwd=CHILD_CWD)
+    assert done.stdout.split() == [isa, "True"], done.stderr
+
+
+def test_bf16_stepper_is_refreshed_after_an_optimisers_step():
+    model = bf16_model(10, 4, 16, num_layers=2, cell="lstm", seed=0)
+    stepper = model.stepper(1)
+    stepper.step([1])
+    state = stepper.state
+    logits, _ = model.forward(np.array([[1, 2, 3]]).T, None, train=True)
+    model.backward(np.ones_like(logits))
+    SGD(model, lr=0.5).step()
+    got = stepper.step([2]).copy()
+    np.testing.assert_array_equal(got, step_alone(model, [2], [state]))
 
 
 # ---------------------------------------------------------------------------

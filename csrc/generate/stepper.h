@@ -11,6 +11,8 @@
 // recurrent product keeps the one-row tile's chains (panel_chains<1, NV>)
 // for tiles of several rows. So a batch of samples is a batch of single
 // samples, and sampling gives the text the step-by-step forward gives.
+#include "generate/stepper_bf16.h"
+
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
 
@@ -94,6 +96,59 @@ inline void panel_product_by_chain(int64_t K, const T* A, int64_t lda, const T* 
     for (int r = 0; r < R; ++r)
       for (int q = 0; q < NV; ++q) acc[r][q] = s == 0 ? chain[r][q] : acc[r][q] + chain[r][q];
   }
+}
+
+// panel_product_bf16<R, NV> with the chains of a one-row tile (KS), so that
+// each row gets what a one-row forward gives it: the AMX blocks (each row's
+// sums its own), then the pairs of k past them in KS chains, one chain
+// after the other for all R rows (as panel_product_by_chain).
+template <int R, int NV, int KS>
+inline void stepper_product_bf16(int64_t K, const Bf16Rows<float>& b, int64_t row0, const float* P,
+                                 Vec<float> (&acc)[R][NV]) {
+#if defined(__AVX512BF16__)
+  constexpr int V = Vec<float>::size;
+  const int64_t kp_n = (K + 1) / 2, stride = b.stride;
+  const uint32_t* a = reinterpret_cast<const uint32_t*>(b.rows) + row0 * stride;
+  const uint32_t* p = reinterpret_cast<const uint32_t*>(P);
+  int64_t kp_start = 0;
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < NV; ++q) acc[r][q] = Vec<float>::zero();
+#if defined(__AMX_BF16__)
+  if (K >= 32) {
+    for (int r0 = 0; r0 < R; r0 += 16) {
+      amx_panel_blocks<NV>(K / 32, a + r0 * stride, stride, p, b.sums);
+      for (int r = r0; r < R && r < r0 + 16; ++r)
+        for (int q = 0; q < NV; ++q) acc[r][q] = Vec<float>::load(b.sums + q * 256 + (r - r0) * 16);
+    }
+    kp_start = K / 32 * 16;
+  }
+#endif
+  if (kp_start == kp_n) {  // chain 0 alone: + 0 for each other chain, which only makes -0 +0
+    if (KS > 1)
+      for (int r = 0; r < R; ++r)
+        for (int q = 0; q < NV; ++q) acc[r][q] = acc[r][q] + Vec<float>::zero();
+    return;
+  }
+  // panel_product_bf16's remainder: chain s takes kp_start + s, + KS, …;
+  // chain 0 starts from the AMX sums; then the chains are added in order.
+  for (int s = 0; s < KS; ++s) {
+    __m512 chain[R][NV];
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < NV; ++q) chain[r][q] = s == 0 ? acc[r][q].v : _mm512_setzero_ps();
+    for (int64_t kp = kp_start + s; kp < kp_n; kp += KS) {
+      __m512bh w[NV];
+      for (int q = 0; q < NV; ++q) w[q] = (__m512bh)_mm512_loadu_si512(p + (kp * NV + q) * V);
+      for (int r = 0; r < R; ++r) {
+        const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[r * stride + kp]));
+        for (int q = 0; q < NV; ++q) chain[r][q] = _mm512_dpbf16_ps(chain[r][q], x, w[q]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < NV; ++q) acc[r][q] = s == 0 ? Vec<float>(chain[r][q]) : acc[r][q] + Vec<float>(chain[r][q]);
+  }
+#else
+  panel_product_by_chain<float, R, NV, KS>(K, b.rows + row0 * b.stride, b.stride, P, acc);
+#endif
 }
 
 // A tile's recurrent product with the chains of a one-row tile (KS): one
@@ -206,16 +261,26 @@ PanelMap stepper_map(Cell cell, int64_t H) {
                                                                         : rnn_forward_map<T>(H);
 }
 
-// Offsets (elements) of the buffer's parts, each on a 64-byte boundary.
+// Offsets (elements) of the buffer's parts, each on a 64-byte boundary. In
+// precision "bf16" (float only) the products' weights are packed for
+// stepper_bf16.h (W_hh's panels as the forward's, W_ih per gate and the
+// head as Wc), and the step keeps its rows converted: each layer's state
+// (the recurrent product's rows) and the last two layers' outputs (the
+// next layer's and the head's rows).
 template <typename T>
 struct StepperLayout {
-  int64_t panels, panel_block, W_ih0, W_ih, b_ih, b_hh, head_W, head_b, embedding, table, x0, gx,
-      h_out, acc, h, c, total;
+  int64_t unit_panel, panels, panel_block, W_ih0, W_ih0_gate, W_ih, W_ih_gate, b_ih, b_hh, head_W, head_b, embedding, table,
+      x0, gx, h_out, acc, h, c, state_rows, state_block, out_rows, out_block, x0_rows, total;
 
   explicit StepperLayout(const StepperSizes& s) {
-    const int64_t GH = gate_count(s.cell) * s.H, BH = s.B * s.H;
+    const int64_t G = gate_count(s.cell), GH = G * s.H, BH = s.B * s.H;
     const PanelMap map = stepper_map<T>(s.cell, s.H);
-    panel_block = round(map.units() * map.panel_size(s.H));
+    const Bf16ColsBlocks kh(s.H), kd(s.D);
+    const int64_t brows = bf16_buffer_rows(s.B);
+    unit_panel = s.bf16 ? bf16_unit_panel(map) : map.panel_size(s.H);
+    panel_block = round(map.units() * unit_panel);
+    W_ih0_gate = s.bf16 ? kd.packed_size(s.H) : s.H * s.D;
+    W_ih_gate = s.bf16 ? kh.packed_size(s.H) : s.H * s.H;
     int64_t at = 0;
     auto take = [&](int64_t n) {
       const int64_t here = at;
@@ -223,11 +288,11 @@ struct StepperLayout {
       return here;
     };
     panels = take(s.L * panel_block);
-    W_ih0 = take(s.table ? 0 : GH * s.D);            // layer 0's, unless in the table
-    W_ih = take((s.L - 1) * GH * s.H);               // layers 1 … L-1
+    W_ih0 = take(s.table ? 0 : G * W_ih0_gate);       // layer 0's, unless in the table
+    W_ih = take((s.L - 1) * G * W_ih_gate);           // layers 1 … L-1
     b_ih = take(s.L * GH);
     b_hh = take(s.cell == Cell::gru ? s.L * GH : 0);
-    head_W = take(s.V * s.H);
+    head_W = take(s.bf16 ? kh.packed_size(s.V) : s.V * s.H);
     head_b = take(s.head_bias ? s.V : 0);
     embedding = take(s.embedding && !s.table ? s.V * s.D : 0);
     table = take(s.table ? s.V * GH : 0);            // (V, GH) x W_ihᵀ of each id
@@ -237,6 +302,11 @@ struct StepperLayout {
     acc = take(s.B * map.units() * map.NV * map.V);  // the top layer's recurrent product, on odd steps
     h = take(s.L * BH);
     c = take(s.cell == Cell::lstm ? s.L * BH : 0);
+    state_block = s.bf16 ? round(brows * bf16_row_stride(s.H)) : 0;
+    state_rows = take(s.L * state_block);
+    out_block = s.bf16 ? round(brows * kh.row_size()) : 0;
+    out_rows = take(2 * out_block);
+    x0_rows = take(s.bf16 && !s.table ? brows * kd.row_size() : 0);
     total = at;
   }
 
@@ -271,8 +341,69 @@ void stepper_inputs(const StepperSizes& s, const T* embedding, const int64_t* id
   }
 }
 
+// stepper_pack in precision "bf16": the weights rounded to bfloat16 once,
+// packed for the products of stepper_bf16.h; layer 0's table made by the
+// product a step would make (so by the forward's).
+inline void stepper_pack_bf16(const StepperSizes& s, const StepperWeights<float>& w, float* buf) {
+  const StepperLayout<float> at(s);
+  const int64_t G = gate_count(s.cell), GH = G * s.H, H = s.H;
+  const PanelMap map = stepper_map<float>(s.cell, H);
+  const Bf16ColsBlocks kh(H), kd(s.D);
+  auto copy = [](float* dst, const float* src, int64_t n) { std::memcpy(dst, src, sizeof(float) * n); };
+  std::memset(buf + at.state_rows, 0, sizeof(float) * (at.total - at.state_rows));  // the rows' padding: zeros
+  GemmBuffer<float> panels(map.units() * map.panel_size(H));
+  float* unit = panels.data;
+  for (int64_t l = 0; l < s.L; ++l) {
+    // the forward's panels, each unit's part of them side by side
+    pack_panels_bf16(map, H, w.W_hh[l], H, false, 0, map.units(), unit);
+    for (int64_t u = 0; u < map.units(); ++u)
+      copy(buf + at.panels + l * at.panel_block + u * at.unit_panel, unit + u * map.panel_size(H), at.unit_panel);
+    for (int64_t q = 0; l > 0 && q < G; ++q)
+      bf16_pack_cols(kh, H, w.W_ih[l] + q * H * H, H, buf + at.W_ih + ((l - 1) * G + q) * at.W_ih_gate);
+    copy(buf + at.b_ih + l * GH, w.b_ih[l], GH);
+    if (s.cell == Cell::gru) copy(buf + at.b_hh + l * GH, w.b_hh[l], GH);
+  }
+  bf16_pack_cols(kh, s.V, w.head_W, H, buf + at.head_W);
+  if (s.head_bias) copy(buf + at.head_b, w.head_b, s.V);
+  if (!s.table) {
+    for (int64_t q = 0; q < G; ++q)
+      bf16_pack_cols(kd, H, w.W_ih[0] + q * H * s.D, s.D, buf + at.W_ih0 + q * at.W_ih0_gate);
+    if (s.embedding) copy(buf + at.embedding, w.embedding, s.V * s.D);
+    return;
+  }
+  // Each id's row as a step computes it: its input row times W_ihᵀ, for 16
+  // ids at a time (an AMX tile's rows).
+  constexpr int64_t n = 16;
+  const int64_t rows_size = bf16_buffer_rows(n) * kd.row_size();
+  GemmBuffer<float> work(G * at.W_ih0_gate + rows_size + n * s.D);
+  float* packed = work.data;
+  float* rows = packed + G * at.W_ih0_gate;
+  float* x = rows + rows_size;
+  std::memset(rows, 0, sizeof(float) * rows_size);
+  for (int64_t q = 0; q < G; ++q) bf16_pack_cols(kd, H, w.W_ih[0] + q * H * s.D, s.D, packed + q * at.W_ih0_gate);
+  const StepperTiles tiles(n);
+  for (int64_t v0 = 0; v0 < s.V; v0 += n) {
+    const int64_t m = s.V - v0 < n ? s.V - v0 : n;
+    int64_t ids[n];
+    for (int64_t r = 0; r < m; ++r) ids[r] = v0 + r;
+    stepper_inputs(s, w.embedding, ids, m, x);
+    bf16_convert_cols(kd, x, s.D, m, 0, s.D, rows);
+    for (int64_t q = 0; q < G; ++q)
+      bf16_cols_product(kd, m, rows, packed + q * at.W_ih0_gate, H, 0, gemm_ceil_div(H, kColsGroup),
+                        buf + at.table + v0 * GH + q * H, GH);
+  }
+}
+
 template <typename T>
 void stepper_pack(const StepperSizes& s, const StepperWeights<T>& w, T* buf) {
+  if constexpr (sizeof(T) == 4) {
+    if (s.bf16) {
+      stepper_pack_bf16(s, w, buf);
+      std::memset(buf + StepperLayout<T>(s).h, 0, sizeof(T) * s.L * s.B * s.H);
+      if (s.cell == Cell::lstm) std::memset(buf + StepperLayout<T>(s).c, 0, sizeof(T) * s.L * s.B * s.H);
+      return;
+    }
+  }
   const StepperLayout<T> at(s);
   const int64_t GH = gate_count(s.cell) * s.H, H = s.H;
   const PanelMap map = stepper_map<T>(s.cell, H);
@@ -330,6 +461,165 @@ void stepper_run_layer(int mode, const PanelMap& map, int64_t u0, int64_t u1, in
   }
 }
 
+// A tile of R rows of one unit's "bf16" recurrent product (the chains of a
+// one-row tile), then the epilogue, or (acc_out) the product kept for it.
+template <int NV, typename Epi>
+struct StepperTileBf16 {
+  int64_t H = 0, unit = 0, ld = 0;
+  const float* panel = nullptr;
+  Bf16Rows<float> rows;      // the state's rows, converted
+  float* h_out = nullptr;    // (B, H)
+  float* acc_out = nullptr;  // or the product's sums, as StepperProduct
+  Epi epi;
+
+  template <int R>
+  void tile(int64_t row0) {
+    constexpr int V = Vec<float>::size;
+    Vec<float> acc[R][NV];
+    stepper_product_bf16<R, NV, panel_chains<1, NV>()>(H, rows, row0, panel, acc);
+    for (int r = 0; r < R; ++r) {
+      if (acc_out != nullptr) {
+        for (int q = 0; q < NV; ++q) acc[r][q].store(acc_out + (row0 + r) * ld + (unit * NV + q) * V);
+      } else {
+        epi.apply(row0 + r, unit, acc[r], h_out + (row0 + r) * H);
+      }
+    }
+  }
+};
+
+template <int NV, typename Epi>
+void stepper_run_layer_bf16(int mode, const PanelMap& map, int64_t u0, int64_t u1, int64_t rows,
+                            const float* panels, const Bf16Rows<float>& state, float* h_out, float* acc,
+                            const Epi& e) {
+  if (mode == kEpilogue) {
+    stepper_layer_epilogue<float, NV>(map, u0, u1, rows, acc, h_out, e);
+    return;
+  }
+  StepperTileBf16<NV, Epi> t;
+  t.H = map.H;
+  t.ld = map.units() * NV * Vec<float>::size;
+  t.rows = state;
+  t.h_out = h_out;
+  t.acc_out = mode == kProduct ? acc : nullptr;
+  t.epi = e;
+  for (int64_t u = u0; u < u1; ++u) {
+    t.unit = u;
+    t.panel = panels + u * bf16_unit_panel(map);
+    for_each_tile<NV, bf16_tile_rows<NV>()>(rows, t);
+  }
+}
+
+// stepper_step in precision "bf16": the same steps, with the products of
+// stepper_bf16.h on rows converted once. Each thread converts its own
+// columns: the states' at the start (then the threads meet), each layer's
+// output before the layer's meeting (into one of two buffers, so that a
+// thread ahead never overwrites rows another still reads).
+inline void stepper_step_bf16(const StepperSizes& s, float* buf, const int64_t* ids, int64_t rows, float* logits,
+                              int num_threads, bool top_first) {
+  const StepperLayout<float> at(s);
+  const int64_t G = gate_count(s.cell), GH = G * s.H, H = s.H, BH = s.B * H, V = s.V;
+  const PanelMap map = stepper_map<float>(s.cell, H);
+  const int64_t units = map.units();
+  const Bf16ColsBlocks kh(H), kd(s.D);
+  const int64_t V_groups = gemm_ceil_div(V, kColsGroup);
+  if (!s.table) {
+    stepper_inputs(s, s.embedding ? buf + at.embedding : static_cast<const float*>(nullptr), ids, rows, buf + at.x0);
+    bf16_convert_cols(kd, buf + at.x0, s.D, rows, 0, s.D, buf + at.x0_rows);
+  }
+  const int nt = stepper_threads(s, rows, units, num_threads);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const StepperTiles tiles(rows);
+    alignas(64) float sums[4 * 256];  // this thread's AMX sums
+    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+    int64_t u0, u1;
+    split_units(units, tid, team, u0, u1);
+    const int64_t j0 = u0 * map.unit_width() < H ? u0 * map.unit_width() : H;
+    const int64_t j1 = u1 * map.unit_width() < H ? u1 * map.unit_width() : H;
+    const int64_t g0 = j0 / kColsGroup, g1 = gemm_ceil_div(j1, kColsGroup);
+    float* gx = buf + at.gx;
+    for (int64_t l = 0; l < s.L; ++l)
+      bf16_convert_state(buf + at.h + l * BH, H, rows, H, j0, j1, buf + at.state_rows + l * at.state_block);
+    if (team > 1) {
+#pragma omp barrier
+    }
+    for (int64_t q = 0; q < G; ++q) {
+      const int64_t col = q * H + j0;
+      if (s.table) {
+        for (int64_t r = 0; r < rows; ++r)
+          std::memcpy(gx + r * GH + col, buf + at.table + ids[r] * GH + col, sizeof(float) * (j1 - j0));
+      } else if (g1 > g0) {
+        bf16_cols_product(kd, rows, buf + at.x0_rows, buf + at.W_ih0 + q * at.W_ih0_gate, H, g0, g1, gx + q * H, GH);
+      }
+    }
+    auto layer = [&](int64_t l, int mode) {
+      float* h = buf + at.h + l * BH;
+      float* h_out = buf + at.h_out + l * BH;
+      float* acc = buf + at.acc;
+      if (l > 0 && mode != kProduct && g1 > g0) {
+        for (int64_t q = 0; q < G; ++q)
+          bf16_cols_product(kh, rows, buf + at.out_rows + ((l - 1) % 2) * at.out_block,
+                            buf + at.W_ih + ((l - 1) * G + q) * at.W_ih_gate, H, g0, g1, gx + q * H, GH);
+      }
+      Bf16Rows<float> state;
+      state.rows = buf + at.state_rows + l * at.state_block;
+      state.sums = sums;
+      state.stride = bf16_row_stride(H);
+      state.ready = true;
+      const float* panels = buf + at.panels + l * at.panel_block;
+      const float* b_ih = buf + at.b_ih + l * GH;
+      if (s.cell == Cell::lstm) {
+        LstmForwardEpilogue<float> e;
+        e.H = H;
+        e.gx = gx;
+        e.b = b_ih;
+        e.h_prev = h;
+        e.h_out = h_out;
+        e.c_prev = e.c_out = buf + at.c + l * BH;
+        stepper_run_layer_bf16<kLstmForwardNV>(mode, map, u0, u1, rows, panels, state, h_out, acc, e);
+      } else if (s.cell == Cell::gru) {
+        GruForwardEpilogue<float> e;
+        e.H = H;
+        e.gx = gx;
+        e.b_ih = b_ih;
+        e.b_hh = buf + at.b_hh + l * GH;
+        e.h_prev = h;
+        e.h_out = h_out;
+        stepper_run_layer_bf16<kGruForwardNV>(mode, map, u0, u1, rows, panels, state, h_out, acc, e);
+      } else {
+        RnnForwardEpilogue<float> e;
+        e.H = H;
+        e.gx = gx;
+        e.b = b_ih;
+        e.h_prev = h;
+        e.h_out = h_out;
+        stepper_run_layer_bf16<kRnnForwardNV>(mode, map, u0, u1, rows, panels, state, h_out, acc, e);
+      }
+      if (mode == kProduct) return;
+      bf16_convert_cols(kh, h_out, H, rows, j0, j1, buf + at.out_rows + (l % 2) * at.out_block);
+      if (team > 1) {
+#pragma omp barrier
+      }
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(h + r * H + j0, h_out + r * H + j0, sizeof(float) * (j1 - j0));
+    };
+    const bool split = top_first && s.L > 1;
+    if (split) layer(s.L - 1, kProduct);
+    for (int64_t l = 0; l < s.L; ++l) layer(l, split && l == s.L - 1 ? kEpilogue : kFused);
+    // the head, this thread's groups of the vocabulary; numpy's y += bias after
+    int64_t v0, v1;
+    split_units(V_groups, tid, team, v0, v1);
+    if (v1 > v0) {
+      bf16_cols_product(kh, rows, buf + at.out_rows + ((s.L - 1) % 2) * at.out_block, buf + at.head_W, V, v0, v1,
+                        logits, V);
+      if (s.head_bias) {
+        const int64_t c0 = v0 * kColsGroup, c1 = v1 * kColsGroup < V ? v1 * kColsGroup : V;
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = c0; j < c1; ++j) logits[r * V + j] += buf[at.head_b + j];
+      }
+    }
+  }
+}
+
 // One step. top_first: the top layer's recurrent product first (it reads
 // only the last state), then the layers in order, so that the weights this
 // step reads first are those the last step read last. Taken on every other
@@ -338,6 +628,12 @@ void stepper_run_layer(int mode, const PanelMap& map, int64_t u0, int64_t u1, in
 template <typename T>
 void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits, int num_threads,
                   bool top_first) {
+  if constexpr (sizeof(T) == 4) {
+    if (s.bf16) {
+      stepper_step_bf16(s, buf, ids, rows, logits, num_threads, top_first);
+      return;
+    }
+  }
   const StepperLayout<T> at(s);
   const int64_t G = gate_count(s.cell), GH = G * s.H, H = s.H, BH = s.B * H, V = s.V;
   const PanelMap map = stepper_map<T>(s.cell, H);

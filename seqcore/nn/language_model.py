@@ -108,11 +108,13 @@ class LanguageModel(RecurrentNetwork):
         y, state = self.rnn.forward(x, state, train=train, lengths=lengths)
         return self.head.forward(self.dropout.forward(y, train=train), train=train), state
 
-    def stepper(self, batch_size: int = 1, num_threads: Optional[int] = 1) -> "Stepper":
+    def stepper(self, batch_size: int = 1, num_threads: Optional[int] = 1,
+                precision: Optional[str] = None) -> "Stepper":
         """This model prepared for generation, ``batch_size`` rows one token at
         a time: weights copied and packed once, one native call a token (see
-        seqcore.nn.stepper); num_threads: the most threads of a step."""
-        return Stepper(self, batch_size, num_threads)
+        seqcore.nn.stepper); num_threads: the most threads of a step;
+        precision: the products' ("fp32" or "bf16"; None: the model's)."""
+        return Stepper(self, batch_size, num_threads, precision)
 
     def backward(self, dlogits: np.ndarray, dstate=None) -> None:
         """dlogits (T, B, V); dstate: gradient at the returned state or None.

@@ -40,22 +40,28 @@ class Stepper:
 
     Rows: ``step(ids)`` with n <= batch_size ids runs rows [0, n); the other
     rows keep their state. num_threads: the most threads of a step (None:
-    seqcore.get_num_threads()); default 1 (see seqcore.ops.NativeStepper). ``keep(rows)`` moves the state of the given rows to
+    seqcore.get_num_threads()); default 1 (see seqcore.ops.NativeStepper);
+    the logits are the same whatever the threads. precision: the products'
+    precision, "fp32" or "bf16" (float32 models); None: the model's. In
+    "bf16" the weights are rounded to bfloat16 once and each row's logits
+    are those of the model's forward in precision "bf16" (bit for bit),
+    which reads half the bytes a token. ``keep(rows)`` moves the state of the given rows to
     the front, so that rows that are done (a sample that ended) cost nothing
     more.
     """
 
-    def __init__(self, model, batch_size: int = 1, num_threads: Optional[int] = 1) -> None:
+    def __init__(self, model, batch_size: int = 1, num_threads: Optional[int] = 1,
+                 precision: Optional[str] = None) -> None:
         rnn = getattr(model, "rnn", None)
         if rnn is None or getattr(rnn, "cell", None) not in ("rnn", "lstm", "gru") or rnn.directions != 1:
             raise TypeError(f"model: expected a seqcore.nn.LanguageModel (one direction), got {type(model).__name__}")
-        if getattr(model, "precision", "fp32") != "fp32":
-            raise ValueError(f"precision: the stepper computes in float32, and this model's products are "
-                             f"{model.precision!r}; step it with model.forward (generate.sample does), or set "
-                             f"model.precision = 'fp32' first")
+        if precision is None:
+            precision = getattr(model, "precision", "fp32")
         self.model = model
+        self.precision = ops.check_precision(precision, model.dtype)
         self._version = params_version()
-        self._native = ops.NativeStepper(rnn.cell, batch_size, *self._weights(), num_threads=num_threads)
+        self._native = ops.NativeStepper(rnn.cell, batch_size, *self._weights(), num_threads=num_threads,
+                                         precision=self.precision)
         self.batch_size, self.vocab_size = self._native.batch_size, self._native.vocab_size
         self.dtype = self._native.dtype
 
