@@ -1,10 +1,11 @@
 """Sampling speed: characters per second of seqcore.generate.sample on its
-stepper, one sample and N at once, against the reference path (one forward
-a token and the NumPy draw: how sample ran before the stepper) and a plain
-PyTorch loop (nn.LSTM one step at a time with the state carried, softmax and
-torch.multinomial), in one process.
+stepper, one sample and N at once, in precision "fp32" and "bf16", at 1
+thread and at --threads (default 2) threads a step, against the reference
+path (one forward a token and the NumPy draw: how sample ran before the
+stepper) and a plain PyTorch loop (nn.LSTM one step at a time with the state
+carried, softmax and torch.multinomial, at 1 thread), in one process.
 
-    python bench/generate.py [--threads 1] [--length 2000] [--samples 64] [--rounds 5] [--json PATH]
+    python bench/generate.py [--threads 2] [--length 2000] [--samples 64] [--rounds 5] [--json PATH]
 
 Models (random weights, so every character is drawn; no <eos> stop):
   char-rnn     1-layer LSTM 128, embedding 32, 83 characters
@@ -37,6 +38,27 @@ MODELS = {
     "char-rnn": dict(chars=80, embed_size=32, hidden_size=128, num_layers=1),
     "shakespeare": dict(chars=62, embed_size=64, hidden_size=256, num_layers=2),
 }
+
+
+class Stepped:
+    """The model, whose stepper takes `threads` threads a step (sample makes
+    it with its defaults otherwise)."""
+
+    def __init__(self, model, threads: int):
+        self.model, self.threads = model, threads
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def stepper(self, batch_size: int = 1):
+        return self.model.stepper(batch_size, num_threads=self.threads)
+
+
+def in_bf16(model):
+    """A copy of the model in precision "bf16" (the same float32 weights)."""
+    copy = LanguageModel(**dict(model.config(), precision="bf16"))
+    copy.load_state_dict(model.state_dict())
+    return copy
 
 
 class ForwardOnly:
@@ -84,7 +106,8 @@ def torch_sampler(model, threads: int):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--threads", type=int, default=1, help="threads of seqcore and torch (default: 1)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads a step of the stepper's second rows (default: %(default)s; torch: 1)")
     parser.add_argument("--length", type=int, default=2000, help="characters a sample (default: %(default)s)")
     parser.add_argument("--samples", type=int, default=64, help="N of the N-samples rows (default: %(default)s)")
     parser.add_argument("--reference-length", type=int, default=200,
@@ -93,28 +116,33 @@ def main(argv=None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
-    seqcore.set_num_threads(args.threads)
+    seqcore.set_num_threads(args.threads)  # the reference path's forward: 1 thread (T = B = 1)
     try:
         import torch
     except ImportError:
         torch = None
     with_torch = torch is not None and not args.no_torch
-    print(f"sampling on {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {args.threads} thread(s),"
+    print(f"sampling on {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, 1 and {args.threads} "
+          f"thread(s),"
           f" seqcore {seqcore.__version__} ({seqcore.info()['isa']})"
-          + (f", torch {torch.__version__}" if with_torch else ""))
+          + (f", torch {torch.__version__}" if with_torch else "")
+          + ", load average %.1f %.1f %.1f" % os.getloadavg())
 
     records, rows = [], []
     for name in args.models:
         vocab, model = make(name)
         L, N = args.length, args.samples
-        contestants = [
-            ("seqcore", 1, L, lambda: sample(model, vocab, L, seed=1, stop_at_eos=False)),
-            ("seqcore", N, L, lambda: sample(model, vocab, L, seed=1, stop_at_eos=False, num_samples=N)),
-            ("seqcore, reference path", 1, args.reference_length,
-             lambda: sample(ForwardOnly(model), vocab, args.reference_length, seed=1, stop_at_eos=False)),
-        ]
+        bf16 = in_bf16(model)
+        contestants = []
+        for who, m in (("seqcore", model), (f"seqcore, {args.threads} threads", Stepped(model, args.threads)),
+                       ("seqcore bf16", bf16), (f"seqcore bf16, {args.threads} threads", Stepped(bf16, args.threads))):
+            contestants += [
+                (who, 1, L, lambda m=m: sample(m, vocab, L, seed=1, stop_at_eos=False)),
+                (who, N, L, lambda m=m: sample(m, vocab, L, seed=1, stop_at_eos=False, num_samples=N))]
+        contestants.append(("seqcore, reference path", 1, args.reference_length,
+                            lambda: sample(ForwardOnly(model), vocab, args.reference_length, seed=1, stop_at_eos=False)))
         if with_torch:
-            run = torch_sampler(model, args.threads)
+            run = torch_sampler(model, 1)
             contestants += [("torch loop", 1, L, lambda: run(L, 1, 1)), ("torch loop", N, L, lambda: run(L, N, 1))]
         times = [[] for _ in contestants]
         for c in contestants:  # warm-up: packing, first calls, torch's pools
@@ -137,9 +165,11 @@ def main(argv=None) -> int:
                   flush=True)
 
     print(format_table(["model", "library", "samples", "chars", "chars/s", "us/char", "x seqcore 1"], rows))
+    print("load average at the end: %.1f %.1f %.1f" % os.getloadavg())
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(dict(time=time.strftime("%Y-%m-%dT%H:%M:%S"), threads=args.threads, info=seqcore.info(),
+                           load=os.getloadavg(),
                            records=records), f, indent=1)
         print(f"\nwrote {args.json}")
     return 0
