@@ -83,16 +83,25 @@ int64_t draw_row(const T* x, int64_t V, double u, const DrawOptions& o, double* 
   for (int64_t j = 0; j < V; ++j) p[j] = std::exp(logp[j] - most);
   const double sum = pairwise_sum(p, V);
   if (!(sum > 0.0 && std::isfinite(sum))) return -1;
+  for (int64_t j = 0; j < V; ++j) p[j] /= sum;  // the divisions apart from the sums' chain (vectorised)
   double cdf = 0.0;
   for (int64_t j = 0; j < V; ++j) {
-    cdf += p[j] / sum;
+    cdf += p[j];
     p[j] = cdf;
   }
+  // The first j with p[j] / last > u: p is non-decreasing, and so is a
+  // correctly rounded p[j] / last, so a bisection finds the j a scan would.
   const double last = p[V - 1];
-  for (int64_t j = 0; j < V; ++j) {
-    if (p[j] / last > u) return j;
+  int64_t lo = 0, hi = V - 1;  // p[hi] / last = 1 > u
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (p[mid] / last > u) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
   }
-  return V - 1;  // not reached: the last cdf is 1 > u
+  return lo;
 }
 
 }  // namespace

@@ -527,11 +527,11 @@ inline void stepper_step_bf16(const StepperSizes& s, float* buf, const int64_t* 
     bf16_convert_cols(kd, buf + at.x0, s.D, rows, 0, s.D, buf + at.x0_rows);
   }
   const int nt = stepper_threads(s, rows, units, num_threads);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  StepCounter done;
+  run_workers(num_threads, nt, [&](int tid, int team) {
+    int64_t meetings = 0;  // the workers meet on done (cells/team.h)
     const StepperTiles tiles(rows);
     alignas(64) float sums[4 * 256];  // this thread's AMX sums
-    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
     int64_t u0, u1;
     split_units(units, tid, team, u0, u1);
     const int64_t j0 = u0 * map.unit_width() < H ? u0 * map.unit_width() : H;
@@ -540,9 +540,7 @@ inline void stepper_step_bf16(const StepperSizes& s, float* buf, const int64_t* 
     float* gx = buf + at.gx;
     for (int64_t l = 0; l < s.L; ++l)
       bf16_convert_state(buf + at.h + l * BH, H, rows, H, j0, j1, buf + at.state_rows + l * at.state_block);
-    if (team > 1) {
-#pragma omp barrier
-    }
+    step_end(&done, tid, team, meetings++);
     for (int64_t q = 0; q < G; ++q) {
       const int64_t col = q * H + j0;
       if (s.table) {
@@ -597,9 +595,7 @@ inline void stepper_step_bf16(const StepperSizes& s, float* buf, const int64_t* 
       }
       if (mode == kProduct) return;
       bf16_convert_cols(kh, h_out, H, rows, j0, j1, buf + at.out_rows + (l % 2) * at.out_block);
-      if (team > 1) {
-#pragma omp barrier
-      }
+      step_end(&done, tid, team, meetings++);
       for (int64_t r = 0; r < rows; ++r) std::memcpy(h + r * H + j0, h_out + r * H + j0, sizeof(float) * (j1 - j0));
     };
     const bool split = top_first && s.L > 1;
@@ -617,7 +613,7 @@ inline void stepper_step_bf16(const StepperSizes& s, float* buf, const int64_t* 
           for (int64_t j = c0; j < c1; ++j) logits[r * V + j] += buf[at.head_b + j];
       }
     }
-  }
+  });
 }
 
 // One step. top_first: the top layer's recurrent product first (it reads
@@ -642,10 +638,11 @@ void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t row
     stepper_inputs(s, s.embedding ? buf + at.embedding : static_cast<const T*>(nullptr), ids, rows, buf + at.x0);
   }
   const int nt = stepper_threads(s, rows, units, num_threads);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  StepCounter done;
+  run_workers(num_threads, nt, [&](int tid, int team) {
+    int64_t meetings = 0;  // the workers meet on done (cells/team.h)
     int64_t u0, u1;
-    split_units(units, omp_get_thread_num(), omp_get_num_threads(), u0, u1);
+    split_units(units, tid, team, u0, u1);
     // this thread's hidden units [j0, j1): columns q·H + [j0, j1) of each gate q
     const int64_t j0 = u0 * map.unit_width() < H ? u0 * map.unit_width() : H;
     const int64_t j1 = u1 * map.unit_width() < H ? u1 * map.unit_width() : H;
@@ -706,7 +703,7 @@ void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t row
       if (mode == kProduct) return;
       // Every thread's products have read h: the new state goes in (own
       // columns), and the next layer reads h_out whole.
-#pragma omp barrier
+      step_end(&done, tid, team, meetings++);
       for (int64_t r = 0; r < rows; ++r) std::memcpy(h + r * H + j0, h_out + r * H + j0, sizeof(T) * (j1 - j0));
     };
     const bool split = top_first && s.L > 1;
@@ -714,10 +711,10 @@ void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t row
     for (int64_t l = 0; l < s.L; ++l) layer(l, split && l == s.L - 1 ? kEpilogue : kFused);
     // the head, this thread's share of the vocabulary
     int64_t v0, v1;
-    split_units(V, omp_get_thread_num(), omp_get_num_threads(), v0, v1);
+    split_units(V, tid, team, v0, v1);
     rows_dots(rows, v1 - v0, H, buf + at.h_out + (s.L - 1) * BH, H, buf + at.head_W + v0 * H,
               s.head_bias ? buf + at.head_b + v0 : static_cast<const T*>(nullptr), logits + v0, V);
-  }
+  });
 }
 
 }  // namespace SEQCORE_ISA_NS
