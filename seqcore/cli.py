@@ -484,6 +484,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     ckpt, _ = load_run(args.dir)
     vocab = ckpt.vocab
+    if args.precision is not None:  # else the run's, which the checkpoint keeps
+        try:
+            ckpt.model.precision = args.precision
+        except ValueError as e:
+            raise UsageError(f"--precision: {e}") from None
     # Without a prime, a char-level text starts after a newline (not printed).
     prime = args.prime if args.prime else ("\n" if vocab.level == "char" and "\n" in vocab else "")
     options = dict(prime=prime, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
@@ -531,6 +536,9 @@ def _add_sample_parser(sub) -> None:
     p.add_argument("--num-samples", metavar="N", type=_int_at_least(1), default=1,
                    help="samples drawn at once, each under a '--- sample i of N ---' line; sample i is the one "
                         "--seed + i gives alone (default 1)")
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="the products' precision while sampling (default: the run's); bf16 rounds the weights "
+                        "to bfloat16 once: half the bytes a token, the logits of the model's bf16 forward")
     _add_threads(p)
     p.set_defaults(run=cmd_sample, parser=p)
 

@@ -200,6 +200,35 @@ def test_bad_arguments_exit_2_with_a_message_naming_them(args, flag, corpus, tmp
     assert flag in capsys.readouterr().err
 
 
+def test_sample_in_another_precision_than_the_runs(corpus, tmp_path, capsys, monkeypatch):
+    """--precision bf16 samples an fp32 run with bfloat16 products: the text
+    the model set to bf16 gives through the API; fp32 is the run's own."""
+    from seqcore.generate import sample
+    out = tmp_path / "run"
+    train(corpus, out)
+    capsys.readouterr()
+    flags = ["--length", "60", "--seed", "2", "--temperature", "1.5"]
+    assert run(["sample", str(out), *flags]) == 0
+    default = capsys.readouterr().out
+    assert run(["sample", str(out), *flags, "--precision", "fp32"]) == 0
+    assert capsys.readouterr().out == default
+    assert run(["sample", str(out), *flags, "--precision", "bf16"]) == 0
+    printed = capsys.readouterr().out
+    ckpt = load_checkpoint(out / "checkpoint")
+    ckpt.model.precision = "bf16"
+    assert printed == sample(ckpt.model, ckpt.vocab, 60, prime="\n", temperature=1.5, seed=2) + "\n"
+    import seqcore.cli
+    seen = []
+    streamed = seqcore.cli.stream
+    monkeypatch.setattr(seqcore.cli, "stream", lambda model, *a, **k: seen.append(model.precision) or
+                        streamed(model, *a, **k))
+    for precision in ("bf16", "fp32"):
+        run(["sample", str(out), *flags, "--precision", precision])
+    assert seen == ["bf16", "fp32"]
+    assert run(["sample", str(out), "--precision", "bf32"]) == 2
+    assert "--precision" in capsys.readouterr().err
+
+
 def test_sample_arguments_are_checked(corpus, tmp_path, capsys):
     out = tmp_path / "run"
     train(corpus, out)
