@@ -153,7 +153,8 @@ class _Stepper:
     """Up to batch_size rows of a language model, one token a step: weights
     copied (W_hh packed) at construction and by refresh; one call a token.
     b_ih: RNN, LSTM the one bias b_ih + b_hh; b_hh: a list for GRU, else None.
-    table: keep layer 0's x W_ihᵀ for every id (V, G·H)."""
+    table: keep layer 0's x W_ihᵀ for every id (V, G·H). bf16: precision
+    "bf16" (float32 only): the products' operands rounded to bfloat16."""
 
     def __init__(
         self,
@@ -167,6 +168,7 @@ class _Stepper:
         head_W: _Array,
         head_b: Optional[_Array],
         table: bool,
+        bf16: bool = ...,
     ) -> None: ...
     def refresh(
         self,

@@ -11,6 +11,9 @@
 // recurrent product keeps the one-row tile's chains (panel_chains<1, NV>)
 // for tiles of several rows. So a batch of samples is a batch of single
 // samples, and sampling gives the text the step-by-step forward gives.
+// In precision "bf16" (StepperSizes::bf16) the same holds against the bf16
+// forward: stepper_bf16.h's products, stepper_product_bf16 below.
+// A step's threads (run_workers) meet on a step counter (cells/team.h).
 #include "generate/stepper_bf16.h"
 
 namespace seqcore {
