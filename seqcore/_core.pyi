@@ -168,7 +168,7 @@ class _Stepper:
         head_W: _Array,
         head_b: Optional[_Array],
         table: bool,
-        bf16: bool = ...,
+        bf16: bool = False,
     ) -> None: ...
     def refresh(
         self,
