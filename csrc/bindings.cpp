@@ -167,9 +167,10 @@ double sum_of_squares_py(const py::array& x) {
   check_array<T>(x, "x", static_cast<int>(x.ndim()), false);
   const T* p = static_cast<const T*>(x.data());
   const int64_t n = x.size();
+  const int threads = get_num_threads();
   const auto& k = table<T>();
   py::gil_scoped_release release;
-  return k.sum_of_squares(p, n);
+  return k.sum_of_squares(p, n, threads);
 }
 
 // ---------------------------------------------------------------------------
@@ -779,7 +780,8 @@ PYBIND11_MODULE(_core, m) {
         return x.dtype().kind() == 'f' && x.itemsize() == 8 ? sum_of_squares_py<double>(x)
                                                              : sum_of_squares_py<float>(x);
       },
-      py::arg("x"), "The sum of the squares of x's elements, accumulated in double (C-contiguous).");
+      py::arg("x"), "The sum of the squares of x's elements, accumulated in double (C-contiguous); "
+      "the same bits at any number of threads.");
   // generation: prepared language models, float32 and float64
   bind_stepper<float>(m, "StepperF32");
   bind_stepper<double>(m, "StepperF64");

@@ -149,8 +149,9 @@ struct KernelTable {
 
   // One Adam step on n parameters in place (p, m, v written; g read).
   void (*adam)(T* p, const T* g, T* m, T* v, int64_t n, const AdamArgs& args, int num_threads);
-  // Σ x[i]², accumulated in double.
-  double (*sum_of_squares)(const T* x, int64_t n);
+  // Σ x[i]², accumulated in double, in blocks shared out to the threads
+  // (the result does not depend on num_threads).
+  double (*sum_of_squares)(const T* x, int64_t n, int num_threads);
 
   // A stepper's buffer (64-byte aligned, stepper_size elements): the
   // weights, copied and packed by stepper_pack, then the state, which

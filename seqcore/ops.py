@@ -262,7 +262,9 @@ def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *, l
 def sum_of_squares(a: np.ndarray) -> float:
     """Σ a², accumulated in float64 (float32 squares overflow past 1.8e19),
     for a float32 or float64 ndarray of any shape and layout; NaN or inf
-    where a holds one. One thread: the result depends on the array alone."""
+    where a holds one. Blocks of 64 Ki elements shared out to the threads,
+    their sums added in order: the result depends on the array alone, not
+    on the threads."""
     _float_ndarray("a", a)
     return float(_core.sum_of_squares(np.ascontiguousarray(a)))
 

@@ -384,6 +384,26 @@ def test_sum_of_squares_matches_numpy_in_float64(dtype, n, isa):
     assert ops.sum_of_squares(x) == pytest.approx(expected, rel=1e-12, abs=0.0)
 
 
+@pytest.mark.parametrize("n", [65_536, 65_537, 3 * 65_536 + 5, 1_000_003], ids=lambda n: f"n{n}")
+def test_sum_of_squares_gives_the_same_bits_at_any_threads_and_the_blocks_sum_in_order(n):
+    """Past one block (64 Ki elements) the blocks are shared out to the threads;
+    the sum is each block's, added in order, at any thread count."""
+    x = (np.random.default_rng(n).standard_normal(n) * 1e3).astype(np.float32)
+    block = 1 << 16
+    before = ops.get_num_threads()
+    try:
+        ops.set_num_threads(1)
+        in_order = 0.0
+        for i in range(0, n, block):
+            in_order += ops.sum_of_squares(x[i:i + block])  # one block: one thread's eight sums
+        for t in (1, 2, 3, 5):
+            ops.set_num_threads(t)
+            assert ops.sum_of_squares(x) == in_order, t
+    finally:
+        ops.set_num_threads(before)
+    assert in_order == pytest.approx(float(np.square(x.astype(np.float64)).sum()), rel=1e-12, abs=0.0)
+
+
 def test_sum_of_squares_does_not_overflow_float32_squares_and_keeps_nan_and_inf():
     big = np.full(10, 1e20, np.float32)  # each square is 1e40, past float32's 3.4e38
     assert ops.sum_of_squares(big) == pytest.approx(10 * float(np.float32(1e20)) ** 2, rel=1e-12)
