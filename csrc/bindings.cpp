@@ -173,6 +173,37 @@ double sum_of_squares_py(const py::array& x) {
   return k.sum_of_squares(p, n, threads);
 }
 
+// Softmax cross-entropy of logits z (N, V), C-contiguous, against targets
+// (N,) int64 in [0, V) with weights (N,) float64 -> (Σ nll of the weighted
+// rows, dz (N, V)).
+template <typename T>
+py::tuple softmax_cross_entropy_py(const py::array& z, const py::array& targets, const py::array& weights) {
+  check_array<T>(z, "logits", 2, false);
+  const int64_t N = z.shape(0), V = z.shape(1);
+  if (targets.ndim() != 1 || targets.shape(0) != N || !py::isinstance<py::array_t<int64_t>>(targets) ||
+      !(targets.flags() & py::array::c_style))
+    throw py::value_error("targets: expected a C-contiguous int64 array of shape (N,)");
+  if (weights.ndim() != 1 || weights.shape(0) != N || !py::isinstance<py::array_t<double>>(weights) ||
+      !(weights.flags() & py::array::c_style))
+    throw py::value_error("weights: expected a C-contiguous float64 array of shape (N,)");
+  const int64_t* t = static_cast<const int64_t*>(targets.data());
+  for (int64_t i = 0; i < N; ++i)
+    if (t[i] < 0 || t[i] >= V) throw py::value_error("targets: expected values in [0, V)");
+  if (V < 1 && N > 0) throw py::value_error("logits: expected V >= 1");
+  py::array_t<T> dz({N, V});
+  const int threads = get_num_threads();
+  const auto& k = table<T>();
+  const T* pz = static_cast<const T*>(z.data());
+  const double* w = static_cast<const double*>(weights.data());
+  T* pd = dz.mutable_data();
+  double loss;
+  {
+    py::gil_scoped_release release;
+    loss = k.softmax_cross_entropy(pz, N, V, t, w, pd, threads);
+  }
+  return py::make_tuple(loss, dz);
+}
+
 // ---------------------------------------------------------------------------
 // cells
 
@@ -782,6 +813,14 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("x"), "The sum of the squares of x's elements, accumulated in double (C-contiguous); "
       "the same bits at any number of threads.");
+  m.def(
+      "softmax_cross_entropy",
+      [](const py::array& z, const py::array& targets, const py::array& weights) {
+        return z.dtype().kind() == 'f' && z.itemsize() == 8 ? softmax_cross_entropy_py<double>(z, targets, weights)
+                                                             : softmax_cross_entropy_py<float>(z, targets, weights);
+      },
+      py::arg("logits"), py::arg("targets"), py::arg("weights"),
+      "Softmax cross-entropy of the rows of logits -> (sum of the weighted rows' nll, dlogits).");
   // generation: prepared language models, float32 and float64
   bind_stepper<float>(m, "StepperF32");
   bind_stepper<double>(m, "StepperF64");

@@ -269,6 +269,34 @@ def sum_of_squares(a: np.ndarray) -> float:
     return float(_core.sum_of_squares(np.ascontiguousarray(a)))
 
 
+def softmax_cross_entropy_rows(z: np.ndarray, targets: np.ndarray, weights: np.ndarray, *,
+                               backend: Optional[str] = None) -> Tuple[float, np.ndarray]:
+    """Softmax cross-entropy of the rows of z (N, V), float32 or float64,
+    finite, against targets (N,) integers in [0, V), weighted by weights
+    (N,) (0: the row does not count). Returns (the sum of the rows' negative
+    log-likelihoods where the weight is not 0, in float64; dz (N, V) in z's
+    dtype), dz_i = w_i · (softmax(z_i) − onehot(t_i)). The native kernel
+    fuses the passes and shares the rows out to the threads (the same bits
+    at any thread count); the reference (seqcore.reference) is the NumPy
+    code it replaces, equal to rounding. seqcore.nn.softmax_cross_entropy
+    checks and shapes the arguments."""
+    _check_backend(backend)
+    _float_ndarray("z", z)
+    if z.ndim != 2:
+        raise ValueError(f"z: expected shape (N, V), got {z.shape}")
+    N, V = z.shape
+    targets = np.ascontiguousarray(targets, dtype=np.int64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if targets.shape != (N,) or weights.shape != (N,):
+        raise ValueError(f"targets, weights: expected shape ({N},), got {targets.shape} and {weights.shape}")
+    if N and (V == 0 or targets.min() < 0 or targets.max() >= V):
+        raise ValueError(f"targets: expected values in [0, V) = [0, {V})")
+    if backend == "reference" or N == 0:
+        return reference.softmax_cross_entropy_rows(z, targets, weights)
+    loss, dz = _core.softmax_cross_entropy(np.ascontiguousarray(z), targets, weights)
+    return float(loss), dz
+
+
 # ---------------------------------------------------------------------------
 # argument checks
 
