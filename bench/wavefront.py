@@ -31,6 +31,20 @@ their two directions already run side by side (recurrent.py).
 Figures: median and fastest of --rounds rounds, the modes in turns in one
 process, after a warm-up; "×seq" is the sequential median over the mode's.
 The machine's load (os.getloadavg) is printed before and after.
+
+"model ×seq fwd" is what the thread plan's cost model (csrc/plan.h, constants
+from ops.thread_plan_costs) predicts for the wavefront's forward, with
+t(n, s) the time of a step on the n workers planned for a loop of s steps
+offered m threads (W / r alone; W / (n·r) + S(n) + R(m) / s for n ≥ 2):
+
+    sequential = L · T · t(plan(T, N), T)
+    wavefront  = (T + (L − 1)·K) · t(plan(K, N / L), K) + (⌈T / K⌉ + L − 1) · C
+    C          = CHUNK_CALL_NS + G·H·H · PACK_NS    (a chunk call: the Python
+                 call and its checks, then packing W_hh, measured here)
+
+(L − 1)·K steps fill the pipeline; each chunk is a call. The wavefront
+pays where a layer's planned workers leave threads idle (plan(T, N) ≤ N / L)
+or the steps' synchronisation is a large part of a step.
 """
 
 from __future__ import annotations
@@ -57,6 +71,31 @@ CONFIGS = {
     "lstm64": ("lstm", 200, 8, 64, 64, 2),
     "gru128": ("gru", 100, 32, 128, 128, 2),
 }
+
+
+# A chunk call's own cost (measured on the 2-core machine, 1 thread: a call
+# of T = 1..32 steps less T steps; LSTM H = 64 and 256, GRU H = 128)
+CHUNK_CALL_NS = 25e3
+PACK_NS = 1.2  # per element of W_hh packed
+
+
+def model_ratio(cell: str, T: int, B: int, H: int, L: int, N: int, K: int, train: bool) -> float:
+    """The cost model's sequential time over the wavefront's (see the module doc)."""
+    c = ops.thread_plan_costs()
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    alone = B * G * H * (H + c["epilogue"]) / c["rate"]
+
+    def step(n: int, steps: int, offered: int) -> float:
+        if n == 1:
+            return alone
+        return alone / n + c["sync_base"] + c["sync_per_thread"] * n + \
+            (c["region_base"] + c["region_per_thread"] * offered) / steps
+
+    m = max(1, N // L)
+    sequential = L * T * step(ops.plan_threads(cell, T, B, H, train, N), T, N)
+    wave = (T + (L - 1) * K) * step(ops.plan_threads(cell, K, B, H, train, m), K, m) + \
+        (-(-T // K) + L - 1) * (CHUNK_CALL_NS + G * H * H * PACK_NS)
+    return sequential / wave
 
 
 def _layer_params(cell: str, params, layer: int):
@@ -233,7 +272,8 @@ def _check_bits(cell: str, layer, x: np.ndarray, chunk: int, threads: int) -> Tu
 
 
 def measure(name: str, cell: str, T: int, B: int, D: int, H: int, L: int, threads: int,
-            chunks: Sequence[int], rounds: int) -> List[dict]:
+            chunks: Sequence[int], rounds: int, model: Dict[Tuple[bool, int], float]) -> List[dict]:
+    """Records of each mode, training and inference; model[(train, K)]: model_ratio's."""
     layer = (LSTM if cell == "lstm" else GRU)(D, H, num_layers=L, seed=0)
     params = layer._params
     x = np.random.default_rng(0).standard_normal((T, B, D)).astype(np.float32)
@@ -282,7 +322,8 @@ def measure(name: str, cell: str, T: int, B: int, D: int, H: int, L: int, thread
             records.append(dict(config=name, cell=cell, T=T, B=B, D=D, H=H, layers=L, threads=threads,
                                 step="train" if train else "infer", mode=k, chunk=K,
                                 median_ms=float(np.median(v)) * 1e3, min_ms=float(np.min(v)) * 1e3,
-                                speedup=base / float(np.median(v)), bitwise=bits, wave_bwd_max_rel_diff=worst))
+                                speedup=base / float(np.median(v)), bitwise=bits, wave_bwd_max_rel_diff=worst,
+                                model_speedup=model[train, K] if K and k.startswith("wave K") else None))
     return records
 
 
@@ -298,15 +339,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error("--threads: at least 2; --chunks, --rounds: at least 1")
     print(f"seqcore {seqcore.__version__}, isa {seqcore.info()['isa']}, {os.cpu_count()} cpus, "
           f"{args.threads} threads; load before {os.getloadavg()[0]:.2f}")
+    # The model first: the plan adds to the steps' synchronisation what the
+    # loops measure beyond the model (plan.h), which a busy machine makes large.
+    models = {name: {(train, K): model_ratio(cell, T, B, H, L, args.threads, K, train)
+                     for train in (False, True) for K in args.chunks}
+              for name, (cell, T, B, D, H, L) in ((n, CONFIGS[n]) for n in args.configs)}
     records = []
     for name in args.configs:
         cell, T, B, D, H, L = CONFIGS[name]
-        records += measure(name, cell, T, B, D, H, L, args.threads, args.chunks, args.rounds)
+        records += measure(name, cell, T, B, D, H, L, args.threads, args.chunks, args.rounds, models[name])
     rows = [[r["config"], r["step"], r["mode"], r["median_ms"], r["min_ms"], f"{r['speedup']:.2f}",
+             "" if r["model_speedup"] is None else f"{r['model_speedup']:.2f}",
              "" if r["bitwise"] is None else ("yes" if r["bitwise"] else "NO"),
              "" if r["wave_bwd_max_rel_diff"] is None else f"{r['wave_bwd_max_rel_diff']:.1e}"]
             for r in records]
-    print(format_table(["config", "step", "mode", "median ms", "min ms", "×seq", "bitwise",
+    print(format_table(["config", "step", "mode", "median ms", "min ms", "×seq", "model ×seq fwd", "bitwise",
                         "wave bwd rel diff"], rows))
     print(f"load after {os.getloadavg()[0]:.2f}")
     if args.json:

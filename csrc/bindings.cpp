@@ -719,6 +719,14 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("M"), py::arg("N"), py::arg("K"), py::arg("num_threads") = 0,
       "Threads for a product (M,K)·(K,N): 1 or num_threads (csrc/plan.h).");
+  m.def(
+      "plan_stream_threads",
+      [](double bytes, int num_threads) {
+        if (!(bytes >= 0)) throw py::value_error("bytes: expected a number >= 0");
+        return plan_stream_threads(bytes, threads_arg(num_threads));
+      },
+      py::arg("bytes"), py::arg("num_threads") = 0,
+      "Threads for a memory-bound pass over bytes bytes: 1 or num_threads (csrc/plan.h).");
   m.def("set_thread_planning", &set_thread_planning, py::arg("on"),
         "Planning on (default) or off: off, every offered thread works (tests of the schedules).");
   m.def("thread_planning", &thread_planning, "Whether threads are planned.");
@@ -728,7 +736,10 @@ PYBIND11_MODULE(_core, m) {
         "them past the spin (csrc/plan.h).");
   m.def("sync_excess_ns", &sync_excess_ns,
         "ns per step the workers' meetings cost beyond the plan's model (a moving average).");
-  m.def("reset_sync_excess", &reset_sync_excess, "Forgets the measured excess.");
+  m.def("reset_sync_excess", &reset_sync_excess, "Forgets the measured excess and lateness.");
+  m.def("report_region_lateness", &report_region_lateness, py::arg("late_ns"), py::arg("n"),
+        "Tells the plan how late a pass's region found its last of n threads (csrc/plan.h).");
+  m.def("region_lateness_ns", &region_lateness_ns, "The passes' measured lateness beyond the model, ns.");
   m.def(
       "plan_costs",
       [] {
@@ -741,6 +752,7 @@ PYBIND11_MODULE(_core, m) {
         d["region_base"] = c.region_base;
         d["region_per_thread"] = c.region_per_thread;
         d["product_rate"] = c.product_rate;
+        d["stream_rate"] = c.stream_rate;
         return d;
       },
       "The thread plan's cost model constants (csrc/plan.h).");

@@ -177,8 +177,21 @@ def plan_product_threads(M: int, N: int, K: int, num_threads: Optional[int] = No
     return _core.plan_product_threads(_size("M", M), _size("N", N), _size("K", K), _num_threads(num_threads))
 
 
+def plan_stream_threads(nbytes: float, num_threads: Optional[int] = None) -> int:
+    """Threads a memory-bound pass over ``nbytes`` bytes (Adam, the sum of
+    squares, the softmax cross-entropy) is worth: 1, or all of num_threads
+    (default seqcore.get_num_threads()) when sharing it saves more than a
+    team costs, counting how late the loops have measured the threads to be
+    (csrc/plan.h)."""
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, float, np.integer, np.floating)) \
+            or not 0 <= nbytes < math.inf:
+        raise ValueError(f"nbytes: expected a number >= 0, got {nbytes!r}")
+    return _core.plan_stream_threads(float(nbytes), _num_threads(num_threads))
+
+
 def thread_plan_costs() -> Dict[str, float]:
     """The cost model's constants: multiply-adds per ns (rate, product_rate),
+    bytes per ns of a memory-bound pass (stream_rate),
     the gates' work per gate column (epilogue, in multiply-adds) and the ns of
     a step's synchronisation and of a parallel region (csrc/plan.h)."""
     return dict(_core.plan_costs())

@@ -25,6 +25,7 @@
 #include "cells/lstm.h"
 #include "cells/gru.h"
 #include "generate/stepper.h"
+#include "optim/stream.h"
 #include "optim/adam.h"
 #include "optim/norms.h"
 #include "optim/softmax_cross_entropy.h"

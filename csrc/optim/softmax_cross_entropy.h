@@ -59,10 +59,10 @@ double softmax_cross_entropy(const T* z, int64_t N, int64_t V, const int64_t* ta
                              T* dz, int num_threads) {
   const int64_t blocks = (N + kLossRows - 1) / kLossRows;
   GemmBuffer<double> sums(blocks);
-  // A team where there are two blocks or more and ~64 Ki logits (tens of µs on one thread).
-  const int team = blocks >= 2 && N * V >= (int64_t{1} << 16) && num_threads > 1 ? num_threads : 1;
-#pragma omp parallel for num_threads(team) schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {
+  // A team where there are two blocks or more and the plan says it pays: the
+  // logits read, the gradient written, then read and written again.
+  const int team = blocks < 2 ? 1 : plan_stream_threads(4.0 * sizeof(T) * static_cast<double>(N * V), num_threads);
+  stream_blocks(blocks, team, [&](int64_t b) {
     const int64_t i1 = (b + 1) * kLossRows < N ? (b + 1) * kLossRows : N;
     double s = 0;
     for (int64_t i = b * kLossRows; i < i1; ++i) {
@@ -70,7 +70,7 @@ double softmax_cross_entropy(const T* z, int64_t N, int64_t V, const int64_t* ta
       if (weights[i] != 0) s += nll;
     }
     sums.data[b] = s;
-  }
+  });
   double loss = 0;
   for (int64_t b = 0; b < blocks; ++b) loss += sums.data[b];
   return loss;
