@@ -167,9 +167,41 @@ double sum_of_squares_py(const py::array& x) {
   check_array<T>(x, "x", static_cast<int>(x.ndim()), false);
   const T* p = static_cast<const T*>(x.data());
   const int64_t n = x.size();
+  const int threads = get_num_threads();
   const auto& k = table<T>();
   py::gil_scoped_release release;
-  return k.sum_of_squares(p, n);
+  return k.sum_of_squares(p, n, threads);
+}
+
+// Softmax cross-entropy of logits z (N, V), C-contiguous, against targets
+// (N,) int64 in [0, V) with weights (N,) float64 -> (Σ nll of the weighted
+// rows, dz (N, V)).
+template <typename T>
+py::tuple softmax_cross_entropy_py(const py::array& z, const py::array& targets, const py::array& weights) {
+  check_array<T>(z, "logits", 2, false);
+  const int64_t N = z.shape(0), V = z.shape(1);
+  if (targets.ndim() != 1 || targets.shape(0) != N || !py::isinstance<py::array_t<int64_t>>(targets) ||
+      !(targets.flags() & py::array::c_style))
+    throw py::value_error("targets: expected a C-contiguous int64 array of shape (N,)");
+  if (weights.ndim() != 1 || weights.shape(0) != N || !py::isinstance<py::array_t<double>>(weights) ||
+      !(weights.flags() & py::array::c_style))
+    throw py::value_error("weights: expected a C-contiguous float64 array of shape (N,)");
+  const int64_t* t = static_cast<const int64_t*>(targets.data());
+  for (int64_t i = 0; i < N; ++i)
+    if (t[i] < 0 || t[i] >= V) throw py::value_error("targets: expected values in [0, V)");
+  if (V < 1 && N > 0) throw py::value_error("logits: expected V >= 1");
+  py::array_t<T> dz({N, V});
+  const int threads = get_num_threads();
+  const auto& k = table<T>();
+  const T* pz = static_cast<const T*>(z.data());
+  const double* w = static_cast<const double*>(weights.data());
+  T* pd = dz.mutable_data();
+  double loss;
+  {
+    py::gil_scoped_release release;
+    loss = k.softmax_cross_entropy(pz, N, V, t, w, pd, threads);
+  }
+  return py::make_tuple(loss, dz);
 }
 
 // ---------------------------------------------------------------------------
@@ -690,6 +722,14 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("M"), py::arg("N"), py::arg("K"), py::arg("num_threads") = 0,
       "Threads for a product (M,K)·(K,N): 1 or num_threads (csrc/plan.h).");
+  m.def(
+      "plan_stream_threads",
+      [](double bytes, int num_threads) {
+        if (!(bytes >= 0)) throw py::value_error("bytes: expected a number >= 0");
+        return plan_stream_threads(bytes, threads_arg(num_threads));
+      },
+      py::arg("bytes"), py::arg("num_threads") = 0,
+      "Threads for a memory-bound pass over bytes bytes: 1 or num_threads (csrc/plan.h).");
   m.def("set_thread_planning", &set_thread_planning, py::arg("on"),
         "Planning on (default) or off: off, every offered thread works (tests of the schedules).");
   m.def("thread_planning", &thread_planning, "Whether threads are planned.");
@@ -699,7 +739,10 @@ PYBIND11_MODULE(_core, m) {
         "them past the spin (csrc/plan.h).");
   m.def("sync_excess_ns", &sync_excess_ns,
         "ns per step the workers' meetings cost beyond the plan's model (a moving average).");
-  m.def("reset_sync_excess", &reset_sync_excess, "Forgets the measured excess.");
+  m.def("reset_sync_excess", &reset_sync_excess, "Forgets the measured excess and lateness.");
+  m.def("report_region_lateness", &report_region_lateness, py::arg("late_ns"), py::arg("n"),
+        "Tells the plan how late a pass's region found its last of n threads (csrc/plan.h).");
+  m.def("region_lateness_ns", &region_lateness_ns, "The passes' measured lateness beyond the model, ns.");
   m.def(
       "plan_costs",
       [] {
@@ -712,6 +755,7 @@ PYBIND11_MODULE(_core, m) {
         d["region_base"] = c.region_base;
         d["region_per_thread"] = c.region_per_thread;
         d["product_rate"] = c.product_rate;
+        d["stream_rate"] = c.stream_rate;
         return d;
       },
       "The thread plan's cost model constants (csrc/plan.h).");
@@ -782,7 +826,16 @@ PYBIND11_MODULE(_core, m) {
         return x.dtype().kind() == 'f' && x.itemsize() == 8 ? sum_of_squares_py<double>(x)
                                                              : sum_of_squares_py<float>(x);
       },
-      py::arg("x"), "The sum of the squares of x's elements, accumulated in double (C-contiguous).");
+      py::arg("x"), "The sum of the squares of x's elements, accumulated in double (C-contiguous); "
+      "the same bits at any number of threads.");
+  m.def(
+      "softmax_cross_entropy",
+      [](const py::array& z, const py::array& targets, const py::array& weights) {
+        return z.dtype().kind() == 'f' && z.itemsize() == 8 ? softmax_cross_entropy_py<double>(z, targets, weights)
+                                                             : softmax_cross_entropy_py<float>(z, targets, weights);
+      },
+      py::arg("logits"), py::arg("targets"), py::arg("weights"),
+      "Softmax cross-entropy of the rows of logits -> (sum of the weighted rows' nll, dlogits).");
   // generation: prepared language models, float32 and float64
   bind_stepper<float>(m, "StepperF32");
   bind_stepper<double>(m, "StepperF64");

@@ -150,8 +150,15 @@ struct KernelTable {
 
   // One Adam step on n parameters in place (p, m, v written; g read).
   void (*adam)(T* p, const T* g, T* m, T* v, int64_t n, const AdamArgs& args, int num_threads);
-  // Σ x[i]², accumulated in double.
-  double (*sum_of_squares)(const T* x, int64_t n);
+  // Σ x[i]², accumulated in double, in blocks shared out to the threads
+  // (the result does not depend on num_threads).
+  double (*sum_of_squares)(const T* x, int64_t n, int num_threads);
+  // Softmax cross-entropy of the rows of z (N, V) against targets (N,) in
+  // [0, V), weighted by weights (N,): writes dz (N, V), returns the sum of
+  // the negative log-likelihoods of the rows of nonzero weight
+  // (optim/softmax_cross_entropy.h). The same bits at any num_threads.
+  double (*softmax_cross_entropy)(const T* z, int64_t N, int64_t V, const int64_t* targets,
+                                  const double* weights, T* dz, int num_threads);
 
   // A stepper's buffer (64-byte aligned, stepper_size elements): the
   // weights, copied and packed by stepper_pack, then the state, which

@@ -47,6 +47,7 @@ struct PlanCosts {
   double region_base = 2000.0;      // ns
   double region_per_thread = 200.0; // ns, per thread of the team
   double product_rate = 50.0;       // multiply-adds per ns, one thread, blocked product
+  double stream_rate = 20.0;        // bytes per ns, one thread, a memory-bound pass
 };
 
 // The model's constants.
@@ -83,6 +84,27 @@ double loop_step_work(int64_t B, int64_t GH, int64_t H);
 // not count here: the product's work items go first come first served, so
 // a thread held up elsewhere takes fewer of them.)
 int plan_product_threads(int64_t M, int64_t N, int64_t K, int offered);
+
+// Threads a memory-bound pass over `bytes` bytes of memory (Adam, the sum
+// of squares, the softmax cross-entropy; elementwise or by rows) is worth:
+// 1, or all of offered when sharing it saves more than twice what the team
+// costs (a margin, as for products: lateness varies from region to region):
+//   (1 − 1/offered) · bytes / stream_rate  >  2 · (R + S(offered) + late)
+// late: how late a region's last thread arrives, as the passes measure it
+// (report_region_lateness), or the loops' excess (report_step_waits) if
+// larger. Where other work holds the cores, or the pool's threads have
+// gone to sleep, a team's threads come late (100-300 µs on a loaded 2-core
+// VM, where 11 Adam updates took 1.1 ms on 2 threads, 0.63 on one) and the
+// pass waits for the last of them whatever share it takes. Each plan lets
+// 2% of `late` go, so a pass tries a team again after some tens of plans
+// (a training step makes about 25: Adam and Σx² per parameter, the loss),
+// and measures again. The passes' results do not depend on the threads.
+int plan_stream_threads(double bytes, int offered);
+
+// A pass's region: its last thread arrived late_ns after the region began
+// (the first thread's arrival). A moving average, less the model's R.
+void report_region_lateness(int64_t late_ns, int n);
+double region_lateness_ns();
 
 // Steps whose input projection inference computes at once: enough rows for
 // an efficient product, and a bound independent of T, so inference needs

@@ -100,6 +100,11 @@ void set_num_threads(int n) {
   g_threads.store(n, std::memory_order_relaxed);
 }
 
+int64_t clock_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 void step_arrive(StepCounter* counter) {
   __atomic_fetch_add(&counter->value, 1, __ATOMIC_SEQ_CST);
 #ifdef SEQCORE_FUTEX

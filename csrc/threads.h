@@ -35,6 +35,10 @@ struct alignas(64) StepCounter {
 
 constexpr int64_t kSpinNs = 50000;
 
+// A monotonic clock in ns (steady_clock), for code that must not include
+// <chrono> itself (the ISA translation units).
+int64_t clock_ns();
+
 void step_arrive(StepCounter* counter);  // release
 // Acquire: returns once value >= target, with the ns waited past the first
 // spin (0 when the counter got there within it).

@@ -37,6 +37,9 @@ def plan_threads(cell: str, T: int, B: int, H: int, train: bool, num_threads: in
 def plan_product_threads(M: int, N: int, K: int, num_threads: int = 0) -> int:
     """Threads for a product (M,K)·(K,N): 1 or num_threads (csrc/plan.h)."""
 
+def plan_stream_threads(bytes: float, num_threads: int = 0) -> int:
+    """Threads for a memory-bound pass over bytes bytes: 1 or num_threads (csrc/plan.h)."""
+
 def set_thread_planning(on: bool) -> None:
     """Planning on (default) or off: off, every offered thread works (tests of the schedules)."""
 
@@ -50,7 +53,13 @@ def sync_excess_ns() -> float:
     """ns per step the workers' meetings cost beyond the plan's model (a moving average)."""
 
 def reset_sync_excess() -> None:
-    """Forgets the measured excess."""
+    """Forgets the measured excess and lateness."""
+
+def report_region_lateness(late_ns: int, n: int) -> None:
+    """Tells the plan how late a pass's region found its last of n threads (csrc/plan.h)."""
+
+def region_lateness_ns() -> float:
+    """The passes' measured lateness beyond the model, ns."""
 
 def plan_costs() -> dict[str, float]:
     """The thread plan's cost model constants (csrc/plan.h)."""
@@ -142,7 +151,10 @@ def adam(
     """One Adam step in place: p, m, v updated from g (step_size = lr / (1 - beta1^t), bias2 = sqrt(1 - beta2^t))."""
 
 def sum_of_squares(x: _Array) -> float:
-    """The sum of the squares of x's elements, accumulated in double (C-contiguous)."""
+    """The sum of the squares of x's elements, accumulated in double (C-contiguous); the same bits at any number of threads."""
+
+def softmax_cross_entropy(logits: _Array, targets: _Array, weights: _Array) -> tuple[float, _Array]:
+    """Softmax cross-entropy of the rows of logits -> (sum of the weighted rows' nll, dlogits)."""
 
 def sigmoid(x: _Array) -> _Array: ...
 def tanh(x: _Array) -> _Array: ...

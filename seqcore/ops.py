@@ -177,8 +177,21 @@ def plan_product_threads(M: int, N: int, K: int, num_threads: Optional[int] = No
     return _core.plan_product_threads(_size("M", M), _size("N", N), _size("K", K), _num_threads(num_threads))
 
 
+def plan_stream_threads(nbytes: float, num_threads: Optional[int] = None) -> int:
+    """Threads a memory-bound pass over ``nbytes`` bytes (Adam, the sum of
+    squares, the softmax cross-entropy) is worth: 1, or all of num_threads
+    (default seqcore.get_num_threads()) when sharing it saves more than a
+    team costs, counting how late the loops have measured the threads to be
+    (csrc/plan.h)."""
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, float, np.integer, np.floating)) \
+            or not 0 <= nbytes < math.inf:
+        raise ValueError(f"nbytes: expected a number >= 0, got {nbytes!r}")
+    return _core.plan_stream_threads(float(nbytes), _num_threads(num_threads))
+
+
 def thread_plan_costs() -> Dict[str, float]:
     """The cost model's constants: multiply-adds per ns (rate, product_rate),
+    bytes per ns of a memory-bound pass (stream_rate),
     the gates' work per gate column (epilogue, in multiply-adds) and the ns of
     a step's synchronisation and of a parallel region (csrc/plan.h)."""
     return dict(_core.plan_costs())
@@ -262,9 +275,39 @@ def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *, l
 def sum_of_squares(a: np.ndarray) -> float:
     """Σ a², accumulated in float64 (float32 squares overflow past 1.8e19),
     for a float32 or float64 ndarray of any shape and layout; NaN or inf
-    where a holds one. One thread: the result depends on the array alone."""
+    where a holds one. Blocks of 64 Ki elements shared out to the threads,
+    their sums added in order: the result depends on the array alone, not
+    on the threads."""
     _float_ndarray("a", a)
     return float(_core.sum_of_squares(np.ascontiguousarray(a)))
+
+
+def softmax_cross_entropy_rows(z: np.ndarray, targets: np.ndarray, weights: np.ndarray, *,
+                               backend: Optional[str] = None) -> Tuple[float, np.ndarray]:
+    """Softmax cross-entropy of the rows of z (N, V), float32 or float64,
+    finite, against targets (N,) integers in [0, V), weighted by weights
+    (N,) (0: the row does not count). Returns (the sum of the rows' negative
+    log-likelihoods where the weight is not 0, in float64; dz (N, V) in z's
+    dtype), dz_i = w_i · (softmax(z_i) − onehot(t_i)). The native kernel
+    fuses the passes and shares the rows out to the threads (the same bits
+    at any thread count); the reference (seqcore.reference) is the NumPy
+    code it replaces, equal to rounding. seqcore.nn.softmax_cross_entropy
+    checks and shapes the arguments."""
+    _check_backend(backend)
+    _float_ndarray("z", z)
+    if z.ndim != 2:
+        raise ValueError(f"z: expected shape (N, V), got {z.shape}")
+    N, V = z.shape
+    targets = np.ascontiguousarray(targets, dtype=np.int64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if targets.shape != (N,) or weights.shape != (N,):
+        raise ValueError(f"targets, weights: expected shape ({N},), got {targets.shape} and {weights.shape}")
+    if N and (V == 0 or targets.min() < 0 or targets.max() >= V):
+        raise ValueError(f"targets: expected values in [0, V) = [0, {V})")
+    if backend == "reference" or N == 0:
+        return reference.softmax_cross_entropy_rows(z, targets, weights)
+    loss, dz = _core.softmax_cross_entropy(np.ascontiguousarray(z), targets, weights)
+    return float(loss), dz
 
 
 # ---------------------------------------------------------------------------

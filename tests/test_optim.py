@@ -320,19 +320,21 @@ def test_clip_rejects_bad_arguments_naming_them():
 @pytest.mark.parametrize("n", [0, 1, 15, 17, 100_003], ids=lambda n: f"n{n}")  # tails; > 2 blocks: a team
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_native_adam_equals_the_reference_bitwise(dtype, n, isa):
-    """Ten steps (so that the bias corrections change), at 1 and 2 threads:
+    """Ten steps (so that the bias corrections change), at 1, 2 and 3 threads:
     the same bits as NumPy's operations in torch's order."""
     rng = np.random.default_rng(n)
     p0 = rng.standard_normal(n).astype(dtype)
     grads = [(rng.standard_normal(n) * 10.0 ** rng.integers(-6, 4, n)).astype(dtype) for _ in range(10)]
     results = []
-    for backend, threads in (("reference", 1), ("native", 1), ("native", 2)):
+    for backend, threads in (("reference", 1), ("native", 1), ("native", 2), ("native", 3)):
         before = seqcore.get_num_threads()
         seqcore.set_num_threads(threads)
         try:
             p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
-            for step, g in enumerate(grads, 1):
-                ops.adam_update(p, g, m, v, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, step=step, backend=backend)
+            with ops._every_thread_works():  # a team whatever the plan would say of this size
+                for step, g in enumerate(grads, 1):
+                    ops.adam_update(p, g, m, v, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, step=step,
+                                    backend=backend)
         finally:
             seqcore.set_num_threads(before)
         results.append((p, m, v))
@@ -382,6 +384,27 @@ def test_sum_of_squares_matches_numpy_in_float64(dtype, n, isa):
     x = (np.random.default_rng(n).standard_normal(n) * 1e3).astype(dtype)
     expected = float(np.square(x.astype(np.float64)).sum())
     assert ops.sum_of_squares(x) == pytest.approx(expected, rel=1e-12, abs=0.0)
+
+
+@pytest.mark.parametrize("n", [65_536, 65_537, 3 * 65_536 + 5, 1_000_003], ids=lambda n: f"n{n}")
+def test_sum_of_squares_gives_the_same_bits_at_any_threads_and_the_blocks_sum_in_order(n):
+    """Past one block (64 Ki elements) the blocks are shared out to the threads;
+    the sum is each block's, added in order, at any thread count."""
+    x = (np.random.default_rng(n).standard_normal(n) * 1e3).astype(np.float32)
+    block = 1 << 16
+    before = ops.get_num_threads()
+    try:
+        ops.set_num_threads(1)
+        in_order = 0.0
+        for i in range(0, n, block):
+            in_order += ops.sum_of_squares(x[i:i + block])  # one block: one thread's eight sums
+        with ops._every_thread_works():  # (the plan would keep a pass this small on one thread on a busy machine)
+            for t in (1, 2, 3, 5):
+                ops.set_num_threads(t)
+                assert ops.sum_of_squares(x) == in_order, t
+    finally:
+        ops.set_num_threads(before)
+    assert in_order == pytest.approx(float(np.square(x.astype(np.float64)).sum()), rel=1e-12, abs=0.0)
 
 
 def test_sum_of_squares_does_not_overflow_float32_squares_and_keeps_nan_and_inf():

@@ -76,6 +76,56 @@ def test_the_product_plan_is_one_thread_or_the_offer():
     assert plans == sorted(plans)
 
 
+def test_the_stream_plan_is_one_thread_or_the_offer_and_monotone_in_the_bytes():
+    for offered in OFFERS:
+        assert ops.plan_stream_threads(1024, num_threads=offered) == 1  # 1 KiB: less than a team costs
+        assert ops.plan_stream_threads(64 << 20, num_threads=offered) == offered
+        plans = [ops.plan_stream_threads(b, num_threads=offered) for b in (0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8)]
+        assert plans == sorted(plans) and set(plans) <= {1, offered}
+    assert ops.plan_stream_threads(64 << 20, num_threads=1) == 1
+
+
+def test_the_stream_plan_counts_how_late_the_threads_come():
+    """Where the loops measured their meetings late (others hold the cores),
+    a pass that a team would share in tens of µs stays on one thread."""
+    assert ops.plan_stream_threads(1 << 20, num_threads=2) == 2  # 1 MiB: ~50 µs alone
+    _core.report_step_waits(2_000_000 * 100, 100, 100, 2)  # 2 ms a meeting
+    assert ops.plan_stream_threads(1 << 20, num_threads=2) == 1
+    assert ops.plan_stream_threads(1 << 20, num_threads=2) == 1  # read, not let go
+    assert ops.plan_stream_threads(1 << 34, num_threads=2) == 2  # 16 GiB: worth it still
+
+
+def test_late_regions_keep_the_passes_on_one_thread_for_a_while():
+    """The passes' own measure: a region whose last thread came 300 µs late
+    (a loaded machine) keeps a 1 MiB pass on one thread; each plan lets 2% go,
+    so teams are tried again later."""
+    _core.report_region_lateness(600_000, 2)  # the moving average takes half
+    assert _core.region_lateness_ns() > 250_000
+    plans = [ops.plan_stream_threads(1 << 20, num_threads=2) for _ in range(400)]
+    assert plans[0] == 1 and plans[-1] == 2 and plans == sorted(plans)
+
+
+def test_a_passs_region_reports_how_late_its_threads_came():
+    if not _core.openmp():
+        pytest.skip("built without OpenMP: no regions")
+    before = seqcore.get_num_threads()
+    seqcore.set_num_threads(2)
+    try:
+        with ops._every_thread_works():
+            _core.report_region_lateness(10**9, 2)  # a large lateness, which a real pass's report halves
+            high = _core.region_lateness_ns()
+            ops.sum_of_squares(np.ones(1 << 20, np.float32))  # 16 blocks on a team of 2
+    finally:
+        seqcore.set_num_threads(before)
+    assert _core.region_lateness_ns() < 0.75 * high
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), True, "1"])
+def test_the_stream_plan_refuses_bad_sizes(bad):
+    with pytest.raises(ValueError, match="nbytes"):
+        ops.plan_stream_threads(bad)
+
+
 def test_the_cost_model_is_visible():
     costs = ops.thread_plan_costs()
     assert set(costs) >= {"rate", "sync_base", "sync_per_thread", "region_base"}

@@ -25,8 +25,10 @@
 #include "cells/lstm.h"
 #include "cells/gru.h"
 #include "generate/stepper.h"
+#include "optim/stream.h"
 #include "optim/adam.h"
 #include "optim/norms.h"
+#include "optim/softmax_cross_entropy.h"
 
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
@@ -86,6 +88,7 @@ KernelTable<T> make_table() {
   t.backward = &cell_backward<T>;
   t.adam = &adam_update<T>;
   t.sum_of_squares = &sum_of_squares<T>;
+  t.softmax_cross_entropy = &softmax_cross_entropy<T>;
   t.stepper_size = &stepper_size<T>;
   t.stepper_state = &stepper_state<T>;
   t.stepper_pack = &stepper_pack<T>;

@@ -54,19 +54,19 @@ SEQCORE_NO_FMA_CONTRACTION void adam_range(T* p, const T* g, T* m, T* v, int64_t
 }
 
 // Blocks of kAdamBlock elements shared out to the threads; below two blocks
-// one thread does it all (a team would cost more than it saves). The team
-// is all the threads offered, as for every region (see gemm_threads).
+// one thread does it all, and above where the plan says a team costs more
+// than it saves (plan_stream_threads: seven arrays' bytes read or written).
+// The team is all the threads offered, as for every region (see gemm_threads).
 constexpr int64_t kAdamBlock = 16384;
 
 template <typename T>
 void adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamArgs& a, int num_threads) {
   const int64_t blocks = (n + kAdamBlock - 1) / kAdamBlock;
-  const int team = blocks < 2 ? 1 : num_threads;
-#pragma omp parallel for num_threads(team) schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {
+  const int team = blocks < 2 ? 1 : plan_stream_threads(7.0 * sizeof(T) * static_cast<double>(n), num_threads);
+  stream_blocks(blocks, team, [&](int64_t b) {
     const int64_t i = b * kAdamBlock, len = n - i < kAdamBlock ? n - i : kAdamBlock;
     adam_range(p + i, g + i, m + i, v + i, len, a);
-  }
+  });
 }
 
 #undef SEQCORE_NO_FMA_CONTRACTION

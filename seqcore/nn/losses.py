@@ -12,6 +12,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .. import ops
+
 REDUCTIONS = ("mean", "sum")
 
 
@@ -126,19 +128,11 @@ def softmax_cross_entropy(logits: np.ndarray, targets, ignore_index: Optional[in
     z = logits.reshape(-1, V)  # (N, V)
     c = counted.reshape(-1)    # (N,)
     t = np.where(c, targets.reshape(-1), 0)  # uncounted rows read column 0, then are zeroed
-    rows = np.arange(z.shape[0])
-    s = _shifted(z, axis=1)   # (N, V); one array of that size, reused for the gradient
-    s_t = s[rows, t]          # (N,) the target's shifted logit
-    dz = np.exp(s, out=s)
-    total = dz.sum(axis=1)    # (N,) >= 1
     n = int(c.sum())
     scale = 1.0 / n if reduction == "mean" and n > 0 else 1.0
-    nll = (np.log(total) - s_t)[c]  # (n,) -log softmax(z)[t]
-    loss = float(nll.sum(dtype=np.float64)) * scale
     # d/dz of -log softmax(z)[t] = softmax(z) - onehot(t), times w: scale where counted, else 0
-    w = c * scale  # (N,)
-    dz *= (w / total).astype(z.dtype)[:, None]
-    dz[rows, t] -= w.astype(z.dtype)
+    total, dz = ops.softmax_cross_entropy_rows(z, t, c * scale)
+    loss = total * scale
     return loss, dz.reshape(logits.shape)
 
 

@@ -10,6 +10,7 @@ from .activations import sigmoid, tanh
 from .bf16 import matmul_bf16, round_bf16
 from .gru import gru_backward, gru_cell_backward, gru_cell_forward, gru_forward
 from .lstm import lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward
+from .losses import softmax_cross_entropy_rows
 from .optim import adam_update
 from .rnn import rnn_backward, rnn_cell_backward, rnn_cell_forward, rnn_forward
 
@@ -18,6 +19,6 @@ __all__ = [
     "rnn_cell_forward", "rnn_cell_backward", "rnn_forward", "rnn_backward",
     "lstm_cell_forward", "lstm_cell_backward", "lstm_forward", "lstm_backward",
     "gru_cell_forward", "gru_cell_backward", "gru_forward", "gru_backward",
-    "adam_update",
+    "adam_update", "softmax_cross_entropy_rows",
     "round_bf16", "matmul_bf16",
 ]
