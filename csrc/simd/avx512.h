@@ -119,14 +119,15 @@ inline double reduce_add(Vec<double> a) { return _mm512_reduce_add_pd(a.v); }
 
 // n = round(a) (ties to even) and the return value 2^n, for a in
 // [-126.5, 127.5) (double: [-1022.5, 1023.5)); a NaN gives a NaN n and an
-// unspecified 2^n.
+// unspecified 2^n. 2^n = scalef(1, n): one instruction where pow2i takes
+// three (convert, add the bias, shift), the same value.
 inline Vec<float> round_pow2i(Vec<float> a, Vec<float>& n) {
   n = round_nearest(a);
-  return pow2i(n);
+  return _mm512_scalef_ps(_mm512_set1_ps(1.0f), n.v);
 }
 inline Vec<double> round_pow2i(Vec<double> a, Vec<double>& n) {
   n = round_nearest(a);
-  return pow2i(n);
+  return _mm512_scalef_pd(_mm512_set1_pd(1.0), n.v);
 }
 
 }  // namespace SEQCORE_ISA_NS
