@@ -126,6 +126,21 @@ def test_sequences_match_the_bf16_reference(cell, options, isa, threads):
 
 
 @pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("shape", [(4, 37, 20, 48), (3, 64, 16, 64)], ids=lambda s: "T{}B{}D{}H{}".format(*s))
+def test_tiles_of_more_than_16_rows_match_the_bf16_reference(cell, shape, isa, threads):
+    # With AMX a tile of 17-32 rows multiplies two tiles of h (or of the gate
+    # gradients) by each tile of the panel: B = 37 runs tiles of 19 and 18
+    # rows (the second tile of A mostly past the rows, K = 48 with a tail of
+    # k after the whole blocks of 32), B = 64 two full tiles of 32; the
+    # lengths make the running rows shrink from step to step.
+    for options in ({}, {"lengths": np.arange(shape[1]) % (shape[0] + 1), "reverse": True}):
+        native, reference_ = run(cell, shape, "native", **options), run(cell, shape, "reference", **options)
+        e = errors(native[:2], reference_[:2])
+        worst = max(e, key=e.get)
+        assert e[worst] < SEQUENCE, (worst, options, e)
+
+
+@pytest.mark.parametrize("cell", CELLS)
 def test_bf16_one_and_two_threads_are_bitwise_equal(cell, isa):
     assert_bitwise_equal_results(*at_one_and_two_threads(
         lambda: run(cell, (9, 11, 21, 70), "native", seed=5)[:2]))

@@ -189,9 +189,15 @@ struct ForwardStep {
   void tile(int64_t row0) {
     Vec<T> acc[R][NV];
     if (gx_next != nullptr) {
-      for (int r = 0; r < R && row0 + r < next_rows; ++r)
-        for (int q = 0; q < NV && map->hidden(unit, q, 0) < H; ++q)
-          __builtin_prefetch(gx_next + (row0 + r) * GH + map->column(unit, q, 0), 1, 3);
+      // the unit's columns once, then a plain loop over the rows (R·NV
+      // prefetches: 128 a tile of 32 rows)
+      int64_t cols[NV];
+      int nq = 0;
+      for (int q = 0; q < NV && map->hidden(unit, q, 0) < H; ++q) cols[nq++] = map->column(unit, q, 0);
+      const int64_t rn = next_rows - row0 < R ? next_rows - row0 : R;
+      const T* g = gx_next + row0 * GH;
+      for (int64_t r = 0; r < rn; ++r, g += GH)
+        for (int q = 0; q < nq; ++q) __builtin_prefetch(g + cols[q], 1, 3);
     }
     if (bf16.rows != nullptr) {
       if (!bf16.ready) bf16_convert_rows(h_prev, H, rows.active(s), H, bf16);

@@ -16,17 +16,22 @@
 // tiles: the tile's rows of A (16 rows of the row buffer; those past the
 // tile's rows give sums that are not used) times, for each q, the panel's
 // 16 kp x 16 lanes (rows NV·16 words apart), into one tile of sums per q;
-// the k past the last whole block go through vdpbf16ps.
+// the k past the last whole block go through vdpbf16ps. A tile of more
+// than 16 rows takes two tiles of A against each tile of the panel loaded
+// (amx_panel_blocks_2): the panel, which streams from L2 (a step's panels
+// are 0.5-2 MB), is read once per 32 rows instead of once per 16 (LSTM
+// bf16 inference at B = 32, 64 was bound by that traffic). Each sum is the
+// same chain of tile products either way.
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
 
-// Rows of a tile of the "bf16" recurrent product: with AMX a tile of A's
+// Rows of a tile of the "bf16" recurrent product: with AMX two tiles of A's
 // 16 rows (the float32 tiles would leave most of each tile's rows unused),
 // else the float32 tiles'.
 template <int NV>
 constexpr int bf16_tile_rows() {
 #if defined(__AMX_BF16__)
-  return 16;
+  return 32;
 #else
   return tile_rows<NV>();
 #endif
@@ -52,14 +57,15 @@ inline int64_t bf16_row_stride(int64_t K) {
 #endif
 }
 
-// Rows of a row buffer for B rows: an AMX tile reads 16 from any row < B.
+// Rows of a row buffer for B rows: an AMX tile reads 16 from any row < B
+// (the second tile of a tile of more than 16 rows starts below row B).
 inline int64_t bf16_buffer_rows(int64_t B) { return gemm_round_up(B, 16) + 16; }
 
 // Elements (of T) of one thread's row buffer: B converted rows of K values,
-// then room for NV tiles of 16 x 16 sums.
+// then room for 2·NV tiles of 16 x 16 sums.
 template <int NV>
 int64_t bf16_row_buffer(int64_t K, int64_t B) {
-  return bf16_buffer_rows(B) * bf16_row_stride(K) + NV * 256 + 16;
+  return bf16_buffer_rows(B) * bf16_row_stride(K) + 2 * NV * 256 + 16;
 }
 
 // One thread's row buffer (null rows: the float32 product). `ready` says
@@ -154,6 +160,51 @@ inline void amx_panel_blocks(int64_t blocks, const uint32_t* a, int64_t stride, 
   if constexpr (NV > 2) _tile_stored(2, sums + 512, 64);
   if constexpr (NV > 3) _tile_stored(3, sums + 768, 64);
 }
+
+// amx_panel_blocks for 32 rows of a (two tiles of A, rows 0-15 and 16-31)
+// and the panel's columns q = Q, Q + 1 (only Q when Q + 1 = NV): each tile
+// of the panel is loaded once for both tiles of A. Sums of row tile i and
+// column q go to sums[(i·NV + q)·256 …].
+template <int NV, int Q>
+inline void amx_panel_blocks_2q(int64_t blocks, const uint32_t* a, int64_t stride, const uint32_t* p,
+                                float* sums) {
+  constexpr bool two = Q + 1 < NV;
+  _tile_zero(0);
+  _tile_zero(2);
+  if constexpr (two) {
+    _tile_zero(1);
+    _tile_zero(3);
+  }
+  const int64_t bstride = NV * 64, astride = stride * 4;  // bytes between rows
+  const uint32_t* a1 = a + 16 * stride;
+  for (int64_t c = 0; c < blocks; ++c) {
+    const uint32_t* pc = p + c * 16 * NV * 16 + Q * 16;
+    _tile_loadd(4, a + c * 16, astride);
+    _tile_loadd(6, pc, bstride);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (two) {
+      _tile_loadd(7, pc + 16, bstride);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    _tile_loadd(5, a1 + c * 16, astride);
+    _tile_dpbf16ps(2, 5, 6);
+    if constexpr (two) _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, sums + Q * 256, 64);
+  _tile_stored(2, sums + (NV + Q) * 256, 64);
+  if constexpr (two) {
+    _tile_stored(1, sums + (Q + 1) * 256, 64);
+    _tile_stored(3, sums + (NV + Q + 1) * 256, 64);
+  }
+}
+
+template <int NV>
+inline void amx_panel_blocks_2(int64_t blocks, const uint32_t* a, int64_t stride, const uint32_t* p,
+                               float* sums) {
+  static_assert(NV >= 1 && NV <= 4, "two passes of at most two columns");
+  amx_panel_blocks_2q<NV, 0>(blocks, a, stride, p, sums);
+  if constexpr (NV > 2) amx_panel_blocks_2q<NV, 2>(blocks, a, stride, p, sums);
+}
 #endif
 
 // pack_panels (same arguments) for the "bf16" product.
@@ -218,7 +269,15 @@ inline void panel_product_bf16(int64_t K, const Bf16Rows<float>& b, int64_t row0
   int64_t kp = 0;
 #if defined(__AMX_BF16__)
   if (K >= 32) {
-    for (int r0 = 0; r0 < R; r0 += 16) {
+    int r0 = 0;
+    for (; r0 + 16 < R; r0 += 32) {  // 17-32 rows: both tiles of A at once
+      amx_panel_blocks_2<NV>(K / 32, a + r0 * stride, stride, p, b.sums);
+      for (int r = r0; r < R && r < r0 + 32; ++r) {
+        const float* sr = b.sums + ((r - r0) / 16 * NV) * 256 + (r - r0) % 16 * 16;
+        for (int q = 0; q < NV; ++q) chain[0][r][q] = _mm512_loadu_ps(sr + q * 256);
+      }
+    }
+    for (; r0 < R; r0 += 16) {
       amx_panel_blocks<NV>(K / 32, a + r0 * stride, stride, p, b.sums);
       for (int r = r0; r < R && r < r0 + 16; ++r)
         for (int q = 0; q < NV; ++q) chain[0][r][q] = _mm512_loadu_ps(b.sums + q * 256 + (r - r0) * 16);
