@@ -58,22 +58,25 @@ def make_case(cell: str, shape: Tuple[int, int, int, int], rng: np.random.Genera
                 b=np.zeros(G * H, f32), dy=rng.standard_normal((T, B, H), dtype=f32))
 
 
-def step(core: ModuleType, cell: str, a: Dict[str, object], infer: bool = False) -> Tuple[float, ...]:
+def step(core: ModuleType, cell: str, a: Dict[str, object], infer: bool = False,
+         bf16: bool = False, clock=time.perf_counter) -> Tuple[float, ...]:
     """Seconds of one forward (training) and one backward; with ``infer``,
-    of one inference call too."""
+    of one inference call too; with ``bf16``, in precision "bf16"; timed by
+    ``clock``."""
     c0 = a["h0"] if cell == "lstm" else None
     b_hh = a["b"] if cell == "gru" else None
     t_infer: Tuple[float, ...] = ()
     if infer:
-        t0 = time.perf_counter()
-        core.cell_forward(cell, a["x"], a["h0"], c0, a["W_ih"], a["W_hh"], a["b"], b_hh, False)
-        t_infer = (time.perf_counter() - t0,)
-    t0 = time.perf_counter()
+        t0 = clock()
+        core.cell_forward(cell, a["x"], a["h0"], c0, a["W_ih"], a["W_hh"], a["b"], b_hh, False, bf16=bf16)
+        t_infer = (clock() - t0,)
+    t0 = clock()
     y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = core.cell_forward(cell, a["x"], a["h0"], c0, a["W_ih"], a["W_hh"],
-                                                               a["b"], b_hh, True)
-    t1 = time.perf_counter()
-    core.cell_backward(cell, a["x"], a["W_ih"], a["W_hh"], ws_h, ws_gates, ws_c, ws_hn, a["dy"], None, None)
-    return (t1 - t0, time.perf_counter() - t1) + t_infer
+                                                               a["b"], b_hh, True, bf16=bf16)
+    t1 = clock()
+    core.cell_backward(cell, a["x"], a["W_ih"], a["W_hh"], ws_h, ws_gates, ws_c, ws_hn, a["dy"], None, None,
+                       bf16=bf16)
+    return (t1 - t0, clock() - t1) + t_infer
 
 
 def main(argv: List[str] = None) -> List[List[object]]:
@@ -87,9 +90,16 @@ def main(argv: List[str] = None) -> List[List[object]]:
     p.add_argument("--shapes", nargs="+", metavar="TxBxDxH", default=None,
                    help="shapes to time (default: " + " ".join("x".join(map(str, s)) for s in SHAPES) + ")")
     p.add_argument("--infer", action="store_true", help="time an inference call too")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: this thread's CPU time (with --threads 1 only; steadier on a shared machine)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: the calls in precision \"bf16\" (bfloat16 products, float32 sums)")
     args = p.parse_args(argv)
     if args.threads < 1 or args.rounds < 3:
         p.error("--threads: expected >= 1; --rounds: expected >= 3")
+    if args.clock == "cpu" and args.threads != 1:
+        p.error("--clock cpu: expected --threads 1 (other threads' time is not counted)")
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     if Path(args.before).resolve() == Path(args.after).resolve():
         p.error("before, after: expected two files (one file is loaded once, so it would be compared with itself)")
     builds = {"before": load_build(args.before, "ab_before"), "after": load_build(args.after, "ab_after")}
@@ -108,14 +118,16 @@ def main(argv: List[str] = None) -> List[List[object]]:
         order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
         for which in order:
             for cell, shape, a in cases:
-                times.setdefault((which, cell, shape), []).append(step(builds[which], cell, a, args.infer))
+                times.setdefault((which, cell, shape), []).append(step(builds[which], cell, a, args.infer,
+                                                                           args.precision == "bf16", clock))
     rows = []
     for cell, shape, _ in cases:
         med = {w: np.median(np.array(times[(w, cell, shape)][2:]), axis=0) * 1e3 for w in builds}
         for k, part in enumerate(("forward", "backward", "infer")[:len(med["before"])]):
             rows.append([cell, "×".join(map(str, shape)), part, f"{med['before'][k]:.2f}", f"{med['after'][k]:.2f}",
                          f"{med['after'][k] / med['before'][k]:.3f}"])
-    print(f"{args.threads} threads, {args.rounds} rounds, the builds alternated; median ms of a call")
+    print(f"{args.precision}, {args.threads} threads, {args.rounds} rounds, the builds alternated; "
+          f"median ms of a call ({args.clock} clock)")
     print(format_table(["cell", "T×B×D×H", "step", "before ms", "after ms", "after / before"], rows))
     return rows
 
