@@ -141,6 +141,20 @@ def test_tiles_of_more_than_16_rows_match_the_bf16_reference(cell, shape, isa, t
 
 
 @pytest.mark.parametrize("cell", CELLS)
+def test_bf16_inference_in_chunks_matches_the_training_forward(cell, isa, threads):
+    # Inference projects the inputs a chunk of steps at a time (4 steps at
+    # B = 64) from W_ih packed once for all chunks; training projects all
+    # steps at once. The same products: bitwise equal. H = 300 gives the
+    # gates of LSTM and GRU more than one block of columns (900, 1200).
+    inputs = make_inputs(cell, 13, 64, 24, 300, dtype=np.float32, seed=3)
+    infer, cache = forward(cell, inputs, train=False, precision="bf16")
+    assert cache is None
+    train, _ = forward(cell, inputs, train=True, precision="bf16")
+    for k in infer:
+        np.testing.assert_array_equal(infer[k], train[k], err_msg=k)
+
+
+@pytest.mark.parametrize("cell", CELLS)
 def test_bf16_one_and_two_threads_are_bitwise_equal(cell, isa):
     assert_bitwise_equal_results(*at_one_and_two_threads(
         lambda: run(cell, (9, 11, 21, 70), "native", seed=5)[:2]))

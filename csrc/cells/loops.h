@@ -241,6 +241,10 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
       pack_panels(map, H, a.W_hh, H, false, u0, u1, scratch.panels);
     }
   });
+  // Inference in more than one chunk: W_ihᵀ packed once for all of them.
+  const bool pack_once = !a.train && chunk < T_;
+  GemmBuffer<T> packed_W(pack_once ? input_weights_size<T>(D, GH, a.bf16) : 0);
+  if (pack_once) pack_input_weights(a.W_ih, D, GH, a.bf16, packed_W.data);
   for (int64_t s0 = 0; s0 < T_; s0 += chunk) {
     const int64_t steps = T_ - s0 < chunk ? T_ - s0 : chunk;
     // Gx of these iterations' blocks; training keeps the whole sequence's.
@@ -251,7 +255,7 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
       gather_inputs(rows, a.x, s0, steps, D, scratch.x_it);
       X = scratch.x_it;
     }
-    project_inputs(X, n_rows, D, a.W_ih, GH, gx0, a.num_threads, a.bf16);
+    project_inputs(X, n_rows, D, a.W_ih, GH, gx0, a.num_threads, a.bf16, pack_once ? packed_W.data : nullptr);
     // One parallel region over the iterations; each worker owns the same
     // units (and keeps their panels in cache) for every iteration.
     StepCounter done;

@@ -350,11 +350,12 @@ struct Bf16AmxKernel {
 };
 #endif  // __AMX_BF16__
 
+// packed_b: op(B) packed beforehand (bf16_pack_b_all), read from there.
 template <typename K>
 void bf16_gemm_team(int team, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t Kd,
                     float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                     float beta, float* C, int64_t ldc, const GemmBlocks& blk, uint32_t* a_buf,
-                    uint32_t* b_buf, uint32_t* row, int64_t* counters) {
+                    uint32_t* b_buf, uint32_t* row, int64_t* counters, const uint32_t* packed_b) {
   constexpr int MR = K::MR, NR = K::NR;
   const int64_t m_blocks = gemm_ceil_div(M, blk.mc);
   K::begin();
@@ -366,11 +367,17 @@ void bf16_gemm_team(int team, bool trans_a, bool trans_b, int64_t M, int64_t N, 
     for (int64_t pc = 0; pc < Kd; pc += blk.kc, counters += 2) {
       const int64_t kc = gemm_min(blk.kc, Kd - pc), depth = K::depth(kc);
       const GemmEpilogue<float> ep{alpha, pc == 0 ? beta : 1.0f, pc > 0 || beta != 0.0f};
-      for (int64_t p; (p = gemm_next(counters)) < panels;) {
-        K::pack_b(trans_b, kc, nc, trans_b ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, p, b_buf, row);
-      }
-      if (team > 1) {
+      const uint32_t* bp = b_buf;
+      if (packed_b != nullptr) {
+        bp = packed_b;
+        packed_b += K::depth(blk.kc) * blk.nc;
+      } else {
+        for (int64_t p; (p = gemm_next(counters)) < panels;) {
+          K::pack_b(trans_b, kc, nc, trans_b ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, p, b_buf, row);
+        }
+        if (team > 1) {
 #pragma omp barrier
+        }
       }
       int64_t packed = -1;
       for (int64_t item; (item = gemm_next(counters + 1)) < items;) {
@@ -386,7 +393,7 @@ void bf16_gemm_team(int team, bool trans_a, bool trans_b, int64_t M, int64_t N, 
           const int nr = static_cast<int>(gemm_min(NR, nc - jr));
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int mr = static_cast<int>(gemm_min(MR, mc - ir));
-            K::tile(depth, a_buf + ir * depth, b_buf + jr * depth, C + (ic + ir) * ldc + jc + jr, ldc,
+            K::tile(depth, a_buf + ir * depth, bp + jr * depth, C + (ic + ir) * ldc + jc + jr, ldc,
                     mr, nr, ep);
           }
         }
@@ -399,17 +406,48 @@ void bf16_gemm_team(int team, bool trans_a, bool trans_b, int64_t M, int64_t N, 
   K::end();
 }
 
+// The blocks of a product with kernel K (kc and nc depend on Kd and N only).
 template <typename K>
-void bf16_gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t Kd, float alpha,
-                       const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                       int64_t ldc, int num_threads) {
+GemmBlocks bf16_blocks(int64_t M, int64_t N, int64_t Kd) {
   GemmBlocks blk;
   blk.kc = gemm_round_up(gemm_ceil_div(Kd, gemm_ceil_div(Kd, K::KC)), 2);
   blk.mc = gemm_round_up(gemm_ceil_div(M, gemm_ceil_div(M, K::MC)), K::MR);
   blk.nc = gemm_round_up(gemm_ceil_div(N, gemm_ceil_div(N, K::NC)), K::NR);
+  return blk;
+}
+
+// op(B) packed once for several products, as gemm_pack_b_all: every (jc,
+// pc) step's panels as bf16_gemm_team packs them, in blocks of
+// depth(kc)·nc words.
+template <typename K>
+int64_t bf16_packed_b_size(int64_t N, int64_t Kd) {
+  const GemmBlocks blk = bf16_blocks<K>(1, N, Kd);
+  return gemm_ceil_div(N, blk.nc) * gemm_ceil_div(Kd, blk.kc) * K::depth(blk.kc) * blk.nc;
+}
+
+template <typename K>
+void bf16_pack_b_all(bool trans_b, int64_t N, int64_t Kd, const float* B, int64_t ldb, uint32_t* dst) {
+  const GemmBlocks blk = bf16_blocks<K>(1, N, Kd);
+  GemmBuffer<uint32_t> row(K::depth(blk.kc));
+  for (int64_t jc = 0; jc < N; jc += blk.nc) {
+    const int64_t nc = gemm_min(blk.nc, N - jc), panels = gemm_ceil_div(nc, K::NR);
+    for (int64_t pc = 0; pc < Kd; pc += blk.kc, dst += K::depth(blk.kc) * blk.nc) {
+      const int64_t kc = gemm_min(blk.kc, Kd - pc);
+      for (int64_t p = 0; p < panels; ++p)
+        K::pack_b(trans_b, kc, nc, trans_b ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, p, dst, row.data);
+    }
+  }
+}
+
+template <typename K>
+void bf16_gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t Kd, float alpha,
+                       const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                       int64_t ldc, int num_threads, const uint32_t* packed_b) {
+  const GemmBlocks blk = bf16_blocks<K>(M, N, Kd);
   const int threads = gemm_threads(num_threads, M, N, Kd);
   const int64_t depth = K::depth(blk.kc);
-  const int64_t a_size = blk.mc * depth + depth, b_size = depth * blk.nc;  // A block and a row
+  // A block and a row; the B panel unless packed beforehand
+  const int64_t a_size = blk.mc * depth + depth, b_size = packed_b != nullptr ? 0 : depth * blk.nc;
   const int64_t steps = gemm_ceil_div(N, blk.nc) * gemm_ceil_div(Kd, blk.kc);
   GemmBuffer<uint32_t> buf(b_size + a_size * threads);
   GemmBuffer<int64_t> counters(2 * steps);
@@ -417,7 +455,7 @@ void bf16_gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
   if (threads == 1) {
     uint32_t* a_buf = buf.data + b_size;
     bf16_gemm_team<K>(1, trans_a, trans_b, M, N, Kd, alpha, A, lda, B, ldb, beta, C, ldc, blk, a_buf,
-                      buf.data, a_buf + blk.mc * depth, counters.data);
+                      buf.data, a_buf + blk.mc * depth, counters.data, packed_b);
     return;
   }
 #ifdef _OPENMP
@@ -426,47 +464,87 @@ void bf16_gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
     const int team = omp_get_num_threads(), t = omp_get_thread_num();
     uint32_t* a_buf = buf.data + b_size + a_size * t;
     bf16_gemm_team<K>(team, trans_a, trans_b, M, N, Kd, alpha, A, lda, B, ldb, beta, C, ldc, blk,
-                      a_buf, buf.data, a_buf + blk.mc * depth, counters.data);
+                      a_buf, buf.data, a_buf + blk.mc * depth, counters.data, packed_b);
   }
 #endif
 }
 
 #endif  // __AVX512BF16__
 
-// C (M,N) = alpha * bf16(op(A)) bf16(op(B)) + beta * C, as gemm<float>.
-inline void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                      const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                      int64_t ldc, int num_threads) {
+#if defined(__AMX_BF16__)
+using Bf16Kernel = Bf16AmxKernel;
+#elif defined(__AVX512BF16__)
+using Bf16Kernel = Bf16DotKernel;
+#endif
+
+// C (M,N) = alpha * bf16(op(A)) bf16(op(B)) + beta * C, as gemm<float>;
+// packed_b: op(B) packed beforehand by gemm_in_pack_b (or null).
+inline void gemm_bf16_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                             const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                             int64_t ldc, int num_threads, const float* packed_b) {
 #if defined(__AVX512BF16__)
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     gemm_scale_c(M, N, beta, C, ldc);
     return;
   }
-#if defined(__AMX_BF16__)
-  bf16_gemm_blocked<Bf16AmxKernel>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
-                                   num_threads);
+  bf16_gemm_blocked<Bf16Kernel>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, num_threads,
+                                reinterpret_cast<const uint32_t*>(packed_b));
 #else
-  bf16_gemm_blocked<Bf16DotKernel>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
-                                   num_threads);
-#endif
-#else
-  gemm<float, true>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, num_threads);
+  gemm_packed<float, true>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, num_threads, packed_b);
 #endif
 }
 
-// The product of a cell in its precision: bf16 (float only) or T's own.
+inline void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                      int64_t ldc, int num_threads) {
+  gemm_bf16_packed(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, num_threads, nullptr);
+}
+
+// The product of a cell in its precision: bf16 (float only) or T's own;
+// packed_b: op(B) packed beforehand by gemm_in_pack_b in that precision (or
+// null).
 template <typename T>
 inline void gemm_in(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
                     const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
-                    int num_threads) {
+                    int num_threads, const T* packed_b = nullptr) {
   if constexpr (sizeof(T) == 4) {
     if (bf16) {
-      gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, num_threads);
+      gemm_bf16_packed(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, num_threads, packed_b);
       return;
     }
   }
-  gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, num_threads);
+  gemm_packed<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, num_threads, packed_b);
+}
+
+// Elements (of T) that op(B) (N columns, K rows) takes packed for gemm_in
+// in a precision, and the packing: for several products with the same
+// op(B) (words of two bfloat16 count as one element of float).
+template <typename T>
+int64_t gemm_in_packed_b_size(bool bf16, int64_t N, int64_t K) {
+#if defined(__AVX512BF16__)
+  if constexpr (sizeof(T) == 4) {
+    if (bf16) return bf16_packed_b_size<Bf16Kernel>(N, K);
+  }
+#else
+  (void)bf16;
+#endif
+  return gemm_packed_b_size<T>(N, K);
+}
+
+template <typename T>
+void gemm_in_pack_b(bool bf16, bool trans_b, int64_t N, int64_t K, const T* B, int64_t ldb, T* dst) {
+  if constexpr (sizeof(T) == 4) {
+    if (bf16) {
+#if defined(__AVX512BF16__)
+      bf16_pack_b_all<Bf16Kernel>(trans_b, N, K, B, ldb, reinterpret_cast<uint32_t*>(dst));
+#else
+      gemm_pack_b_all<float, true>(trans_b, N, K, B, ldb, dst);
+#endif
+      return;
+    }
+  }
+  gemm_pack_b_all<T>(trans_b, N, K, B, ldb, dst);
 }
 
 }  // namespace SEQCORE_ISA_NS

@@ -284,11 +284,13 @@ inline int64_t gemm_next(int64_t* counter) {
 // another process takes fewer. Each thread packs its A blocks into its own
 // a_buf (blk.mc * blk.kc). counters: 2 per (jc, pc) step, zero, shared.
 // RB: the operands are rounded to bfloat16 as they are packed (gemm/bf16.h).
+// packed_b: op(B) packed beforehand (gemm_pack_b_all), read from there
+// instead of packed into b_buf.
 template <typename T, bool RB = false>
 void gemm_team(int team, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
                int64_t ldc, const GemmBlocks& blk, T* __restrict a_buf, T* __restrict b_buf,
-               int64_t* counters) {
+               int64_t* counters, const T* packed_b = nullptr) {
   using Config = GemmConfig<T>;
   constexpr int MR = Config::MR, NV = Config::NV, NR = NV * Vec<T>::size;
   const int64_t m_blocks = gemm_ceil_div(M, blk.mc);
@@ -302,15 +304,20 @@ void gemm_team(int team, bool trans_a, bool trans_b, int64_t M, int64_t N, int64
     for (int64_t pc = 0; pc < K; pc += blk.kc, counters += 2) {
       const int64_t kc = gemm_min(blk.kc, K - pc);
       const GemmEpilogue<T> ep{alpha, pc == 0 ? beta : T(1), pc > 0 || beta != T(0)};
-
-      for (int64_t p; (p = gemm_next(counters)) < panels;) {
-        const int64_t j = jc + p * NR;
-        gemm_pack_b<T, NR, RB>(trans_b, kc, gemm_min(NR, nc - p * NR),
-                           trans_b ? B + j * ldb + pc : B + pc * ldb + j, ldb,
-                           b_buf + p * NR * kc);
-      }
-      if (team > 1) {
+      const T* bp = b_buf;
+      if (packed_b != nullptr) {
+        bp = packed_b;
+        packed_b += blk.kc * blk.nc;
+      } else {
+        for (int64_t p; (p = gemm_next(counters)) < panels;) {
+          const int64_t j = jc + p * NR;
+          gemm_pack_b<T, NR, RB>(trans_b, kc, gemm_min(NR, nc - p * NR),
+                                 trans_b ? B + j * ldb + pc : B + pc * ldb + j, ldb,
+                                 b_buf + p * NR * kc);
+        }
+        if (team > 1) {
 #pragma omp barrier
+        }
       }
 
       int64_t packed = -1;  // the A block in a_buf
@@ -328,7 +335,7 @@ void gemm_team(int team, bool trans_a, bool trans_b, int64_t M, int64_t N, int64
           const int nr = static_cast<int>(gemm_min(NR, nc - jr));
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int mr = static_cast<int>(gemm_min(MR, mc - ir));
-            gemm_tile<T, MR, NV>(mr, kc, a_buf + ir * kc, b_buf + jr * kc,
+            gemm_tile<T, MR, NV>(mr, kc, a_buf + ir * kc, bp + jr * kc,
                                  C + (ic + ir) * ldc + jc + jr, ldc, nr, ep);
           }
         }
@@ -544,10 +551,12 @@ inline int gemm_threads(int num_threads, int64_t M, int64_t N, int64_t K) {
 
 // RB: op(A) and op(B) rounded to bfloat16 as they are packed (gemm/bf16.h);
 // the one-row paths, which do not pack, are not taken then.
+// gemm with packed_b: op(B) packed beforehand by gemm_pack_b_all (or
+// null); a product of one row or column reads B where it is all the same.
 template <typename T, bool RB = false>
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
-          const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
-          int num_threads) {
+void gemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                 int num_threads, const T* packed_b) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == T(0)) {
     gemm_scale_c(M, N, beta, C, ldc);
@@ -568,14 +577,14 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
   const GemmBlocks blk = gemm_blocks<T>(M, N, K);
   // Buffers, allocated here so that a failure throws outside the parallel
   // region: the shared B panel, each thread's A block, the work counters.
-  const int64_t a_size = blk.mc * blk.kc, b_size = blk.kc * blk.nc;
+  const int64_t a_size = blk.mc * blk.kc, b_size = packed_b != nullptr ? 0 : blk.kc * blk.nc;
   const int64_t steps = gemm_ceil_div(N, blk.nc) * gemm_ceil_div(K, blk.kc);
   GemmBuffer<T> buf(b_size + a_size * threads);
   GemmBuffer<int64_t> counters(2 * steps);
   for (int64_t i = 0; i < 2 * steps; ++i) counters.data[i] = 0;
   if (threads == 1) {
     gemm_team<T, RB>(1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, blk,
-              buf.data + b_size, buf.data, counters.data);
+              buf.data + b_size, buf.data, counters.data, packed_b);
     return;
   }
 #ifdef _OPENMP
@@ -585,9 +594,46 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
     // work among those present.
     const int team = omp_get_num_threads(), t = omp_get_thread_num();
     gemm_team<T, RB>(team, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, blk,
-              buf.data + b_size + a_size * t, buf.data, counters.data);
+              buf.data + b_size + a_size * t, buf.data, counters.data, packed_b);
   }
 #endif
+}
+
+template <typename T, bool RB = false>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+          const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+          int num_threads) {
+  gemm_packed<T, RB>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, num_threads, nullptr);
+}
+
+// ---------------------------------------------------------------------------
+// op(B) packed once for several products
+
+// For products that share op(B) (N columns, K rows) and differ in A (the
+// input projection of an inference, a chunk of steps at a time): op(B) as
+// gemm_team packs it, every (jc, pc) step's panels one after the other in
+// blocks of kc·nc (they depend on N and K only). Elements it takes:
+template <typename T>
+int64_t gemm_packed_b_size(int64_t N, int64_t K) {
+  const GemmBlocks blk = gemm_blocks<T>(1, N, K);
+  return gemm_ceil_div(N, blk.nc) * gemm_ceil_div(K, blk.kc) * blk.kc * blk.nc;
+}
+
+template <typename T, bool RB = false>
+void gemm_pack_b_all(bool trans_b, int64_t N, int64_t K, const T* B, int64_t ldb, T* dst) {
+  constexpr int NR = GemmConfig<T>::NV * Vec<T>::size;
+  const GemmBlocks blk = gemm_blocks<T>(1, N, K);
+  for (int64_t jc = 0; jc < N; jc += blk.nc) {
+    const int64_t nc = gemm_min(blk.nc, N - jc), panels = gemm_ceil_div(nc, NR);
+    for (int64_t pc = 0; pc < K; pc += blk.kc, dst += blk.kc * blk.nc) {
+      const int64_t kc = gemm_min(blk.kc, K - pc);
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t j = jc + p * NR;
+        gemm_pack_b<T, NR, RB>(trans_b, kc, gemm_min(NR, nc - p * NR),
+                               trans_b ? B + j * ldb + pc : B + pc * ldb + j, ldb, dst + p * NR * kc);
+      }
+    }
+  }
 }
 
 }  // namespace SEQCORE_ISA_NS
