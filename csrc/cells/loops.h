@@ -185,32 +185,97 @@ struct ForwardStep {
   const PanelMap* map = nullptr;
   Bf16Rows<T> bf16;  // precision "bf16": this thread's row buffer (cells/panel_bf16.h); else rows null
 
+  // Rows [row0, row0 + n) of the next Gx block, unit u's columns (the
+  // unit's columns once, then a plain loop over the rows).
+  void prefetch_next(int64_t u, int64_t row0, int64_t n) const {
+    if (gx_next == nullptr) return;
+    int64_t cols[NV];
+    int nq = 0;
+    for (int q = 0; q < NV && map->hidden(u, q, 0) < H; ++q) cols[nq++] = map->column(u, q, 0);
+    const int64_t rn = next_rows - row0 < n ? next_rows - row0 : n;
+    const T* g = gx_next + row0 * GH;
+    for (int64_t r = 0; r < rn; ++r, g += GH)
+      for (int q = 0; q < nq; ++q) __builtin_prefetch(g + cols[q], 1, 3);
+  }
+
+  // The epilogue of row `row` at unit u from its recurrent sums acc.
+  void finish_row(int64_t u, int64_t row, const Vec<T>* acc) const {
+    const int64_t t = rows.time(s, row);
+    epi.apply(row, u, acc, y + (t * rows.B + rows.batch(row)) * H);
+  }
+
   template <int R>
   void tile(int64_t row0) {
     Vec<T> acc[R][NV];
-    if (gx_next != nullptr) {
-      // the unit's columns once, then a plain loop over the rows (R·NV
-      // prefetches: 128 a tile of 32 rows)
-      int64_t cols[NV];
-      int nq = 0;
-      for (int q = 0; q < NV && map->hidden(unit, q, 0) < H; ++q) cols[nq++] = map->column(unit, q, 0);
-      const int64_t rn = next_rows - row0 < R ? next_rows - row0 : R;
-      const T* g = gx_next + row0 * GH;
-      for (int64_t r = 0; r < rn; ++r, g += GH)
-        for (int q = 0; q < nq; ++q) __builtin_prefetch(g + cols[q], 1, 3);
-    }
+    prefetch_next(unit, row0, R);
     if (bf16.rows != nullptr) {
       if (!bf16.ready) bf16_convert_rows(h_prev, H, rows.active(s), H, bf16);
       panel_product_bf16<R, NV>(H, bf16, row0, panel, acc);
     } else {
       panel_product<T, R, NV>(H, h_prev + row0 * H, H, panel, acc);
     }
-    for (int r = 0; r < R; ++r) {
-      const int64_t row = row0 + r, t = rows.time(s, row);
-      epi.apply(row, unit, acc[r], y + (t * rows.B + rows.batch(row)) * H);
-    }
+    for (int r = 0; r < R; ++r) finish_row(unit, row0 + r, acc[r]);
   }
 };
+
+#if defined(__AMX_BF16__)
+// Whether a "bf16" forward step runs forward_step_amx: K = H in whole
+// blocks of 32 (no pairs of k left for vdpbf16ps).
+inline bool forward_amx_pipelined(bool bf16, int64_t H) { return bf16 && H % 32 == 0; }
+
+// A "bf16" forward step with AMX over units [u0, u1) and rows [0, running),
+// software-pipelined: the work items (a unit and a tile of up to 32 rows,
+// the tiles of for_each_tile) are multiplied in turn, and between the
+// blocks of item i's tile products, which the AMX unit runs on its own,
+// the vector units run item i-1's epilogue a row or two at a time, from
+// item i-1's sums (two sets in the row buffer, used in turn). Run one
+// after the other, the products and the epilogues took about the same
+// time (LSTM, H = 256-512). The same sums and epilogues as tile(): the
+// same bits.
+template <typename T, int NV, typename Step>
+void forward_step_amx(Step& step, const T* panels, int64_t psize, int64_t u0, int64_t u1, int64_t running) {
+  if constexpr (sizeof(T) == 4) {
+    constexpr int MR = bf16_tile_rows<NV>();
+    Bf16Rows<T>& b = step.bf16;
+    bf16_convert_rows(step.h_prev, step.H, running, step.H, b);
+    const int64_t blocks = step.H / 32, tiles = (running + MR - 1) / MR;
+    const int64_t base = running / tiles, extra = running % tiles;
+    const uint32_t* a = reinterpret_cast<const uint32_t*>(b.rows);
+    float* sums[2] = {b.sums, b.sums + 2 * NV * 256};
+    // the item whose epilogue runs: unit, first row, rows, its sums; rows done
+    int64_t p_unit = -1, p_row0 = 0;
+    int p_rows = 0, p_done = 0, per_hook = 0;
+    const float* p_sums = nullptr;
+    auto finish = [&](int n) {
+      for (; n > 0 && p_done < p_rows; --n, ++p_done) {
+        const int r = p_done;
+        const float* sr = p_sums + (r / 16 * NV) * 256 + (r % 16) * 16;
+        Vec<T> acc[NV];
+        for (int q = 0; q < NV; ++q) acc[q] = Vec<T>(_mm512_loadu_ps(sr + q * 256));
+        step.finish_row(p_unit, p_row0 + r, acc);
+      }
+    };
+    int64_t item = 0;
+    for (int64_t u = u0; u < u1; ++u) {
+      const uint32_t* p = reinterpret_cast<const uint32_t*>(panels + u * psize);
+      int64_t row0 = 0;
+      for (int64_t i = 0; i < tiles; ++i, ++item) {
+        const int rows = static_cast<int>(base + (i < extra ? 1 : 0));
+        step.prefetch_next(u, row0, rows);
+        float* my_sums = sums[item % 2];
+        const int64_t hooks = amx_hooks<NV>(blocks, rows);
+        per_hook = static_cast<int>((p_rows + hooks - 1) / hooks);
+        amx_rows_product<NV>(blocks, a + row0 * b.stride, b.stride, p, rows, my_sums,
+                             [&]() { finish(per_hook); });
+        finish(p_rows);  // what the hooks left of the previous item
+        p_unit = u, p_row0 = row0, p_rows = rows, p_done = 0, p_sums = my_sums;
+        row0 += rows;
+      }
+    }
+    finish(p_rows);
+  }
+}
+#endif
 
 // Runs the forward of a cell with GH = G·H gate columns. epi_at(s, gx,
 // h_prev, h_out) gives the epilogue of iteration s, gx (count(s), GH) being
@@ -277,6 +342,16 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
         if (a.bf16) step.bf16 = bf16_thread_rows<NV>(bf16_rows.data, w, H, B);
         step.gx_next = i + 1 < steps ? gx0 + (rows.offset(s + 1) - base) * GH : nullptr;
         step.next_rows = i + 1 < steps ? rows.count(s + 1) : 0;
+#if defined(__AMX_BF16__)
+        if (running > 0 && forward_amx_pipelined(a.bf16, H)) {
+          forward_step_amx<T, NV>(step, scratch.panels, psize, u0, u1, running);
+          if (!a.train)
+            for (int64_t u = u0; u < u1; ++u)
+              for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
+          step_end(&done, w, n, i);
+          continue;
+        }
+#endif
         for (int64_t u = u0; u < u1; ++u) {
           step.unit = u;
           step.panel = scratch.panels + u * psize;

@@ -62,10 +62,11 @@ inline int64_t bf16_row_stride(int64_t K) {
 inline int64_t bf16_buffer_rows(int64_t B) { return gemm_round_up(B, 16) + 16; }
 
 // Elements (of T) of one thread's row buffer: B converted rows of K values,
-// then room for 2·NV tiles of 16 x 16 sums.
+// then room for two sets (the pipelined forward step's two items) of 2·NV
+// tiles of 16 x 16 sums.
 template <int NV>
 int64_t bf16_row_buffer(int64_t K, int64_t B) {
-  return bf16_buffer_rows(B) * bf16_row_stride(K) + 2 * NV * 256 + 16;
+  return bf16_buffer_rows(B) * bf16_row_stride(K) + 4 * NV * 256 + 16;
 }
 
 // One thread's row buffer (null rows: the float32 product). `ready` says
@@ -128,9 +129,15 @@ struct Bf16TileScope {
 #if defined(__AMX_BF16__)
 // sums[q] (16 x 16 floats) = Σ over blocks c < blocks of 32 k: rows of a
 // (16 rows, `stride` words apart) times q's columns of the panel p.
-template <int NV>
+// What runs between the blocks of tile products: nothing, or (the
+// pipelined forward step, cells/loops.h) the vector work of another item.
+struct NoHook {
+  void operator()() const {}
+};
+
+template <int NV, typename Hook = NoHook>
 inline void amx_panel_blocks(int64_t blocks, const uint32_t* a, int64_t stride, const uint32_t* p,
-                             float* sums) {
+                             float* sums, Hook&& hook = Hook{}) {
   static_assert(NV >= 1 && NV <= 4, "tiles 0-3 hold the sums");
   _tile_zero(0);
   if constexpr (NV > 1) _tile_zero(1);
@@ -154,6 +161,7 @@ inline void amx_panel_blocks(int64_t blocks, const uint32_t* a, int64_t stride, 
       _tile_loadd(5, pc + 48, bstride);
       _tile_dpbf16ps(3, 4, 5);
     }
+    hook();
   }
   _tile_stored(0, sums, 64);
   if constexpr (NV > 1) _tile_stored(1, sums + 256, 64);
@@ -165,9 +173,9 @@ inline void amx_panel_blocks(int64_t blocks, const uint32_t* a, int64_t stride, 
 // and the panel's columns q = Q, Q + 1 (only Q when Q + 1 = NV): each tile
 // of the panel is loaded once for both tiles of A. Sums of row tile i and
 // column q go to sums[(i·NV + q)·256 …].
-template <int NV, int Q>
+template <int NV, int Q, typename Hook = NoHook>
 inline void amx_panel_blocks_2q(int64_t blocks, const uint32_t* a, int64_t stride, const uint32_t* p,
-                                float* sums) {
+                                float* sums, Hook&& hook = Hook{}) {
   constexpr bool two = Q + 1 < NV;
   _tile_zero(0);
   _tile_zero(2);
@@ -189,6 +197,7 @@ inline void amx_panel_blocks_2q(int64_t blocks, const uint32_t* a, int64_t strid
     _tile_loadd(5, a1 + c * 16, astride);
     _tile_dpbf16ps(2, 5, 6);
     if constexpr (two) _tile_dpbf16ps(3, 5, 7);
+    hook();
   }
   _tile_stored(0, sums + Q * 256, 64);
   _tile_stored(2, sums + (NV + Q) * 256, 64);
@@ -198,13 +207,29 @@ inline void amx_panel_blocks_2q(int64_t blocks, const uint32_t* a, int64_t strid
   }
 }
 
-template <int NV>
+template <int NV, typename Hook = NoHook>
 inline void amx_panel_blocks_2(int64_t blocks, const uint32_t* a, int64_t stride, const uint32_t* p,
-                               float* sums) {
+                               float* sums, Hook&& hook = Hook{}) {
   static_assert(NV >= 1 && NV <= 4, "two passes of at most two columns");
-  amx_panel_blocks_2q<NV, 0>(blocks, a, stride, p, sums);
-  if constexpr (NV > 2) amx_panel_blocks_2q<NV, 2>(blocks, a, stride, p, sums);
+  amx_panel_blocks_2q<NV, 0>(blocks, a, stride, p, sums, hook);
+  if constexpr (NV > 2) amx_panel_blocks_2q<NV, 2>(blocks, a, stride, p, sums, hook);
 }
+
+// The sums of `rows` rows (at most 32) of a times the panel p, K = 32 ·
+// blocks: row r's sums of column q at sums[((r / 16)·NV + q)·256 + (r % 16)·16],
+// with hook() after each block of tile products (blocks or 2·blocks calls,
+// as amx_hooks says).
+template <int NV, typename Hook>
+inline void amx_rows_product(int64_t blocks, const uint32_t* a, int64_t stride, const uint32_t* p, int rows,
+                             float* sums, Hook&& hook) {
+  if (rows > 16) {
+    amx_panel_blocks_2<NV>(blocks, a, stride, p, sums, hook);
+  } else {
+    amx_panel_blocks<NV>(blocks, a, stride, p, sums, hook);
+  }
+}
+template <int NV>
+inline int64_t amx_hooks(int64_t blocks, int rows) { return rows > 16 && NV > 2 ? 2 * blocks : blocks; }
 #endif
 
 // pack_panels (same arguments) for the "bf16" product.
