@@ -126,13 +126,15 @@ def test_sequences_match_the_bf16_reference(cell, options, isa, threads):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("shape", [(4, 37, 20, 48), (3, 64, 16, 64)], ids=lambda s: "T{}B{}D{}H{}".format(*s))
+@pytest.mark.parametrize("shape", [(4, 37, 20, 48), (3, 64, 16, 64), (5, 37, 20, 96)],
+                         ids=lambda s: "T{}B{}D{}H{}".format(*s))
 def test_tiles_of_more_than_16_rows_match_the_bf16_reference(cell, shape, isa, threads):
     # With AMX a tile of 17-32 rows multiplies two tiles of h (or of the gate
     # gradients) by each tile of the panel: B = 37 runs tiles of 19 and 18
     # rows (the second tile of A mostly past the rows, K = 48 with a tail of
     # k after the whole blocks of 32), B = 64 two full tiles of 32; the
-    # lengths make the running rows shrink from step to step.
+    # lengths make the running rows shrink from step to step. With H a
+    # multiple of 32 the forward step is the pipelined one (forward_step_amx).
     for options in ({}, {"lengths": np.arange(shape[1]) % (shape[0] + 1), "reverse": True}):
         native, reference_ = run(cell, shape, "native", **options), run(cell, shape, "reference", **options)
         e = errors(native[:2], reference_[:2])
@@ -145,13 +147,16 @@ def test_bf16_inference_in_chunks_matches_the_training_forward(cell, isa, thread
     # Inference projects the inputs a chunk of steps at a time (4 steps at
     # B = 64) from W_ih packed once for all chunks; training projects all
     # steps at once. The same products: bitwise equal. H = 300 gives the
-    # gates of LSTM and GRU more than one block of columns (900, 1200).
-    inputs = make_inputs(cell, 13, 64, 24, 300, dtype=np.float32, seed=3)
-    infer, cache = forward(cell, inputs, train=False, precision="bf16")
-    assert cache is None
-    train, _ = forward(cell, inputs, train=True, precision="bf16")
-    for k in infer:
-        np.testing.assert_array_equal(infer[k], train[k], err_msg=k)
+    # gates of LSTM and GRU more than one block of columns (900, 1200); H =
+    # 320 too, and runs the pipelined forward step with AMX; the lengths
+    # make inference carry the finished rows' states.
+    for H, options in ((300, {}), (320, {"lengths": np.arange(64) % 14})):
+        inputs = make_inputs(cell, 13, 64, 24, H, dtype=np.float32, seed=3)
+        infer, cache = forward(cell, inputs, train=False, precision="bf16", **options)
+        assert cache is None
+        train, _ = forward(cell, inputs, train=True, precision="bf16", **options)
+        for k in infer:
+            np.testing.assert_array_equal(infer[k], train[k], err_msg=f"{k}, H = {H}")
 
 
 @pytest.mark.parametrize("cell", CELLS)
