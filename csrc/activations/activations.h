@@ -9,7 +9,8 @@
 //   n are exact plus a lo part),  |r| <= ln2/2,
 //   q = r + r^2 P(r) ~ e^r - 1, P a weighted minimax polynomial (degree 4 for
 //   float, 9 for double) that minimises the RELATIVE error of q,
-//   2^n built in the exponent bits (round_pow2i in simd/<isa>.h).
+//   2^n built in the exponent bits, on AVX-512 by vscalefps (round_pow2i in
+//   simd/<isa>.h).
 //   sigmoid(x): e = 2^n + 2^n q = e^-|x|, d = 2^n q + (2^n + 1) = 1 + e^-|x|
 //               (one rounding each, for |x| < 16 in float, 36 in double;
 //               beyond, d is within an ulp of 1); sigmoid(|x|) = 1 / d and
@@ -19,6 +20,11 @@
 //               above; tanh|x| = -u / d, given the sign of x. expm1 keeps its
 //               relative accuracy as |x| -> 0 (for n = 0, u = q), so tanh does
 //               too, with no odd polynomial and no switch between formulas.
+// The one division of each function stays a true division: a reciprocal
+// estimate (rcp14) times the dividend with one correction step, within
+// 0.51 ulp, measured 3-4% slower than vdivps in these functions on an Intel
+// Xeon with AVX-512 and AMX (the division's few uops overlap the
+// polynomial's; the four instructions replacing it do not).
 // The products 2^n q are exact and 2^n +- 1 is exact wherever it matters, so
 // the scalar ISA, which evaluates fmadd as a multiply and an add (no FMA),
 // is as accurate as the others.
@@ -37,7 +43,10 @@
 // Measured maximum error, in ulps of the exact value, ulp(v) =
 // 2^(floor(log2|v|) - 23) (float) or - 52 (double), over results that are
 // normal numbers; rel and abs are |y - exact| / |exact| and |y - exact|:
-//   float32, oracle: the function in float64 (NumPy).
+//   float32, oracle: the function in float64 (NumPy); bench/activation_error.py
+//   measures it (re-run with 2^n by vscalefps: avx512 over all 2^32 inputs,
+//   sigmoid 2.402 ulp, tanh 1.932 ulp, every result bitwise equal to the
+//   former kernel's, --against).
 //     avx512: EXHAUSTIVE, all 2^32 inputs. avx2: bitwise identical to avx512
 //     on every 4th bit pattern (2^30 inputs). scalar: every 4th bit pattern.
 //       sigmoid  2.40 ulp (rel 1.8e-7, abs 8.9e-8), all three ISAs
