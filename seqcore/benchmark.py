@@ -11,7 +11,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import ops
-from .timing import median_seconds
+from .timing import median_seconds, median_seconds_in_turns
 
 try:  # NumPy's BLAS threads (the reference and the matmul peak); the bench extra
     import threadpoolctl
@@ -153,19 +153,24 @@ def measure_cell(cell: str, config: Sequence[int], backends: Sequence[str], repe
                  min_time: float = 0.2, dtype=np.float32, precision: str = "fp32") -> Dict[str, Dict[str, float]]:
     """Tokens per second (T·B per call) of each backend ("native",
     "reference", "torch"), for "train" and "infer", at the current threads,
-    in `precision` ("fp32", "bf16": torch's module and input in bfloat16)."""
+    in `precision` ("fp32", "bf16": torch's module and input in bfloat16).
+    The backends take turns (timing.median_seconds_in_turns: `repeat`
+    rounds, about `min_time` seconds of each backend in all), so that a
+    shared machine's drift slows them alike and their ratios hold."""
     T, B, D, H = config
     args = cell_arguments(cell, T, B, D, H, dtype)
-    result: Dict[str, Dict[str, float]] = {}
-    for backend in backends:
-        result[backend] = {}
-        for mode in ("train", "infer"):
-            train = mode == "train"
+    result: Dict[str, Dict[str, float]] = {backend: {} for backend in backends}
+    for mode in ("train", "infer"):
+        train = mode == "train"
+        fns = {}
+        for backend in backends:
             fn = (torch_step(cell, args, train, precision) if backend == "torch"
                   else seqcore_step(cell, args, backend, train, precision))
-            if fn is None:
-                continue
-            result[backend][mode] = T * B / median_seconds(fn, repeat=repeat, warmup=1, min_time=min_time)
+            if fn is not None:
+                fns[backend] = fn
+        seconds = median_seconds_in_turns(fns, rounds=repeat, warmup=1, min_time=min_time)
+        for backend, s in seconds.items():
+            result[backend][mode] = T * B / s
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from typing import Callable, Dict, List, Sequence
@@ -23,21 +24,31 @@ def median_seconds(fn: Callable[[], object], repeat: int = 5, warmup: int = 1, m
 
 
 def median_seconds_in_turns(fns: Dict[str, Callable[[], object]], rounds: int = 7, warmup: int = 1,
-                           clock: Callable[[], float] = time.perf_counter) -> Dict[str, float]:
+                           clock: Callable[[], float] = time.perf_counter,
+                           min_time: float = 0.0) -> Dict[str, float]:
     """Median time of each fn, the fns taking turns: every round runs each
     once, so a machine that slows down (other processes, clocks) slows them
     alike and their ratios hold. clock: wall time by default;
     time.thread_time counts only this thread's CPU time, which on a shared
-    machine measures single-threaded work without the time others took."""
-    for fn in fns.values():
-        for _ in range(warmup):
+    machine measures single-threaded work without the time others took.
+    With min_time > 0, a fn's turn is as many calls as bring its rounds to
+    about min_time in all (sized by the last warm-up call), timed together:
+    a fast fn is not timed one short call at a time."""
+    number: Dict[str, int] = {}
+    for k, fn in fns.items():
+        took = 0.0
+        for _ in range(max(warmup, 1 if min_time > 0 else 0)):
+            start = clock()
             fn()
+            took = clock() - start
+        number[k] = max(1, math.ceil(min_time / rounds / took)) if min_time > 0 and took > 0 else 1
     times: Dict[str, List[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for k, fn in fns.items():
             start = clock()
-            fn()
-            times[k].append(clock() - start)
+            for _ in range(number[k]):
+                fn()
+            times[k].append((clock() - start) / number[k])
     return {k: float(statistics.median(v)) for k, v in times.items()}
 
 
