@@ -68,6 +68,9 @@ def main(argv=None) -> int:
           f"{os.cpu_count()} cpus; torch {'yes' if 'torch' in backends else 'not installed'}")
     for blas in benchmark.blas_info():
         print(f"numpy BLAS: {blas.get('internal_api')} {blas.get('version')} kernel {blas.get('architecture')}")
+    if benchmark.threadpoolctl is None:
+        print("note: threadpoolctl is not installed (pip install .[bench]): NumPy's matmul peak below is "
+              "taken on all of its BLAS threads at every thread count")
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
             print(f"note: {var}={os.environ[var]} is set; it may slow NumPy's matmul")
