@@ -3,6 +3,7 @@ and the schedules it gives, bitwise equal to one thread's results at any
 count of workers (oracle: the same call on one thread)."""
 
 import os
+import statistics
 import subprocess
 import sys
 
@@ -269,9 +270,11 @@ def test_idle_threads_stop_spinning_soon():
     with GNU OpenMP's documented default spin (300,000 pauses, 10-40 ms on
     a quiet core) the idle thread spends much of each 20 ms sleep spinning;
     seqcore's runtime spins ~0.1 ms (ops.SPIN_COUNT). On a busy machine both
-    get less CPU, alike."""
-    ours, spinning = idle_cpu_seconds(), idle_cpu_seconds(GOMP_SPINCOUNT="300000")
-    assert ours < 0.5 * spinning, (ours, spinning)
+    get less CPU, alike: the two runs take turns, three times, and their
+    medians are compared (one pair on a loaded machine was seen to fail)."""
+    pairs = [(idle_cpu_seconds(), idle_cpu_seconds(GOMP_SPINCOUNT="300000")) for _ in range(3)]
+    ours, spinning = (statistics.median(p[i] for p in pairs) for i in (0, 1))
+    assert ours < 0.5 * spinning, pairs
 
 
 def test_the_spin_setting_is_not_left_in_the_environment():
