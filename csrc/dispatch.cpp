@@ -45,12 +45,44 @@ bool cpu_has_amx_bf16() {
          __builtin_cpu_supports("amx-bf16") && os_grants_amx();
 }
 
+// The kernels of an instruction set where this build has them (CMake's
+// SEQCORE_ISAS: all of them but in a build for one machine), else null.
+const IsaKernels* built_avx2() {
+#ifdef SEQCORE_BUILT_avx2
+  return &avx2::kernels();
+#else
+  return nullptr;
+#endif
+}
+const IsaKernels* built_avx512() {
+#ifdef SEQCORE_BUILT_avx512
+  return &avx512::kernels();
+#else
+  return nullptr;
+#endif
+}
+const IsaKernels* built_avx512_bf16() {
+#ifdef SEQCORE_BUILT_avx512_bf16
+  return &avx512_bf16::kernels();
+#else
+  return nullptr;
+#endif
+}
+const IsaKernels* built_amx_bf16() {
+#ifdef SEQCORE_BUILT_amx_bf16
+  return &amx_bf16::kernels();
+#else
+  return nullptr;
+#endif
+}
+
+// The kernels of `name` where this CPU runs them and this build has them.
 const IsaKernels* kernels_by_name(const std::string& name) {
   if (name == "scalar") return &scalar::kernels();
-  if (name == "avx2") return cpu_has_avx2() ? &avx2::kernels() : nullptr;
-  if (name == "avx512") return cpu_has_avx512() ? &avx512::kernels() : nullptr;
-  if (name == "avx512_bf16") return cpu_has_avx512_bf16() ? &avx512_bf16::kernels() : nullptr;
-  if (name == "amx_bf16") return cpu_has_amx_bf16() ? &amx_bf16::kernels() : nullptr;
+  if (name == "avx2") return cpu_has_avx2() ? built_avx2() : nullptr;
+  if (name == "avx512") return cpu_has_avx512() ? built_avx512() : nullptr;
+  if (name == "avx512_bf16") return cpu_has_avx512_bf16() ? built_avx512_bf16() : nullptr;
+  if (name == "amx_bf16") return cpu_has_amx_bf16() ? built_amx_bf16() : nullptr;
   throw std::invalid_argument("SEQCORE_ISA: unknown instruction set '" + name +
                               "'; expected one of scalar, avx2, avx512, avx512_bf16, amx_bf16");
 }
@@ -61,14 +93,15 @@ const IsaKernels* choose_at_startup() {
     const IsaKernels* k = kernels_by_name(env);
     if (k == nullptr) {
       throw std::invalid_argument(std::string("SEQCORE_ISA=") + env +
-                                  ": this CPU does not support that instruction set");
+                                  ": this CPU does not support that instruction set "
+                                  "(or this build left it out: CMake's SEQCORE_ISAS)");
     }
     return k;
   }
-  if (cpu_has_amx_bf16()) return &amx_bf16::kernels();
-  if (cpu_has_avx512_bf16()) return &avx512_bf16::kernels();
-  if (cpu_has_avx512()) return &avx512::kernels();
-  if (cpu_has_avx2()) return &avx2::kernels();
+  for (const char* name : {"amx_bf16", "avx512_bf16", "avx512", "avx2"}) {
+    const IsaKernels* k = kernels_by_name(name);
+    if (k != nullptr) return k;
+  }
   return &scalar::kernels();
 }
 
@@ -78,10 +111,8 @@ std::atomic<const IsaKernels*> g_active{nullptr};
 
 std::vector<std::string> supported_isas() {
   std::vector<std::string> out{"scalar"};
-  if (cpu_has_avx2()) out.push_back("avx2");
-  if (cpu_has_avx512()) out.push_back("avx512");
-  if (cpu_has_avx512_bf16()) out.push_back("avx512_bf16");
-  if (cpu_has_amx_bf16()) out.push_back("amx_bf16");
+  for (const char* name : {"avx2", "avx512", "avx512_bf16", "amx_bf16"})
+    if (kernels_by_name(name) != nullptr) out.push_back(name);
   return out;
 }
 
@@ -97,7 +128,8 @@ const IsaKernels& active_kernels() {
 void set_isa(const std::string& name) {
   const IsaKernels* k = kernels_by_name(name);
   if (k == nullptr) {
-    throw std::invalid_argument("isa: this CPU does not support '" + name + "'");
+    throw std::invalid_argument("isa: this CPU does not support '" + name +
+                                "' (or this build left it out: CMake's SEQCORE_ISAS)");
   }
   g_active.store(k, std::memory_order_release);
 }
