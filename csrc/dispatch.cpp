@@ -45,44 +45,32 @@ bool cpu_has_amx_bf16() {
          __builtin_cpu_supports("amx-bf16") && os_grants_amx();
 }
 
-// The kernels of an instruction set where this build has them (CMake's
+// The kernels of instruction set `name` where this build has them (CMake's
 // SEQCORE_ISAS: all of them but in a build for one machine), else null.
-const IsaKernels* built_avx2() {
+const IsaKernels* built(const std::string& name) {
 #ifdef SEQCORE_BUILT_avx2
-  return &avx2::kernels();
-#else
-  return nullptr;
+  if (name == "avx2") return &avx2::kernels();
 #endif
-}
-const IsaKernels* built_avx512() {
 #ifdef SEQCORE_BUILT_avx512
-  return &avx512::kernels();
-#else
-  return nullptr;
+  if (name == "avx512") return &avx512::kernels();
 #endif
-}
-const IsaKernels* built_avx512_bf16() {
 #ifdef SEQCORE_BUILT_avx512_bf16
-  return &avx512_bf16::kernels();
-#else
-  return nullptr;
+  if (name == "avx512_bf16") return &avx512_bf16::kernels();
 #endif
-}
-const IsaKernels* built_amx_bf16() {
 #ifdef SEQCORE_BUILT_amx_bf16
-  return &amx_bf16::kernels();
-#else
-  return nullptr;
+  if (name == "amx_bf16") return &amx_bf16::kernels();
 #endif
+  (void)name;
+  return nullptr;
 }
 
 // The kernels of `name` where this CPU runs them and this build has them.
 const IsaKernels* kernels_by_name(const std::string& name) {
   if (name == "scalar") return &scalar::kernels();
-  if (name == "avx2") return cpu_has_avx2() ? built_avx2() : nullptr;
-  if (name == "avx512") return cpu_has_avx512() ? built_avx512() : nullptr;
-  if (name == "avx512_bf16") return cpu_has_avx512_bf16() ? built_avx512_bf16() : nullptr;
-  if (name == "amx_bf16") return cpu_has_amx_bf16() ? built_amx_bf16() : nullptr;
+  if (name == "avx2") return cpu_has_avx2() ? built(name) : nullptr;
+  if (name == "avx512") return cpu_has_avx512() ? built(name) : nullptr;
+  if (name == "avx512_bf16") return cpu_has_avx512_bf16() ? built(name) : nullptr;
+  if (name == "amx_bf16") return cpu_has_amx_bf16() ? built(name) : nullptr;
   throw std::invalid_argument("SEQCORE_ISA: unknown instruction set '" + name +
                               "'; expected one of scalar, avx2, avx512, avx512_bf16, amx_bf16");
 }
