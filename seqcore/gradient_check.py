@@ -55,6 +55,7 @@ class GradcheckResult:
 
     @property
     def passed(self) -> bool:
+        """Whether the worst error is below the tolerance (False for NaN)."""
         return self.error < self.tolerance  # False for NaN
 
     def __bool__(self) -> bool:
@@ -64,6 +65,7 @@ class GradcheckResult:
 
     @property
     def where(self) -> str:
+        """The worst entry as ``name[i, j, ...]``."""
         return f"{self.name}[{', '.join(map(str, self.index))}]"
 
     def __str__(self) -> str:

@@ -162,6 +162,9 @@ class _Recurrent:
         return f"seqcore.torch.{type(self).__name__}"
 
     def forward(self, input, hx=None):
+        """As torch's module: input (T, B, D), (B, T, D) with batch_first, (T, D)
+        unbatched, or a PackedSequence; hx the initial state (an (h0, c0) pair
+        for LSTM) or None. Returns (output, h_n), (output, (h_n, c_n)) for LSTM."""
         reason = _unsupported(self)
         if reason is not None:
             raise ValueError(reason)

@@ -48,6 +48,7 @@ class RecurrentNetwork(Layer):
         self.rnn.precision = self.head.precision = value
 
     def children(self) -> Iterator[Tuple[str, Layer]]:
+        """("embedding", …) unless one-hot, ("rnn", …), ("head", …)."""
         if self.embedding is not None:
             yield "embedding", self.embedding
         yield "rnn", self.rnn

@@ -235,6 +235,8 @@ class Dropout(Layer):
         self._mask: Optional[np.ndarray] = None  # x's shape: 0 or 1/(1-p); () when nothing is dropped
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """x (any shape, float32 or float64) -> x with dropout applied when ``train``
+        (a fresh mask from ``rng``), else x itself."""
         x = _float_array("x", x)
         if not train:
             self._mask = None
@@ -247,6 +249,7 @@ class Dropout(Layer):
         return x * self._mask
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (the output's shape) -> dx = dy times the forward's mask."""
         mask = _saved(self, self._mask)
         dy = _float_array("dy", dy, mask.dtype)
         if mask.ndim and dy.shape != mask.shape:
@@ -266,11 +269,13 @@ class Tanh(Layer):
         self._y: Optional[np.ndarray] = None
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """x (any shape, float32 or float64) -> y of x's shape; ``train`` keeps what backward needs."""
         y = np.tanh(_float_array("x", x))
         self._y = y if train else None
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (the output's shape) -> dx; RuntimeError without a forward(train=True) before."""
         y = _saved(self, self._y)
         return _grad_in(dy, y.shape, y.dtype) * (1 - y * y)
 
@@ -291,11 +296,13 @@ class Sigmoid(Layer):
         self._y: Optional[np.ndarray] = None
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """x (any shape, float32 or float64) -> y of x's shape; ``train`` keeps what backward needs."""
         y = sigmoid(_float_array("x", x))
         self._y = y if train else None
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (the output's shape) -> dx; RuntimeError without a forward(train=True) before."""
         y = _saved(self, self._y)
         return _grad_in(dy, y.shape, y.dtype) * (y * (1 - y))
 
@@ -308,11 +315,13 @@ class ReLU(Layer):
         self._positive: Optional[np.ndarray] = None  # x's shape and dtype: 1 where x > 0, else 0
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """x (any shape, float32 or float64) -> y of x's shape; ``train`` keeps what backward needs."""
         x = _float_array("x", x)
         self._positive = (x > 0).astype(x.dtype) if train else None
         return np.maximum(x, 0)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (the output's shape) -> dx; RuntimeError without a forward(train=True) before."""
         positive = _saved(self, self._positive)
         return _grad_in(dy, positive.shape, positive.dtype) * positive
 
@@ -339,6 +348,7 @@ class Sequential(Layer):
         self.layers: Tuple[Layer, ...] = tuple(layers)
 
     def children(self) -> Iterator[Tuple[str, Layer]]:
+        """("0", first layer), ("1", second), ..."""
         return ((str(i), layer) for i, layer in enumerate(self.layers))
 
     def __len__(self) -> int:
@@ -351,12 +361,14 @@ class Sequential(Layer):
         return iter(self.layers)
 
     def forward(self, x, train: bool = True):
+        """x through every layer in order (a tuple output passes on its first element)."""
         for layer in self.layers:
             out = layer.forward(x, train=train)
             x = out[0] if isinstance(out, tuple) else out
         return x
 
     def backward(self, dy):
+        """dy back through the layers in reverse; returns dx (None after an Embedding)."""
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
             if dy is None:

@@ -70,10 +70,12 @@ class Layer:
         return self._with_children(self._grads, "grads")
 
     def zero_grad(self) -> None:
+        """Sets every gradient in ``grads`` to 0, in place (backward adds into them)."""
         for g in self.grads.values():
             g[...] = 0
 
     def num_params(self) -> int:
+        """The number of parameter entries, this layer's and its children's."""
         return sum(p.size for p in self.params.values())
 
     def state_dict(self) -> Dict[str, np.ndarray]:
@@ -107,9 +109,14 @@ class Layer:
     # -- computation ----------------------------------------------------------
 
     def forward(self, x, train: bool = True):
+        """The layer's output for ``x``; with ``train`` it keeps what ``backward``
+        needs. Subclasses implement it (NotImplementedError here)."""
         raise NotImplementedError
 
     def backward(self, dy):
+        """From the gradient of the output ``dy`` (the output's shape): adds the
+        parameters' gradients into ``grads`` and returns the input's gradient.
+        Subclasses implement it (NotImplementedError here)."""
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):

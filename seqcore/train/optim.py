@@ -247,6 +247,7 @@ class SGD(Optimizer):
 
     @classmethod
     def buffers(cls, momentum: float = 0.0, **hyper: Any) -> int:
+        """Arrays the size of a parameter kept for each: 1 with momentum, else 0."""
         return 1 if momentum != 0 else 0  # the momentum buffer
 
     def _checked(self, h: Dict[str, Any]) -> Dict[str, Any]:

@@ -181,9 +181,12 @@ class Trainer:
         vocab: the model's vocabulary: saved with checkpoints; for sequences,
             its ``<pad>`` pads and its ``<eos>`` starts and ends each one.
         optimizer: an Optimizer built on ``model`` (default: Adam at 2e-3).
-        batch_size, seq_len: a stream is read as ``batch_size`` streams,
-            ``seq_len`` steps at a time; sequences come ``batch_size`` at a time.
-        steps, epochs: how long (at most one of them; neither: one epoch).
+        batch_size: a stream is read as ``batch_size`` streams; sequences
+            come ``batch_size`` at a time.
+        seq_len: a stream is read ``seq_len`` steps at a time (streams only).
+        steps: how long, in steps (at most one of ``steps`` and ``epochs``;
+            neither: one epoch).
+        epochs: how long, in epochs.
         clip_value: clip every gradient entry to [-clip_value, clip_value].
         clip_norm: scale the gradients to a global L2 norm of at most this.
         schedule: None (the optimizer's lr throughout), "constant", "step",
@@ -203,7 +206,6 @@ class Trainer:
         max_seconds: a training-time budget for this ``fit`` (validation
             included; None: none): the step that crosses it is the last.
         seed: the order of sequences in each epoch (streams are not shuffled).
-        (``seq_len`` is for streams only.)
         shuffle: shuffle sequences each epoch.
         distributed: a ``seqcore.distributed.Communicator`` to train on all
             its ranks (data parallel, MPI; None: this process alone). Every
@@ -380,6 +382,7 @@ class Trainer:
 
     @property
     def checkpoint_path(self) -> Optional[str]:
+        """``out_dir/checkpoint``, where the trainer writes (None without ``out_dir``)."""
         return None if self.out_dir is None else os.path.join(self.out_dir, CHECKPOINT_DIR)
 
     # -- data -----------------------------------------------------------------
