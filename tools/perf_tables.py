@@ -251,7 +251,11 @@ def main(argv: List[str]) -> int:
         paths = [a for a in argv[1:] if a != "--check"]
         path = Path(paths[0]) if paths else ROOT / "README.md"
         text = path.read_text(encoding="utf-8")
-        new = fill_headline(text)
+        try:
+            new = fill_headline(text)
+        except (OSError, ValueError) as e:
+            print(f"perf_tables: {path}: {e}", file=sys.stderr)
+            return 1
         if check:
             if new != text:
                 print(f"perf_tables: {path}'s headline table differs from its data; run "
