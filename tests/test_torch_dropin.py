@@ -376,13 +376,6 @@ def test_unsupported_options_are_refused_at_construction(build, match):
         build()
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_dtypes_seqcore_lacks_are_refused(dtype):
-    ours = st.LSTM(3, 4).to(dtype)
-    with pytest.raises(TypeError, match=r"input: seqcore.torch.LSTM runs float32 and float64 tensors on the CPU"):
-        ours(torch.randn(2, 1, 3, dtype=dtype))
-
-
 def test_other_devices_are_refused():
     ours = st.GRU(3, 4, device="meta")
     with pytest.raises(TypeError, match="on the CPU, got torch.float32 on meta"):
