@@ -29,11 +29,13 @@ tensor that the forward returns and the backward reads; the arrays are
 freed with the handle (when autograd frees the graph).
 
 torch.compile: Dynamo refuses every module derived from torch's RNN classes
-unless ``torch._dynamo.config.allow_rnn`` is set ("Attempted to wrap RNN,
-GRU, or LSTM"); importing this module sets it, so that a converted model
-compiles with ``fullgraph=True``: the operator is one node of the graph.
-(The switch also lets Dynamo trace torch's own RNN modules, which it then
-runs as aten's RNN operators: torch's experimental support.) torch.export
+("Attempted to wrap RNN, GRU, or LSTM") unless ``torch._dynamo.config.
+allow_rnn`` is set, a switch for the whole process that would also send
+torch's own RNN modules down a path that fails in inductor on the CPU.
+Importing this module turns the switch on for seqcore's modules alone (at
+the one place Dynamo checks it, see _let_dynamo_trace_converted_modules),
+so a converted model compiles with ``fullgraph=True``, the operator one node
+of its graph, while torch's own modules graph-break as before. torch.export
 holds the operator the same way (in an inference export the handle is not
 used).
 
@@ -112,8 +114,6 @@ GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 LOW = (torch.bfloat16, torch.float16)
 
-# Dynamo refuses modules derived from torch.nn.RNN/GRU/LSTM without it (see the docstring).
-torch._dynamo.config.allow_rnn = True
 
 
 # ---------------------------------------------------------------------------
@@ -452,10 +452,44 @@ def _refuse(module: torch.nn.Module, where: str = "") -> None:
 
 
 # ---------------------------------------------------------------------------
+# torch.compile
+
+
+def _let_dynamo_trace_converted_modules() -> bool:
+    """Dynamo refuses every module derived from torch's RNN classes ("Attempted
+    to wrap RNN, GRU, or LSTM") unless torch._dynamo.config.allow_rnn is set;
+    setting it for the whole process would also send torch's own RNN modules
+    to its experimental path (which fails in inductor on the CPU). So the one
+    function that makes that check (VariableBuilder.wrap_module) sees the
+    switch on for seqcore's modules only, which Dynamo then traces like any
+    module: their forward calls the operator. False (compile graph-breaks at
+    the converted module, as at torch's own) where this torch has no such
+    function."""
+    try:
+        from torch._dynamo.variables.builder import VariableBuilder
+    except ImportError:  # pragma: no cover (another torch)
+        return False
+    original = getattr(VariableBuilder, "wrap_module", None)
+    if original is None or getattr(original, "_seqcore", False):
+        return original is not None
+
+    def wrap_module(self, value):
+        if type(value) in ORIGINALS:
+            with torch._dynamo.config.patch(allow_rnn=True):
+                return original(self, value)
+        return original(self, value)
+
+    wrap_module._seqcore = True
+    VariableBuilder.wrap_module = wrap_module
+    return True
+
+
+# ---------------------------------------------------------------------------
 # converting a model
 
 TWINS = {torch.nn.LSTM: LSTM, torch.nn.GRU: GRU, torch.nn.RNN: RNN}
 ORIGINALS = {twin: original for original, twin in TWINS.items()}
+COMPILES = _let_dynamo_trace_converted_modules()
 
 
 def convert(model: torch.nn.Module) -> torch.nn.Module:

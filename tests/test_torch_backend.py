@@ -281,6 +281,19 @@ def test_compile_fullgraph_traces_the_converted_layers_with_no_graph_break(cls):
     assert not st._SAVED  # what the backward needed went with the graph
 
 
+def test_torchs_own_modules_still_graph_break_beside_converted_ones():
+    """The allowance is for seqcore's classes only: torch's own LSTM in the
+    same process is refused under fullgraph=True and compiles otherwise, as
+    without seqcore."""
+    assert st.COMPILES
+    torch.manual_seed(0)
+    model = LanguageModel("LSTM")
+    ids = torch.randint(0, 20, (9, 3))
+    with pytest.raises(Exception, match="Attempted to wrap RNN, GRU, or LSTM"):
+        torch.compile(model, fullgraph=True, backend="aot_eager")(ids)
+    assert torch.allclose(torch.compile(model)(ids), model(ids), rtol=1e-5, atol=1e-6)
+
+
 def test_compile_with_inductor_trains_as_eager():
     torch.manual_seed(0)
     model = st.convert(LanguageModel("LSTM"))
