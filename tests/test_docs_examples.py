@@ -70,7 +70,7 @@ def python_blocks(text: str) -> List[Tuple[int, str]]:
 
 
 def pages() -> List[Path]:
-    found = sorted(DOCS.rglob("*.md"))
+    found = sorted(DOCS.rglob("*.md")) + [ROOT / "README.md"]
     return [p for p in found if p.is_file() and python_blocks(p.read_text(encoding="utf-8"))]
 
 

@@ -123,3 +123,10 @@ def test_the_manuals_records_render_and_each_is_shown():
         table = perf_tables.render(path.stem)
         assert perf_tables.load(path.stem)["machine"]["model"] in table
         assert f"<!-- perf-table: {path.stem} -->" in pages, f"{path.name} is shown on no page"
+
+
+def test_the_readmes_headline_table_is_its_records():
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    assert perf_tables.HEADLINE.search(text), "the README has no headline-table block"
+    assert perf_tables.fill_headline(text) == text, "run: python tools/perf_tables.py readme"

@@ -3,7 +3,6 @@ bidirectional, with lengths and states), on a user's own layer and on a pair
 of functions; catches a planted error (the course's printed dΓf with the
 candidate where c_{t-1} belongs); refuses what it cannot check."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -240,12 +239,3 @@ def test_what_cannot_be_checked_is_refused_naming_the_argument():
         seqcore.gradcheck((forward, lambda dy, dh: backward(dy, dh)[:2]), lstm_inputs())
     with pytest.raises(ValueError, match="inputs"):
         seqcore.gradcheck((forward, backward), (np.arange(3),))
-
-
-def test_the_readmes_example_runs_as_printed():
-    readme = Path(__file__).resolve().parents[1] / "README.md"
-    if not readme.is_file():
-        pytest.skip("README.md is not beside the tests")
-    section = readme.read_text(encoding="utf-8").split("### Checking a gradient", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    exec(compile(code, "README.md", "exec"), {})  # its assert is the check
