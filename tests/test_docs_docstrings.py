@@ -4,8 +4,8 @@ pages (docs/api/*.md) are generated from these docstrings, so a name without
 one would show as an empty entry.
 
 Public: the names of a module's ``__all__`` where it has one, else every
-name not starting with "_" that the module defines itself (not one it
-imported); in a public class, every method, property and nested class not
+name not starting with "_" that the module defines itself, or, for a
+package, one of its own submodules (not one it imported from elsewhere); in a public class, every method, property and nested class not
 starting with "_" that it has, its own or inherited from a class of
 seqcore's (the API pages show inherited members too). The test lists what
 lacks a docstring, and there should be none."""
@@ -24,9 +24,10 @@ NEEDS = {"seqcore.torch": "torch", "seqcore.onnx": "onnx"}
 def public_names(module):
     """(name, object) of the module's public functions and classes."""
     names = getattr(module, "__all__", None)
-    if names is None:
-        names = [n for n, v in vars(module).items()
-                 if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__]
+    if names is None:  # defined in the module, or (a package) in one of its own submodules
+        names = [n for n, v in vars(module).items() if not n.startswith("_")
+                 and (getattr(v, "__module__", None) or "").split(".")[:len(module.__name__.split("."))]
+                 == module.__name__.split(".")]
     out = []
     for n in names:
         v = getattr(module, n)
@@ -74,6 +75,21 @@ def test_every_public_name_has_a_docstring(module_name):
     if module_name in NEEDS:
         pytest.importorskip(NEEDS[module_name])
     assert undocumented(module_name) == []
+
+
+def test_a_packages_names_from_its_own_submodules_are_public():
+    import types
+    package = types.ModuleType("seqcore.example")
+
+    def own():
+        """Documented."""
+
+    def from_submodule():
+        pass
+
+    own.__module__, from_submodule.__module__ = "seqcore.example", "seqcore.example.part"
+    package.own, package.from_submodule, package.inspect = own, from_submodule, inspect.getdoc
+    assert [n for n, _ in public_names(package)] == ["own", "from_submodule"]
 
 
 def test_the_check_sees_a_missing_docstring():
