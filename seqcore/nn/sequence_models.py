@@ -107,7 +107,10 @@ class SequenceClassifier(_Labeler):
         self._saved: Optional[tuple] = None
 
     def forward(self, x, state=None, train: bool = True, lengths=None):
-        """Returns (logits (B, num_classes), the recurrent layer's final state)."""
+        """x: ids (T, B) integers (with ``vocab_size``) or features (T, B,
+        input_size); state: the recurrent layer's, or None for zeros; lengths:
+        B sequence lengths of a padded batch (None: all T). Returns (logits
+        (B, num_classes), the recurrent layer's final state)."""
         y, final = self._encode(x, state, train, lengths)
         T, B, F = y.shape
         n = np.full(B, T, np.int64) if lengths is None else np.asarray(lengths, np.int64)
@@ -157,7 +160,9 @@ class SequenceTagger(_Labeler):
     Children, for parameter names: "embedding" (ids only), "rnn", "head"."""
 
     def forward(self, x, state=None, train: bool = True, lengths=None):
-        """Returns (logits (T, B, num_classes), the recurrent layer's final state)."""
+        """x, state, lengths as for ``SequenceClassifier.forward``. Returns
+        (logits (T, B, num_classes): one label's logits a step, the recurrent
+        layer's final state)."""
         y, final = self._encode(x, state, train, lengths)
         return self.head.forward(self.dropout.forward(y, train=train), train=train), final
 
