@@ -110,7 +110,7 @@ def _columns(records: List[Dict[str, Any]]) -> List[tuple]:
 def _cells_fp32(bench: Dict[str, Any]) -> str:
     records = bench["records"]
     columns = _columns(records)
-    headers = ["cell, T×B×D×H"] + [f"{step}, {n} thread{'s' * (n > 1)}: tokens/s (×torch)" for n, step in columns]
+    headers = ["cell, T×B×D×H: tokens/s (×torch)"] + [f"{step}, {n} thread{'s' * (n > 1)}" for n, step in columns]
 
     def value(r):
         torch = r.get("native_over_torch")
@@ -121,8 +121,8 @@ def _cells_fp32(bench: Dict[str, Any]) -> str:
 def _cells_bf16(bench: Dict[str, Any]) -> str:
     records = bench["records"]
     columns = _columns(records)
-    headers = ["cell, T×B×D×H"] + [f"{step}, {n} thread{'s' * (n > 1)}: ×seqcore fp32 / ×torch bf16"
-                                   for n, step in columns]
+    headers = ["cell, T×B×D×H: ×seqcore fp32 / ×torch bf16"] + [f"{step}, {n} thread{'s' * (n > 1)}"
+                                                                for n, step in columns]
 
     def value(r):
         torch = r.get("bf16_over_torch_bf16")
@@ -144,8 +144,8 @@ def _generate(bench: Dict[str, Any]) -> str:
 
 def _layers(bench: List[Dict[str, Any]]) -> str:
     columns = _columns(bench)
-    headers = ["2-layer bidirectional, batch"] + [f"{step}, {n} thread{'s' * (n > 1)}: tokens/s (×torch)"
-                                                  for n, step in columns]
+    headers = ["2-layer bidirectional, lengths: tokens/s (×torch)"] + [f"{step}, {n} thread{'s' * (n > 1)}"
+                                                                      for n, step in columns]
 
     def value(r):
         return _num(r["seqcore_tokens_per_s"]) + (f" ({r['ratio']:.2f}×)" if r.get("ratio") else "")
