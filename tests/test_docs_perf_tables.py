@@ -130,3 +130,4 @@ def test_the_readmes_headline_table_is_its_records():
     text = readme.read_text(encoding="utf-8")
     assert perf_tables.HEADLINE.search(text), "the README has no headline-table block"
     assert perf_tables.fill_headline(text) == text, "run: python tools/perf_tables.py readme"
+
