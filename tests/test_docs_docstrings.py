@@ -17,7 +17,8 @@ import pytest
 
 # module -> its name in the manual (docs/api/)
 MODULES = ["seqcore", "seqcore.ops", "seqcore.nn", "seqcore.train", "seqcore.train.schedules", "seqcore.text",
-           "seqcore.generate", "seqcore.torch", "seqcore.onnx", "seqcore.distributed", "seqcore.gradient_check"]
+           "seqcore.generate", "seqcore.torch", "seqcore.onnx", "seqcore.distributed", "seqcore.gradient_check",
+           "seqcore.reference"]
 NEEDS = {"seqcore.torch": "torch", "seqcore.onnx": "onnx"}
 
 

@@ -10,4 +10,5 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def tanh(x: np.ndarray) -> np.ndarray:
+    """numpy's tanh, in the dtype of x."""
     return np.tanh(x)
