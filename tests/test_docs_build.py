@@ -26,3 +26,14 @@ def test_the_manual_builds_strictly(tmp_path):
         assert (site / page).is_file(), page
     assert "<table>" in (site / "performance" / "index.html").read_text(encoding="utf-8")
     shutil.rmtree(site)
+
+
+def test_placeholders_in_docstrings_are_shown_not_taken_for_html():
+    pytest.importorskip("griffe")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("griffe_plain_text", ROOT / "docs" / "griffe_plain_text.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = 'ids of "<pad>", "<slot>.<param>" arrays; ``<eos>`` and `<unk>` as code; a < b > c'
+    assert module.plain(text) == ('ids of "&lt;pad&gt;", "&lt;slot&gt;.&lt;param&gt;" arrays; ``<eos>`` and '
+                                  '`<unk>` as code; a < b > c')
