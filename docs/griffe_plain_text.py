@@ -1,7 +1,8 @@
 """A griffe extension for the API pages: the docstrings are plain text with
 ``code`` spans, not HTML, so a placeholder such as "<pad>" or
 "<slot>.<param>" outside a code span is shown as written instead of being
-taken for an HTML tag (and vanishing)."""
+taken for an HTML tag (and vanishing), and a product such as ids[b*S : (b+1)*S]
+keeps its asterisks instead of turning into emphasis."""
 
 import re
 
@@ -9,13 +10,15 @@ import griffe
 
 CODE = re.compile(r"(``.*?``|`[^`\n]*`)", re.S)
 TAG = re.compile(r"<(/?[A-Za-z_][^<>\n]*)>")
+PRODUCT = re.compile(r"(?<=[^\s*])\*(?=[^\s*])")  # an asterisk between two non-blanks: a product
 
 
 def plain(text: str) -> str:
-    """``text`` with every <...> outside code spans written as &lt;...&gt;."""
+    """``text`` with every <...> outside code spans written as &lt;...&gt;, and
+    every asterisk between two non-blanks escaped."""
     parts = CODE.split(text)
     for i in range(0, len(parts), 2):  # the even parts are outside code spans
-        parts[i] = TAG.sub(r"&lt;\1&gt;", parts[i])
+        parts[i] = PRODUCT.sub(r"\\*", TAG.sub(r"&lt;\1&gt;", parts[i]))
     return "".join(parts)
 
 

@@ -37,3 +37,5 @@ def test_placeholders_in_docstrings_are_shown_not_taken_for_html():
     text = 'ids of "<pad>", "<slot>.<param>" arrays; ``<eos>`` and `<unk>` as code; a < b > c'
     assert module.plain(text) == ('ids of "&lt;pad&gt;", "&lt;slot&gt;.&lt;param&gt;" arrays; ``<eos>`` and '
                                   '`<unk>` as code; a < b > c')
+    assert module.plain("ids[b*S : (b+1)*S], a * b, ``x*y``, **kwargs") == \
+        "ids[b\\*S : (b+1)\\*S], a * b, ``x*y``, **kwargs"
