@@ -50,6 +50,9 @@ def test_a_cells_table_has_a_row_per_shape_a_column_per_threads_and_step(tmp_pat
     data["load"] = [0.5, 1.2]
     (tmp_path / "q.json").write_text(json.dumps(data))
     assert "quiet: load average 0.5 before, 1.2 after" in perf_tables.render("q", tmp_path)
+    data["commit"] = "abc1234"
+    (tmp_path / "q.json").write_text(json.dumps(data))
+    assert "20:00 UTC at commit abc1234 on Test CPU 9000" in perf_tables.render("q", tmp_path)
 
 
 def test_bf16_generate_and_layers_records_have_their_tables(tmp_path):
@@ -109,7 +112,7 @@ def test_record_runs_the_bench_with_json_and_keeps_command_date_machine(tmp_path
     data = json.loads(out.read_text())
     assert data["command"] == f"{sys.executable} {bench} --rounds 1"
     assert data["bench"]["argv"][:2] == ["--rounds", "1"] and data["bench"]["argv"][2] == "--json"
-    assert data["date"].endswith("UTC") and len(data["load"]) == 2
+    assert data["date"].endswith("UTC") and len(data["load"]) == 2 and data["commit"]
     assert set(data["machine"]) == {"model", "flags", "cores"}
     with pytest.raises(ValueError, match="name"):
         perf_tables.record("../x", [sys.executable], tmp_path)

@@ -8,7 +8,7 @@ never typed by hand.
 
 `record` runs the bench command with `--json TMP` added and keeps, in
 docs/performance/data/NAME.json, what the bench wrote beside the command as
-typed, the date (UTC), the machine (lscpu's model name and flags of note,
+typed, the date (UTC), the commit measured, the machine (lscpu's model name and flags of note,
 the cores), and the load average before and after. `render` turns such a
 record into a Markdown table with a caption that names the machine, the
 command, the date and the load. The docs build puts the tables into the
@@ -66,7 +66,9 @@ def record(name: str, command: Sequence[str], out_dir: Path = DATA) -> Path:
         path = Path(tmp) / "bench.json"
         subprocess.run([*command, "--json", str(path)], cwd=ROOT, check=True)
         bench = json.loads(path.read_text(encoding="utf-8"))
-    data = dict(name=name, command=" ".join(command), date=date, machine=machine(),
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or None
+    data = dict(name=name, command=" ".join(command), date=date, commit=commit, machine=machine(),
                 load=[round(v, 1) for v in (*load_before[:1], *os.getloadavg()[:1])], bench=bench)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{name}.json"
@@ -198,7 +200,8 @@ def caption(data: Dict[str, Any]) -> str:
                  f"per cent between runs")
     else:
         state = f"quiet: load average {load[0]} before, {load[1]} after"
-    return (f"*Measured {data['date']} on {m['model']} ({m['cores']} cores; {flags}), {state}. "
+    at = f" at commit {data['commit']}" if data.get("commit") else ""
+    return (f"*Measured {data['date']}{at} on {m['model']} ({m['cores']} cores; {flags}), {state}. "
             f"Command: `{data['command']}`. Made by `tools/perf_tables.py` from "
             f"`docs/performance/data/{data['name']}.json`.*")
 
