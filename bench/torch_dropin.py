@@ -105,9 +105,24 @@ class Loop:
             if k > 0:  # the first step of a turn pays for the other copy's caches
                 self.rates.append(y.size / (time.perf_counter() - start))
 
+    def validation_loss(self, batches: StreamBatches) -> float:
+        """Nats per character over the held-out text (every batch, the state
+        carried), in eval mode, under the same autocast as the training."""
+        torch, F = self.torch, self.torch.nn.functional
+        self.model.eval()
+        total, count, state = 0.0, 0, None
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+            for i in range(len(batches)):
+                x, y = batches[i]
+                logits, state = self.model(torch.from_numpy(x), state)
+                total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                                         torch.from_numpy(y).reshape(-1), reduction="sum").item()
+                count += y.size
+        return total / count
 
-def bench_cell(torch, cell: str, precision: str, batches: StreamBatches, vocab_size: int, cfg, args,
-               log) -> Dict[str, object]:
+
+def bench_cell(torch, cell: str, precision: str, batches: StreamBatches, validation: Optional[StreamBatches],
+               vocab_size: int, cfg, args, log) -> Dict[str, object]:
     plain_model = build(torch, cell, vocab_size, cfg, args.seed)
     converted_model = seqcore.torch.convert(copy.deepcopy(plain_model))
     autocast = precision == "bf16"
@@ -119,9 +134,13 @@ def bench_cell(torch, cell: str, precision: str, batches: StreamBatches, vocab_s
         log(f"{cell} {precision} round {r + 1}/{args.rounds}: " + ", ".join(
             f"{name} {np.median(loop.rates):,.0f} tokens/s (loss {loop.loss:.4f})" for name, loop in loops.items()))
     rates = {name: float(np.median(loop.rates)) for name, loop in loops.items()}
-    return dict(cell=cell, precision=precision, steps=args.rounds * args.block, torch_tokens_per_s=rates["torch"],
-                seqcore_torch_tokens_per_s=rates["seqcore.torch"], ratio=rates["seqcore.torch"] / rates["torch"],
-                torch_last_loss=loops["torch"].loss, seqcore_torch_last_loss=loops["seqcore.torch"].loss)
+    result = dict(cell=cell, precision=precision, steps=args.rounds * args.block, torch_tokens_per_s=rates["torch"],
+                  seqcore_torch_tokens_per_s=rates["seqcore.torch"], ratio=rates["seqcore.torch"] / rates["torch"],
+                  torch_last_loss=loops["torch"].loss, seqcore_torch_last_loss=loops["seqcore.torch"].loss)
+    if validation is not None:
+        result.update(torch_validation_loss=loops["torch"].validation_loss(validation),
+                      seqcore_torch_validation_loss=loops["seqcore.torch"].validation_loss(validation))
+    return result
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
@@ -139,6 +158,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     p.add_argument("--data", type=Path, default=example.DATA)
     p.add_argument("--max-chars", type=int, default=None, help="use only the corpus's first so many characters")
     p.add_argument("--seed", type=int, default=0, help="the initial weights")
+    p.add_argument("--validate", action="store_true",
+                   help="at the end, each copy's loss on the held-out text (nats per character)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="print only the report")
     args = p.parse_args(argv)
@@ -151,8 +172,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
 
     log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
     cfg = dict(example.CONFIG, hidden=args.hidden)
-    vocab, train, _ = example.load_corpus(args.data, args.max_chars)
+    vocab, train, held_out = example.load_corpus(args.data, args.max_chars)
     batches = StreamBatches(train, cfg["batch"], cfg["seq_len"])
+    validation = StreamBatches(held_out, cfg["batch"], cfg["seq_len"]) if args.validate else None
     info = seqcore.info()
     print(f"seqcore {info['version']}, isa {info['isa']}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cpus; torch {torch.__version__}; {args.threads} threads")
@@ -163,13 +185,17 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     with benchmark.threads(args.threads):
         for cell in args.cells:
             for precision in args.precisions:
-                results.append(bench_cell(torch, cell, precision, batches, len(vocab), cfg, args, log))
+                results.append(bench_cell(torch, cell, precision, batches, validation, len(vocab), cfg, args, log))
     rows = [[r["cell"].upper(), "bf16 autocast" if r["precision"] == "bf16" else "float32", round(r["torch_tokens_per_s"]), round(r["seqcore_torch_tokens_per_s"]),
              f"{r['ratio']:.2f}×", f"{r['torch_last_loss']:.4f}", f"{r['seqcore_torch_last_loss']:.4f}"]
             for r in results]
     print()
-    print(format_table(["model", "precision", "torch tokens/s", "converted tokens/s", "ratio", "torch loss", "converted loss"],
-                       rows), flush=True)
+    header = ["model", "precision", "torch tokens/s", "converted tokens/s", "ratio", "torch loss", "converted loss"]
+    if args.validate:
+        header += ["torch validation", "converted validation"]
+        for row, r in zip(rows, results):
+            row += [f"{r['torch_validation_loss']:.4f}", f"{r['seqcore_torch_validation_loss']:.4f}"]
+    print(format_table(header, rows), flush=True)
     out: Dict[str, object] = dict(info=info, torch=torch.__version__, threads=args.threads, rounds=args.rounds,
                                   block=args.block, config=cfg, results=results)
     if args.json:

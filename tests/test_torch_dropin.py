@@ -418,7 +418,7 @@ def test_the_dropin_bench_trains_both_copies_on_the_same_path(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     r = bench.main(["--data", str(corpus), "--hidden", "16", "--rounds", "2", "--block", "3", "--threads", "1",
-                    "--quiet"])
+                    "--quiet", "--validate"])
     assert [(x["cell"], x["precision"]) for x in r["results"]] == [
         (cell, precision) for cell in ("lstm", "gru", "rnn") for precision in ("fp32", "bf16")]
     for x in r["results"]:
@@ -427,3 +427,4 @@ def test_the_dropin_bench_trains_both_copies_on_the_same_path(tmp_path):
         # float32: the same path up to rounding; bf16 autocast: two bf16 computations, close
         tolerance = 1e-4 if x["precision"] == "fp32" else 2e-2
         assert x["seqcore_torch_last_loss"] == pytest.approx(x["torch_last_loss"], rel=tolerance)
+        assert x["seqcore_torch_validation_loss"] == pytest.approx(x["torch_validation_loss"], rel=tolerance)
