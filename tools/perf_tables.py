@@ -158,10 +158,12 @@ def _geomean(values: List[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def cells_summary(bench: Dict[str, Any]) -> str:
+def cells_summary(bench: Dict[str, Any], threads: Optional[int] = None) -> str:
     """The README's headline: per cell, the geometric mean (and the least) over
-    the shapes of seqcore's speed over torch's, per threads and step."""
-    records = [r for r in bench["records"] if r.get("native_over_torch")]
+    the shapes of seqcore's speed over torch's, per step and threads (only
+    ``threads`` where given)."""
+    records = [r for r in bench["records"] if r.get("native_over_torch")
+               and (threads is None or r["threads"] == threads)]
     if not records:
         raise ValueError("the record has no ratio to torch (was torch installed?)")
     columns = _columns(records)
@@ -228,11 +230,12 @@ def fill_markers(markdown: str, data_dir: Path = DATA) -> str:
 
 def headline(name: str, data_dir: Path = DATA) -> str:
     """The README's table of the record NAME (a bench/cells.py float32 run):
-    cells_summary with the caption."""
+    cells_summary at 1 thread (the steadiest figures on a shared machine; the
+    manual's page has every thread count) with the caption."""
     data = load(name, data_dir)
     if _renderer(data) is not _cells_fp32:
         raise ValueError(f"{name}: the headline table is made from a float32 bench/cells.py record")
-    return cells_summary(data["bench"]) + "\n\n" + caption(data)
+    return cells_summary(data["bench"], threads=1) + "\n\n" + caption(data)
 
 
 def fill_headline(readme: str, data_dir: Path = DATA) -> str:
