@@ -3,7 +3,10 @@
 Shapes (G = 1 for RNN, 4 for LSTM, 3 for GRU): x (T, B, D), y (T, B, H),
 h0, c0, hT, cT (B, H), W_ih (G·H, D), W_hh (G·H, H), b, b_ih, b_hh (G·H,).
 Gate order as PyTorch: LSTM i, f, g, o; GRU r, z, n. For RNN and LSTM, ``b``
-is the one bias (PyTorch's b_ih + b_hh).
+is the one bias (PyTorch's b_ih + b_hh). An RNN's ``nonlinearity`` is "tanh"
+or "relu". An LSTM with a projection (PyTorch's proj_size P, 0 < P < H)
+takes ``W_hr`` (P, H): h_t = (o_t ⊙ tanh(c_t)) W_hrᵀ, and then W_hh is
+(4H, P), h0, hT, y have P features, c0, cT keep H.
 
 Padded batches: ``lengths`` (B integers in [0, T]) gives each sequence's
 length; steps past it leave the state unchanged and output zeros, and the
@@ -374,13 +377,22 @@ def _backend(backend: Optional[str], x: np.ndarray, H: int) -> str:
     return "native"
 
 
-def _check_weights(G: int, x, W_ih, W_hh, biases):
-    """Checks x (T, B, D) and the weights of a cell with G gates; returns them
-    C-contiguous, and H."""
+def _check_weights(G: int, x, W_ih, W_hh, biases, W_hr=None):
+    """Checks x (T, B, D) and the weights of a cell with G gates: W_hh (G·H,
+    H), or with an LSTM's projection W_hr (P, H), 0 < P < H, and W_hh (4H, P).
+    Returns them C-contiguous (W_hr last), and H."""
     x = _array("x", x, "(T, B, D)")
     W_hh = _array("W_hh", W_hh, "(G·H, H)", x.dtype)
-    H = W_hh.shape[1]
-    _expect_shape("W_hh", W_hh, (G * H, H), f"({G}·H, H)")
+    if W_hr is None:
+        H = W_hh.shape[1]
+        _expect_shape("W_hh", W_hh, (G * H, H), f"({G}·H, H)")
+    else:
+        W_hr = _array("W_hr", W_hr, "(P, H)", x.dtype)
+        P, H = W_hr.shape
+        if not 0 < P < H:
+            raise ValueError(f"W_hr: expected shape (P, H) with 0 < P < H (proj_size below hidden_size, "
+                             f"as torch.nn.LSTM), got {W_hr.shape}")
+        _expect_shape("W_hh", W_hh, (G * H, P), f"({G}·H, P) with a projection")
     W_ih = _array("W_ih", W_ih, "(G·H, D)", x.dtype)
     _expect_shape("W_ih", W_ih, (G * H, x.shape[2]), f"({G}·H, D)")
     checked = []
@@ -388,7 +400,20 @@ def _check_weights(G: int, x, W_ih, W_hh, biases):
         b = _array(name, b, "(G·H,)", x.dtype)
         _expect_shape(name, b, (G * H,), f"({G}·H,)")
         checked.append(b)
+    if W_hr is not None:
+        checked.append(W_hr)
     return x, W_ih, W_hh, checked, H
+
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+def check_nonlinearity(nonlinearity) -> str:
+    """Checks an RNN's nonlinearity ("tanh" or "relu") and returns it;
+    ValueError naming ``nonlinearity`` for any other value."""
+    if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+    return nonlinearity
 
 
 def _state(name: str, s, x: np.ndarray, H: int) -> np.ndarray:
@@ -452,19 +477,27 @@ def _grad(name: str, g, shape: Tuple[int, ...], dims: str, dtype) -> Optional[np
 
 
 class Cache:
-    """What ``<cell>_backward`` needs from ``<cell>_forward(train=True)``; opaque."""
+    """What ``<cell>_backward`` needs from ``<cell>_forward(train=True)``; opaque.
+    S: the width of h and y (an LSTM's projection size P, else H);
+    nonlinearity: an RNN's; proj_size: an LSTM's P, 0 without a projection."""
 
-    __slots__ = ("cell", "backend", "dtype", "T", "B", "H", "data", "precision")
+    __slots__ = ("cell", "backend", "dtype", "T", "B", "H", "S", "data", "precision", "nonlinearity",
+                 "proj_size")
 
-    def __init__(self, cell: str, backend: str, x: np.ndarray, H: int, data: Any, precision: str = "fp32"):
+    def __init__(self, cell: str, backend: str, x: np.ndarray, H: int, data: Any, precision: str = "fp32",
+                 nonlinearity: str = "tanh", proj_size: int = 0):
         self.cell, self.backend, self.dtype = cell, backend, x.dtype
         self.T, self.B, self.H = x.shape[0], x.shape[1], H
+        self.S = proj_size or H
         self.data = data
         self.precision = precision
+        self.nonlinearity, self.proj_size = nonlinearity, proj_size
 
     def __repr__(self) -> str:
+        extra = (f", nonlinearity={self.nonlinearity}" if self.cell == "rnn" else "") + (
+            f", proj_size={self.proj_size}" if self.proj_size else "")
         return (f"Cache({self.cell}, backend={self.backend}, dtype={self.dtype}, precision={self.precision}, "
-                f"T={self.T}, B={self.B}, H={self.H})")
+                f"T={self.T}, B={self.B}, H={self.H}{extra})")
 
 
 def _cache(cell: str, cache: Any) -> Cache:
@@ -477,8 +510,9 @@ def _cache(cell: str, cache: Any) -> Cache:
 
 
 def _check_dy_dh(cache: Cache, dy, dh, dh_name: str = "dhT"):
-    dy = _grad("dy", dy, (cache.T, cache.B, cache.H), "(T, B, H)", cache.dtype)
-    dh = _grad(dh_name, dh, (cache.B, cache.H), "(B, H)", cache.dtype)
+    dims = "P" if cache.proj_size else "H"
+    dy = _grad("dy", dy, (cache.T, cache.B, cache.S), f"(T, B, {dims})", cache.dtype)
+    dh = _grad(dh_name, dh, (cache.B, cache.S), f"(B, {dims})", cache.dtype)
     return dy, dh
 
 
@@ -486,31 +520,37 @@ def _check_dy_dh(cache: Cache, dy, dh, dh_name: str = "dhT"):
 # the native kernels
 
 
-def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16):
+def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16,
+                    W_hr=None, relu=False):
     """Runs _core.cell_forward; returns ((y, hT, cT), what backward needs)."""
-    y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = _core.cell_forward(
-        cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16)
+    y, hT, cT, ws_h, ws_gates, ws_c, ws_hn, ws_m = _core.cell_forward(
+        cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16, W_hr, relu)
     data = dict(x=x, W_ih=W_ih, W_hh=W_hh, ws_h=ws_h, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn,
-                lengths=lengths, reverse=reverse, num_threads=num_threads, bf16=bf16)
+                lengths=lengths, reverse=reverse, num_threads=num_threads, bf16=bf16, ws_m=ws_m, W_hr=W_hr,
+                relu=relu)
     return (y, hT, cT), data
 
 
 def _native_backward(cache: Cache, dy, dhT, dcT):
-    """Runs _core.cell_backward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)."""
+    """Runs _core.cell_backward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr)."""
     return _core.cell_backward(cache.cell, **cache.data, dy=dy, dhT=dhT, dcT=dcT)
 
 
-def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train: bool, dtype=np.float32) -> int:
+def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train: bool, dtype=np.float32,
+                            proj_size: int = 0) -> int:
     """Bytes the native forward of `cell` allocates beyond its inputs and
-    outputs. Inference needs O(B·H) whatever T is."""
-    for name, n in (("T", T), ("B", B), ("D", D), ("H", H)):
+    outputs. Inference needs O(B·H) whatever T is. proj_size: an LSTM's
+    projection (0: none)."""
+    for name, n in (("T", T), ("B", B), ("D", D), ("H", H), ("proj_size", proj_size)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n < 2**40:
             raise ValueError(f"{name}: expected an int in [0, 2**40), got {n!r}")
+    if proj_size and (cell != "lstm" or proj_size >= H):
+        raise ValueError(f"proj_size: expected 0, or for an LSTM 0 < proj_size < H = {H}, got {proj_size}")
     # the native count is an int64: the sequence's buffers and the packed W_hh (4H × H)
     if ((T + 1) * B * (D + 4 * H + 1) + 4 * H * (H + 64)) * 16 >= 2**62:
         raise ValueError(f"T, B, D, H: a workspace for {(T, B, D, H)} does not fit in memory")
     return _core.forward_workspace_bytes(cell, T, B, D, H, _flag("train", train), False,
-                                         np.dtype(dtype) == np.float64)
+                                         np.dtype(dtype) == np.float64, int(proj_size))
 
 
 # ---------------------------------------------------------------------------
@@ -519,14 +559,16 @@ def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train:
 
 def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
                 lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
-                precision: str = "fp32"):
-    """Vanilla tanh RNN over a whole sequence: h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b).
+                precision: str = "fp32", nonlinearity: str = "tanh"):
+    """Vanilla RNN over a whole sequence: h_t = φ(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b),
+    φ = tanh or relu (``nonlinearity``, as torch.nn.RNN).
 
     x (T, B, D); h0 (B, H) or None (zeros); W_ih (H, D); W_hh (H, H); b (H,).
     Returns y (T, B, H), hT (B, H) and the cache for rnn_backward (None when
-    ``train`` is False: nothing is kept).
+    ``train`` is False: nothing is kept; the cache remembers the nonlinearity).
     ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
     """
+    nonlinearity = check_nonlinearity(nonlinearity)
     x, W_ih, W_hh, (b,), H = _check_weights(1, x, W_ih, W_hh, [("b", b)])
     h0 = _state("h0", h0, x, H)
     lengths, reverse, num_threads = _lengths(lengths, x), _reverse(reverse), _num_threads(num_threads)
@@ -535,11 +577,11 @@ def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[s
     backend = _backend(backend, x, H)
     if backend == "native":
         (y, hT, _), data = _native_forward("rnn", x, h0, None, W_ih, W_hh, b, None, train, lengths, reverse,
-                                           num_threads, bf16)
+                                           num_threads, bf16, relu=nonlinearity == "relu")
     else:
         y, hT, data = reference.rnn_forward(x, h0, W_ih, W_hh, b, train=train, lengths=lengths, reverse=reverse,
-                                            precision=precision)
-    return y, hT, Cache("rnn", backend, x, H, data, precision) if train else None
+                                            precision=precision, nonlinearity=nonlinearity)
+    return y, hT, Cache("rnn", backend, x, H, data, precision, nonlinearity=nonlinearity) if train else None
 
 
 def rnn_backward(dy, dhT, cache):
@@ -551,7 +593,7 @@ def rnn_backward(dy, dhT, cache):
     cache = _cache("rnn", cache)
     dy, dhT = _check_dy_dh(cache, dy, dhT)
     if cache.backend == "native":
-        dx, dh0, _, dW_ih, dW_hh, db, _ = _native_backward(cache, dy, dhT, None)
+        dx, dh0, _, dW_ih, dW_hh, db, _, _ = _native_backward(cache, dy, dhT, None)
         return dx, dh0, dW_ih, dW_hh, db
     return reference.rnn_backward(dy, dhT, cache.data)
 
@@ -562,40 +604,48 @@ def rnn_backward(dy, dhT, cache):
 
 def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
                  lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", W_hr=None):
     """LSTM over a whole sequence, gates i, f, g, o (update, forget, candidate, output).
 
     x (T, B, D); h0, c0 (B, H) or None (zeros); W_ih (4H, D); W_hh (4H, H);
     b (4H,). Returns y (T, B, H), hT, cT (B, H) and the cache for
     lstm_backward (None when ``train`` is False).
     ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
+    ``W_hr`` (P, H), 0 < P < H: the projection of torch.nn.LSTM(proj_size=P),
+    h_t = (o_t ⊙ tanh(c_t)) W_hrᵀ; then W_hh is (4H, P), h0, hT (B, P) and
+    y (T, B, P).
     """
-    x, W_ih, W_hh, (b,), H = _check_weights(4, x, W_ih, W_hh, [("b", b)])
-    h0, c0 = _state("h0", h0, x, H), _state("c0", c0, x, H)
+    x, W_ih, W_hh, (b, *proj), H = _check_weights(4, x, W_ih, W_hh, [("b", b)], W_hr)
+    W_hr = proj[0] if proj else None
+    P = 0 if W_hr is None else W_hr.shape[0]
+    h0, c0 = _state("h0", h0, x, P or H), _state("c0", c0, x, H)
     lengths, reverse, num_threads = _lengths(lengths, x), _reverse(reverse), _num_threads(num_threads)
     train = _flag("train", train)
     bf16 = _precision(precision, x.dtype)
     backend = _backend(backend, x, H)
     if backend == "native":
         (y, hT, cT), data = _native_forward("lstm", x, h0, c0, W_ih, W_hh, b, None, train, lengths, reverse,
-                                           num_threads, bf16)
+                                           num_threads, bf16, W_hr=W_hr)
     else:
         y, hT, cT, data = reference.lstm_forward(x, h0, c0, W_ih, W_hh, b, train=train, lengths=lengths,
-                                                 reverse=reverse, precision=precision)
-    return y, hT, cT, Cache("lstm", backend, x, H, data, precision) if train else None
+                                                 reverse=reverse, precision=precision, W_hr=W_hr)
+    return y, hT, cT, Cache("lstm", backend, x, H, data, precision, proj_size=P) if train else None
 
 
 def lstm_backward(dy, dhT, dcT, cache):
-    """BPTT of lstm_forward. dy (T, B, H), dhT and dcT (B, H), each or None.
+    """BPTT of lstm_forward. dy (T, B, H), dhT and dcT (B, H), each or None
+    (dy, dhT with P features when the forward had W_hr).
 
-    Returns (dx, dh0, dc0, dW_ih, dW_hh, db).
+    Returns (dx, dh0, dc0, dW_ih, dW_hh, db), and dW_hr (P, H) last when the
+    forward had W_hr.
     """
     cache = _cache("lstm", cache)
     dy, dhT = _check_dy_dh(cache, dy, dhT)
     dcT = _grad("dcT", dcT, (cache.B, cache.H), "(B, H)", cache.dtype)
     if cache.backend == "native":
-        dx, dh0, dc0, dW_ih, dW_hh, db, _ = _native_backward(cache, dy, dhT, dcT)
-        return dx, dh0, dc0, dW_ih, dW_hh, db
+        dx, dh0, dc0, dW_ih, dW_hh, db, _, dW_hr = _native_backward(cache, dy, dhT, dcT)
+        grads = (dx, dh0, dc0, dW_ih, dW_hh, db)
+        return grads if dW_hr is None else grads + (dW_hr,)
     return reference.lstm_backward(dy, dhT, dcT, cache.data)
 
 
@@ -637,7 +687,7 @@ def gru_backward(dy, dhT, cache):
     cache = _cache("gru", cache)
     dy, dhT = _check_dy_dh(cache, dy, dhT)
     if cache.backend == "native":
-        dx, dh0, _, dW_ih, dW_hh, db_ih, db_hh = _native_backward(cache, dy, dhT, None)
+        dx, dh0, _, dW_ih, dW_hh, db_ih, db_hh, _ = _native_backward(cache, dy, dhT, None)
         return dx, dh0, dW_ih, dW_hh, db_ih, db_hh
     return reference.gru_backward(dy, dhT, cache.data)
 
