@@ -66,9 +66,9 @@ def parameter_count(cell: str, input_size: int, hidden_size: int, num_layers: in
     G, H, directions = GATES[cell], hidden_size, 2 if bidirectional else 1
     S = proj_size or H
     output_size = S * directions if merge == "concat" else S
-    per_layer = [G * H * (D + S + 2) + (S * H if proj_size else 0)
-                 for D in [input_size] + [output_size] * (num_layers - 1)]
-    return directions * sum(per_layer)
+    projection = S * H if proj_size else 0
+    layer = lambda D: G * H * (D + S + 2) + projection  # noqa: E731 (one layer and direction, input D)
+    return directions * (layer(input_size) + (num_layers - 1) * layer(output_size))
 
 
 def check_proj_size(cell: str, proj_size, hidden_size: int) -> int:
