@@ -1,5 +1,5 @@
 // The table of kernels that each instruction set provides. dispatch.cpp picks
-// one table at start-up; bindings.cpp calls through it. No ISA code here.
+// one table at start-up; csrc/bindings/ calls through it. No ISA code here.
 #pragma once
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 // How many threads a call's work is worth: the thread plan. Baseline code
-// (no ISA flags); the kernels call it, bindings.cpp exposes it for tests.
+// (no ISA flags); the kernels call it, csrc/bindings/ exposes it for tests.
 //
 // A time loop runs T steps, each a product of B rows with the recurrent
 // weights followed by the gates' elementwise work, split by hidden units

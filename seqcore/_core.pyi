@@ -1,10 +1,10 @@
-"""Type stubs of seqcore's native kernels (csrc/bindings.cpp).
+"""Type stubs of seqcore's native kernels (csrc/bindings/).
 
 Arrays are NumPy, C-contiguous, float32 or float64 (every array of a call has
 x's dtype); the kernels never convert. Shapes (G = 1 for RNN, 4 for LSTM,
 3 for GRU): x (T, B, D), y (T, B, H), h0, c0, hT, cT (B, H), W_ih (G·H, D),
 W_hh (G·H, H), b_ih, b_hh (G·H,), lengths int64 (B,). Only seqcore.ops calls
-this module; keep these signatures in step with csrc/bindings.cpp
+this module; keep these signatures in step with csrc/bindings/
 (tests/test_wheel.py compares them).
 """
 

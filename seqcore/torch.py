@@ -15,20 +15,62 @@ hx=None)`` returning ``output, h_n`` (``output, (h_n, c_n)`` for LSTM), a
 same objects (an optimizer built before it still holds them) and no random
 number is drawn; ``revert`` changes it back.
 
-What runs: each layer and direction is one call of seqcore.ops over the whole
-sequence (nn.recurrent.stack_forward, as seqcore's own layers), a packed batch
-as a padded one with its lengths (seqcore's variable-length kernels).
-Gradients come from a ``torch.autograd.Function`` that calls the backward
-kernels; under ``torch.no_grad()`` / ``inference_mode()``, or when nothing
-needs a gradient, the inference kernels run and nothing is kept.
+What runs: the whole stack (every layer and direction) is one PyTorch
+operator, ``torch.ops.seqcore.recurrent_forward``, registered with
+``torch.library`` with a fake implementation (shapes only, for tracing) and
+its autograd formula, ``torch.ops.seqcore.recurrent_backward`` (seqcore's
+BPTT kernels). Inside, each layer and direction is one call of seqcore.ops
+over the whole sequence (nn.recurrent.stack_forward, as seqcore's own
+layers), a packed batch runs as a padded one with its lengths. Under
+``torch.no_grad()`` / ``inference_mode()``, or when nothing needs a gradient,
+the inference kernels run and nothing is kept. What a backward needs stays
+in seqcore's own arrays, named to autograd by a one-element int64 "handle"
+tensor that the forward returns and the backward reads; the arrays are
+freed with the handle (when autograd frees the graph).
+
+torch.compile: Dynamo refuses every module derived from torch's RNN classes
+("Attempted to wrap RNN, GRU, or LSTM") unless ``torch._dynamo.config.
+allow_rnn`` is set, a switch for the whole process that would also send
+torch's own RNN modules down a path that fails in inductor on the CPU.
+Importing this module turns the switch on for seqcore's modules alone (at
+the one place Dynamo checks it, see _let_dynamo_trace_converted_modules),
+so a converted model compiles with ``fullgraph=True``, the operator one node
+of its graph, while torch's own modules graph-break as before. torch.export
+holds the operator the same way (in an inference export the handle is not
+used).
+
+Precision and dtypes, as torch's modules:
+
+- float32 and float64 parameters compute in their dtype (precision "fp32").
+- ``torch.autocast("cpu", dtype=torch.bfloat16)`` with float32 (master)
+  parameters: seqcore's bfloat16 products (``precision="bf16"``: operands
+  rounded to bfloat16, float32 sums, float32 gates and cell state); the
+  weights' gradients stay float32. Outputs have torch's dtypes there: LSTM
+  and RNN bfloat16, GRU the dtype of its hx (or of its input, when no hx is
+  given), since torch's GRU is not on autocast's list.
+- ``torch.autocast("cpu", dtype=torch.float16)``: seqcore has no float16
+  products; the stack computes in float32 and returns torch's dtypes (LSTM,
+  RNN float16; GRU as above). (torch's own LSTM fails there, in oneDNN.)
+- bfloat16 parameters (``model.to(torch.bfloat16)``): the bf16 products on
+  float32 copies of the weights; input, states, outputs and every gradient
+  bfloat16. float16 parameters: float32 arithmetic, float16 in and out.
+  float64 parameters ignore autocast, as torch's do.
+
+Saving: ``torch.save(model)`` writes a converted module as torch's own class
+(``torch.nn.LSTM``, …: the pickle names no seqcore class), so the file loads
+with ``torch.load``'s defaults wherever torch's own module would (the same
+``safe_globals``), seqcore installed or not, and comes back as torch's
+module; ``seqcore.torch.convert(model)`` after loading makes it fast again.
+``copy.deepcopy`` keeps the converted class.
 
 Copies: the kernels read the tensors' memory (``Tensor.numpy()``, no copy)
 and their results become tensors without one (``torch.from_numpy``). Copied
 are: an input that is not contiguous (``batch_first``'s transpose, a
 gradient such as ``.sum()``'s that arrives expanded), a non-contiguous
-parameter, and a packed batch, unpacked to a padded one and packed again
-(torch's pad/pack functions). For RNN and LSTM the kernels take one bias,
-``bias_ih + bias_hh`` (a sum made each call); both biases get its gradient.
+parameter, a packed batch (unpacked to a padded one and packed again with
+torch's pad/pack functions), and the casts above. For RNN and LSTM the
+kernels take one bias, ``bias_ih + bias_hh`` (a sum made each call); both
+biases get its gradient.
 
 Dropout between layers (``dropout`` > 0 in training mode) draws its masks
 from torch's generator, as torch's modules do: one ``bernoulli_`` over each
@@ -36,97 +78,182 @@ layer's output (over the packed data for a packed batch), in the same order,
 so a ``torch.manual_seed`` gives torch's own masks.
 
 Threads: each call runs seqcore's kernels on ``torch.get_num_threads()``
-threads, so ``torch.set_num_threads(n)`` sets them for both libraries here
-(seqcore.set_num_threads still sets those of seqcore's own layers).
+threads (read when the operator runs), so ``torch.set_num_threads(n)`` sets
+them for both libraries here (seqcore.set_num_threads still sets those of
+seqcore's own layers).
 
-Supported: float32 and float64 tensors on the CPU (the parameters' dtype),
-``bias=False``. Refused with an error: ``proj_size`` > 0, ``nonlinearity=
-"relu"``, other dtypes and devices (revert to torch's module for those), NaN
-or inf in the input, state or weights (torch would carry them on). Not
-supported: TorchScript, double backward (``create_graph=True``).
+Refused with an error: ``proj_size`` > 0, ``nonlinearity="relu"``, devices
+other than the CPU, NaN or inf in the input, state or weights (torch would
+carry them on), a second backward through the gradient (``create_graph=
+True``: seqcore's BPTT has no derivative of its own; revert to torch's
+modules for that). Not supported: TorchScript.
 
 torch is imported here only; ``import seqcore`` never loads this module.
 """
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple
+import copy
+import itertools
+import threading
+import weakref
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
+from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .nn.recurrent import stack_backward, stack_forward
+from .nn.recurrent import param_suffixes, stack_backward, stack_forward
 
 __all__ = ["LSTM", "GRU", "RNN", "convert", "revert"]
 
-DTYPES = (torch.float32, torch.float64)
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+# The dtypes the modules take: float32/float64 compute as they are, the
+# 16-bit ones in float32 (see the module's docstring).
+DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+LOW = (torch.bfloat16, torch.float16)
+
 
 
 # ---------------------------------------------------------------------------
-# the stack as an autograd function
+# what a backward needs, named by a handle tensor
+
+_SAVED: Dict[int, dict] = {}  # handle -> stack_forward's `saved`
+_SAVED_LOCK = threading.Lock()
+_NEXT_HANDLE = itertools.count(1)
 
 
-def _numpy(t: Optional[torch.Tensor]) -> Optional[np.ndarray]:
+def _keep(saved: dict) -> Tensor:
+    """A (1,) int64 tensor naming `saved`; it is forgotten when the tensor is freed."""
+    key = next(_NEXT_HANDLE)
+    with _SAVED_LOCK:
+        _SAVED[key] = saved
+    handle = torch.tensor([key], dtype=torch.int64)
+    weakref.finalize(handle, _forget, key)
+    return handle
+
+
+def _forget(key: int) -> None:
+    with _SAVED_LOCK:
+        _SAVED.pop(key, None)
+
+
+def _saved(handle: Tensor) -> dict:
+    with _SAVED_LOCK:
+        saved = _SAVED.get(int(handle[0])) if handle.numel() == 1 else None
+    if saved is None:
+        raise RuntimeError("seqcore.torch: this backward's forward kept nothing (it ran without gradients, "
+                           "or its graph was freed)")
+    return saved
+
+
+# ---------------------------------------------------------------------------
+# the operators
+
+
+def weight_names(num_layers: int, bidirectional: bool, bias: bool, proj_size: int = 0) -> List[str]:
+    """torch's names of a stack's weights, in its order (its _flat_weights_names)."""
+    per = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if bias else []) + (["weight_hr"] if proj_size else [])
+    return [f"{w}{sfx}" for layer in range(num_layers) for sfx in param_suffixes(layer, 2 if bidirectional else 1)
+            for w in per]
+
+
+def _numpy(t: Optional[Tensor]) -> Optional[np.ndarray]:
     """The tensor's memory as an ndarray (no copy; its strides, whatever they are)."""
     return None if t is None else t.detach().numpy()
 
 
-class _Call:
-    """What one forward call runs: the module's configuration and this call's
-    options (everything but tensors, which go through autograd)."""
+@torch.library.custom_op("seqcore::recurrent_forward", mutates_args=())
+def recurrent_forward(x: Tensor, h0: Optional[Tensor], c0: Optional[Tensor], weights: List[Tensor],
+                      masks: List[Tensor], lengths: Optional[Tensor], cell: str, num_layers: int,
+                      bidirectional: bool, bias: bool, precision: str, train: bool
+                      ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A stacked (bidirectional) RNN/LSTM/GRU over x (T, B, D), float32 or
+    float64, with torch's weights in torch's order (weight_names) and
+    states h0, c0 (layers·dirs, B, H) or None (zeros); masks: the dropout
+    masks (T, B, dirs·H) of every layer but the last, or none; lengths (B,)
+    int64 of a padded batch or None. precision "fp32" or "bf16".
 
-    def __init__(self, cell: str, names: Sequence[str], num_layers: int, directions: int,
-                 lengths: Optional[np.ndarray], dropout_mask: Optional[Callable], threads: int) -> None:
-        self.cell, self.names, self.num_layers, self.directions = cell, list(names), num_layers, directions
-        self.lengths, self.dropout_mask, self.threads = lengths, dropout_mask, threads
-
-    def run(self, x: torch.Tensor, states: List[Optional[torch.Tensor]], weights: Sequence[torch.Tensor],
-            train: bool):
-        """x (T, B, D), states [h0(, c0)] (layers·dirs, B, H) or None -> (y, finals
-        as tensors, saved)."""
-        params = {name: _numpy(w) for name, w in zip(self.names, weights)}
-        x = np.ascontiguousarray(_numpy(x))  # a copy only if x is not contiguous (batch_first), once for all calls
-        y, finals, saved = stack_forward(self.cell, params, x, [_numpy(s) for s in states],
-                                         num_layers=self.num_layers, directions=self.directions, train=train,
-                                         lengths=self.lengths, dropout_mask=self.dropout_mask,
-                                         threads=self.threads)
-        return torch.from_numpy(y), [torch.from_numpy(f) for f in finals], saved
-
-
-class _Stack(torch.autograd.Function):
-    """(call, x, h0, c0, *weights) -> (y, h_n[, c_n]); c0 is None but for LSTM.
-    Backward: seqcore's BPTT kernels, the gradient of every input."""
-
-    @staticmethod
-    def forward(ctx, call: _Call, x, h0, c0, *weights):
-        ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not zeros
-        states = [h0, c0] if call.cell == "lstm" else [h0]
-        y, finals, ctx.saved = call.run(x, states, weights, train=True)
-        ctx.call, ctx.given = call, (h0 is not None, c0 is not None)
-        # the kernels kept views of these: torch's version counters tell if one changes before backward
-        ctx.save_for_backward(x, *weights)
-        return (y, *finals)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, *dfinals):
-        ctx.saved_tensors  # raises if an input the kernels kept was changed in place since forward
-        grads = {}
-        dx, dinitial = stack_backward(ctx.saved, _numpy(dy), [_numpy(d) for d in dfinals], grads)
-        dstates = [torch.from_numpy(d) if given else None
-                   for d, given in zip(list(dinitial) + [None] * (2 - len(dinitial)), ctx.given)]
-        return (None, torch.from_numpy(dx), *dstates, *[torch.from_numpy(grads[n]) for n in ctx.call.names])
+    Returns (y (T, B, dirs·H), h_n, c_n (layers·dirs, B, H; c_n empty but for
+    LSTM), handle: (1,) int64 naming what backward needs when ``train``,
+    else empty)."""
+    names = weight_names(num_layers, bidirectional, bias)
+    pending = iter(masks)
+    y, finals, saved = stack_forward(
+        cell, {n: _numpy(w) for n, w in zip(names, weights)}, np.ascontiguousarray(_numpy(x)),
+        [_numpy(h0), _numpy(c0)] if cell == "lstm" else [_numpy(h0)], num_layers=num_layers,
+        directions=2 if bidirectional else 1, train=train, lengths=None if lengths is None else _numpy(lengths),
+        dropout_mask=(lambda shape: _numpy(next(pending))) if masks else None,
+        threads=torch.get_num_threads(), precision=precision)
+    c_n = torch.from_numpy(finals[1]) if cell == "lstm" else x.new_empty(0)
+    handle = _keep(saved) if train else torch.empty(0, dtype=torch.int64)
+    return torch.from_numpy(y), torch.from_numpy(finals[0]), c_n, handle
 
 
-def _torch_dropout_mask(p: float, dtype: torch.dtype, packed: Optional[PackedSequence]) -> Callable:
-    """mask(shape) -> the ndarray that multiplies a layer's output (T, B, F),
-    drawn as torch's modules draw it (aten's dropout: bernoulli_(1 - p) / (1 - p)),
+@recurrent_forward.register_fake
+def _recurrent_forward_fake(x, h0, c0, weights, masks, lengths, cell, num_layers, bidirectional, bias, precision,
+                            train):
+    T, B, dirs = x.shape[0], x.shape[1], 2 if bidirectional else 1
+    H = weights[0].shape[0] // GATES[cell]
+    c_n = x.new_empty(num_layers * dirs, B, H) if cell == "lstm" else x.new_empty(0)
+    return (x.new_empty(T, B, dirs * H), x.new_empty(num_layers * dirs, B, H), c_n,
+            torch.empty(1 if train else 0, dtype=torch.int64))
+
+
+@torch.library.custom_op("seqcore::recurrent_backward", mutates_args=())
+def recurrent_backward(handle: Tensor, dy: Optional[Tensor], dh_n: Optional[Tensor], dc_n: Optional[Tensor],
+                       x: Tensor, h0: Optional[Tensor], c0: Optional[Tensor], weights: List[Tensor]
+                       ) -> Tuple[Tensor, Tensor, Tensor, List[Tensor]]:
+    """BPTT of recurrent_forward(train=True): the gradients at its outputs (each
+    or None) -> (dx, dh0, dc0 (empty where h0, c0 were None), the weights'
+    gradients in their order). x, h0, c0, weights: the forward's, for their
+    shapes."""
+    saved = _saved(handle)
+    grads: Dict[str, np.ndarray] = {}
+    dstates = [_numpy(dh_n), _numpy(dc_n)] if saved["cell"] == "lstm" else [_numpy(dh_n)]
+    dx, dinitial = stack_backward(saved, _numpy(dy), dstates, grads)
+    names = weight_names(saved["num_layers"], saved["directions"] == 2, saved["biases"])
+    dinitial = list(dinitial) + [None] * (2 - len(dinitial))
+    dh0, dc0 = (torch.from_numpy(d) if s is not None else x.new_empty(0) for d, s in zip(dinitial, (h0, c0)))
+    return torch.from_numpy(dx), dh0, dc0, [torch.from_numpy(grads[n]) for n in names]
+
+
+@recurrent_backward.register_fake
+def _recurrent_backward_fake(handle, dy, dh_n, dc_n, x, h0, c0, weights):
+    dh0, dc0 = (x.new_empty(s.shape) if s is not None else x.new_empty(0) for s in (h0, c0))
+    return x.new_empty(x.shape), dh0, dc0, [w.new_empty(w.shape) for w in weights]
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, h0, c0, weights = inputs[:4]
+    # the kernels kept views of x and the weights: torch's version counters tell if one changes before backward
+    ctx.save_for_backward(output[3], x, h0, c0, *weights)
+    ctx.masks = len(inputs[4])
+
+
+def _backward(ctx, dy, dh_n, dc_n, _dhandle):
+    if torch.is_grad_enabled():
+        raise RuntimeError("seqcore.torch: a second backward through the gradient (create_graph=True) is not "
+                           "supported: seqcore's BPTT kernels have no derivative of their own. Use torch's own "
+                           "modules for higher-order gradients (seqcore.torch.revert(model)).")
+    handle, x, h0, c0, *weights = ctx.saved_tensors
+    dx, dh0, dc0, dweights = recurrent_backward(handle, dy, dh_n, dc_n, x, h0, c0, weights)
+    return (dx, dh0 if h0 is not None else None, dc0 if c0 is not None else None, list(dweights),
+            [None] * ctx.masks, None, None, None, None, None, None, None)
+
+
+recurrent_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _torch_dropout_masks(p: float, count: int, shape: Tuple[int, int, int], dtype: torch.dtype,
+                         packed: Optional[PackedSequence]) -> List[Tensor]:
+    """`count` masks (T, B, F) that multiply the layers' outputs, drawn as
+    torch's modules draw them (aten's dropout: bernoulli_(1 - p) / (1 - p)),
     over the packed data (N, F) for a packed batch, then laid out padded."""
-
-    def mask(shape: Tuple[int, ...]) -> np.ndarray:
-        T, B, F = shape
+    T, B, F = shape
+    masks = []
+    for _ in range(count):
         noise = torch.empty((packed.data.shape[0], F) if packed is not None else shape, dtype=dtype)
         if p == 1:
             noise.zero_()
@@ -135,9 +262,8 @@ def _torch_dropout_mask(p: float, dtype: torch.dtype, packed: Optional[PackedSeq
         if packed is not None:
             noise = pad_packed_sequence(PackedSequence(noise, packed.batch_sizes, packed.sorted_indices,
                                                        packed.unsorted_indices), total_length=T)[0]
-        return noise.numpy()
-
-    return mask
+        masks.append(noise)
+    return masks
 
 
 # ---------------------------------------------------------------------------
@@ -161,6 +287,29 @@ class _Recurrent:
     def _get_name(self) -> str:  # the name repr() shows
         return f"seqcore.torch.{type(self).__name__}"
 
+    # -- saving: as torch's own class ------------------------------------------
+
+    def __reduce_ex__(self, protocol):
+        """Pickled as torch's own module (see the module's docstring): a call
+        of torch's class on the meta device (no memory, no random number
+        drawn), then this module's state (parameters, hooks, mode, …) in place
+        of that one's, as pickle restores any module. (pickle writes an
+        object's own class only: hence the call.)"""
+        state = super().__reduce_ex__(protocol)[2:]  # (state, …) as pickle takes them from any object
+        nonlinearity = (self.nonlinearity,) if self._cell == "rnn" else ()
+        args = (self.input_size, self.hidden_size, self.num_layers, *nonlinearity, self.bias, self.batch_first,
+                float(self.dropout), self.bidirectional, self.proj_size, "meta")
+        return (ORIGINALS[type(self)], args, *state)
+
+    def __deepcopy__(self, memo):
+        """A deep copy of the same (converted) class."""
+        twin = type(self).__new__(type(self))
+        memo[id(self)] = twin
+        twin.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return twin
+
+    # -- forward ---------------------------------------------------------------
+
     def forward(self, input, hx=None):
         reason = _unsupported(self)
         if reason is not None:
@@ -179,24 +328,37 @@ class _Recurrent:
             unbatched = input.dim() == 2
             x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
         weights = [getattr(self, name) for name in self._flat_weights_names]
-        self._check_tensor("input", x, weights[0].dtype)
+        param_dtype = weights[0].dtype
+        autocast = _autocast_dtype(param_dtype)
+        for name, w in zip(self._flat_weights_names, weights):
+            self._check_tensor(name, w, param_dtype, None)
+        self._check_tensor("input", x, param_dtype, autocast)
         if x.shape[2] != self.input_size:
             raise ValueError(f"input: expected {self.input_size} features (input_size), got {x.shape[2]}")
-        for name, w in zip(self._flat_weights_names, weights):
-            self._check_tensor(name, w, weights[0].dtype)
-        states = self._states(hx, x.shape[1], unbatched, weights[0].dtype)
+        states = self._states(hx, x.shape[1], unbatched, param_dtype, autocast)
+
+        compute = torch.float64 if param_dtype == torch.float64 else torch.float32
+        precision = "bf16" if torch.bfloat16 in (param_dtype, autocast) else "fp32"
+        if autocast is None:
+            out_dtype = param_dtype
+        elif self._cell == "gru":  # not on autocast's list: torch's GRU keeps its state's dtype
+            out_dtype = (states[0] if states[0] is not None else x).dtype
+        else:
+            out_dtype = autocast
+        x = x.to(compute)
+        states = [None if s is None else s.to(compute) for s in states]
+        weights = [w.to(compute) for w in weights]
 
         dirs = 2 if self.bidirectional else 1
-        mask = None
+        masks = []
         if self.training and self.dropout > 0 and self.num_layers > 1:
-            mask = _torch_dropout_mask(float(self.dropout), x.dtype, packed)
-        call = _Call(self._cell, self._flat_weights_names, self.num_layers, dirs,
-                     None if lengths is None else lengths.numpy(), mask, torch.get_num_threads())
-        tensors = [x, *[s for s in states if s is not None], *weights]
-        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-            y, *finals = _Stack.apply(call, x, *(states + [None] * (2 - len(states))), *weights)
-        else:  # inference: nothing kept
-            y, finals, _ = call.run(x, states, weights, train=False)
+            masks = _torch_dropout_masks(float(self.dropout), self.num_layers - 1,
+                                         (x.shape[0], x.shape[1], dirs * self.hidden_size), compute, packed)
+        train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in [x, *states, *weights])
+        y, h_n, c_n, _ = recurrent_forward(x, *(states + [None] * (2 - len(states))), weights, masks, lengths,
+                                           self._cell, self.num_layers, self.bidirectional, self.bias, precision,
+                                           train)
+        y, finals = y.to(out_dtype), [f.to(out_dtype) for f in ((h_n, c_n) if lstm else (h_n,))]
 
         if packed is not None:
             order = packed.sorted_indices
@@ -210,14 +372,20 @@ class _Recurrent:
             output = y.transpose(0, 1) if self.batch_first else y
         return (output, tuple(finals)) if lstm else (output, finals[0])
 
-    def _check_tensor(self, name: str, t: torch.Tensor, dtype: torch.dtype) -> None:
+    def _check_tensor(self, name: str, t: torch.Tensor, dtype: torch.dtype, autocast: Optional[torch.dtype]) -> None:
+        """t on the CPU with the parameters' dtype, or, under autocast, any but float64."""
         if t.device.type != "cpu" or t.dtype not in DTYPES:
-            raise TypeError(f"{name}: {self._get_name()} runs float32 and float64 tensors on the CPU, got {t.dtype} "
-                            f"on {t.device} (seqcore.torch.revert(model) gives torch's own module back)")
-        if t.dtype != dtype:
+            raise TypeError(f"{name}: {self._get_name()} runs float32, float64, bfloat16 and float16 tensors on "
+                            f"the CPU, got {t.dtype} on {t.device} (seqcore.torch.revert(model) gives torch's own "
+                            "module back)")
+        if autocast is None and t.dtype != dtype:
             raise TypeError(f"{name}: expected dtype {dtype} (the module's parameters), got {t.dtype}")
+        if autocast is not None and t.dtype == torch.float64:
+            raise TypeError(f"{name}: expected float32 or a 16-bit float under autocast ({dtype} parameters), "
+                            f"got {t.dtype}")
 
-    def _states(self, hx, B: int, unbatched: bool, dtype: torch.dtype) -> List[Optional[torch.Tensor]]:
+    def _states(self, hx, B: int, unbatched: bool, dtype: torch.dtype,
+                autocast: Optional[torch.dtype]) -> List[Optional[torch.Tensor]]:
         """hx -> [h0(, c0)], each (layers·dirs, B, H) or None."""
         names = ("h_0", "c_0") if self._cell == "lstm" else ("h_0",)
         if hx is None:
@@ -231,12 +399,20 @@ class _Recurrent:
         for name, s in zip(names, parts):
             if not isinstance(s, torch.Tensor):
                 raise TypeError(f"hx: expected {name} as a torch.Tensor, got {type(s).__name__}")
-            self._check_tensor(f"hx ({name})", s, dtype)
+            self._check_tensor(f"hx ({name})", s, dtype, autocast)
             if tuple(s.shape) != shape:
                 raise ValueError(f"hx: expected {name} of shape (num_layers·directions, "
                                  f"{'' if unbatched else 'batch, '}hidden_size) = {shape}, got {tuple(s.shape)}")
             out.append(s.unsqueeze(1) if unbatched else s)
         return out
+
+
+def _autocast_dtype(param_dtype: torch.dtype) -> Optional[torch.dtype]:
+    """The dtype CPU autocast asks for (bfloat16 or float16), or None when it
+    is off or the parameters are float64 (which autocast leaves alone)."""
+    if param_dtype == torch.float64 or not torch.is_autocast_enabled("cpu"):
+        return None
+    return torch.get_autocast_dtype("cpu")
 
 
 class LSTM(_Recurrent, torch.nn.LSTM):
@@ -276,10 +452,44 @@ def _refuse(module: torch.nn.Module, where: str = "") -> None:
 
 
 # ---------------------------------------------------------------------------
+# torch.compile
+
+
+def _let_dynamo_trace_converted_modules() -> bool:
+    """Dynamo refuses every module derived from torch's RNN classes ("Attempted
+    to wrap RNN, GRU, or LSTM") unless torch._dynamo.config.allow_rnn is set;
+    setting it for the whole process would also send torch's own RNN modules
+    to its experimental path (which fails in inductor on the CPU). So the one
+    function that makes that check (VariableBuilder.wrap_module) sees the
+    switch on for seqcore's modules only, which Dynamo then traces like any
+    module: their forward calls the operator. False (compile graph-breaks at
+    the converted module, as at torch's own) where this torch has no such
+    function."""
+    try:
+        from torch._dynamo.variables.builder import VariableBuilder
+    except ImportError:  # pragma: no cover (another torch)
+        return False
+    original = getattr(VariableBuilder, "wrap_module", None)
+    if original is None or getattr(original, "_seqcore", False):
+        return original is not None
+
+    def wrap_module(self, value):
+        if type(value) in ORIGINALS:
+            with torch._dynamo.config.patch(allow_rnn=True):
+                return original(self, value)
+        return original(self, value)
+
+    wrap_module._seqcore = True
+    VariableBuilder.wrap_module = wrap_module
+    return True
+
+
+# ---------------------------------------------------------------------------
 # converting a model
 
 TWINS = {torch.nn.LSTM: LSTM, torch.nn.GRU: GRU, torch.nn.RNN: RNN}
 ORIGINALS = {twin: original for original, twin in TWINS.items()}
+COMPILES = _let_dynamo_trace_converted_modules()
 
 
 def convert(model: torch.nn.Module) -> torch.nn.Module:

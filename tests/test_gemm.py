@@ -185,7 +185,7 @@ def test_result_is_bitwise_the_same_for_any_thread_count(
 
 
 # ---------------------------------------------------------------------------
-# bad input (checked in bindings.cpp before any kernel runs)
+# bad input (checked in csrc/bindings/ before any kernel runs)
 
 
 def test_integer_arrays_are_a_type_error():

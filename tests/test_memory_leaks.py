@@ -1,5 +1,5 @@
 """Repeated calls keep memory flat: no array or Python object made by the
-binding outlives its call (a reference leaked in bindings.cpp would keep its
+binding outlives its call (a reference leaked in csrc/bindings/ would keep its
 array alive). NumPy reports its data buffers to tracemalloc, so the traced
 memory after many calls is compared with the memory after one; each call
 allocates far more than the slack allowed, so one leaked buffer per call

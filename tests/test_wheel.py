@@ -137,7 +137,7 @@ def test_stub_methods_match_the_extensions_classes(cls):
 
 
 def test_signature_parser_sees_names_and_defaults():
-    # The oracle of the test above: a known binding, read by hand from bindings.cpp.
+    # The oracle of the test above: a known binding, read by hand from csrc/bindings/products.cpp.
     assert parameters(extension_signature("gemm")) == [
         ("a", "<required>"), ("b", "<required>"), ("c", "<required>"),
         ("trans_a", False), ("trans_b", False), ("alpha", 1.0), ("beta", 0.0), ("bf16", False)]
@@ -271,7 +271,7 @@ def test_sdist_holds_the_sources_and_no_build_output():
     with tarfile.open(sdist_path()) as t:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
     kernels = [f"csrc/isa/kernels_{isa}.cpp" for isa in ("scalar", "avx2", "avx512", "avx512_bf16", "amx_bf16")]
-    for required in ("pyproject.toml", "CMakeLists.txt", "README.md", "csrc/bindings.cpp",
+    for required in ("pyproject.toml", "CMakeLists.txt", "README.md", "csrc/bindings/module.cpp",
                      "csrc/dispatch.cpp", "seqcore/_version.py", "seqcore/_core.pyi", "seqcore/py.typed",
                      *kernels):
         assert required in names

@@ -14,6 +14,8 @@
 // In precision "bf16" (StepperSizes::bf16) the same holds against the bf16
 // forward: stepper_bf16.h's products, stepper_product_bf16 below.
 // A step's threads (run_workers) meet on a step counter (cells/team.h).
+#include <type_traits>
+
 #include "generate/stepper_bf16.h"
 
 namespace seqcore {
@@ -437,6 +439,45 @@ void stepper_pack(const StepperSizes& s, const StepperWeights<T>& w, T* buf) {
 // ---------------------------------------------------------------------------
 // one step
 
+// Layer l's forward epilogue, the cell's, over the buffer's parts (gx, the
+// biases, the state h and c, updated in place as the forward's inference
+// does; h_out), handed to run(e, NV) with the cell's NV as an
+// std::integral_constant: one epilogue for every precision's product.
+template <typename T, typename Run>
+void stepper_epilogue(const StepperSizes& s, const StepperLayout<T>& at, T* buf, int64_t l, T* gx, Run&& run) {
+  const int64_t GH = gate_count(s.cell) * s.H, BH = s.B * s.H;
+  T* h = buf + at.h + l * BH;
+  T* h_out = buf + at.h_out + l * BH;
+  const T* b_ih = buf + at.b_ih + l * GH;
+  if (s.cell == Cell::lstm) {
+    LstmForwardEpilogue<T> e;
+    e.H = s.H;
+    e.gx = gx;
+    e.b = b_ih;
+    e.h_prev = h;
+    e.h_out = h_out;
+    e.c_prev = e.c_out = buf + at.c + l * BH;
+    run(e, std::integral_constant<int, kLstmForwardNV>());
+  } else if (s.cell == Cell::gru) {
+    GruForwardEpilogue<T> e;
+    e.H = s.H;
+    e.gx = gx;
+    e.b_ih = b_ih;
+    e.b_hh = buf + at.b_hh + l * GH;
+    e.h_prev = h;
+    e.h_out = h_out;
+    run(e, std::integral_constant<int, kGruForwardNV>());
+  } else {
+    RnnForwardEpilogue<T> e;
+    e.H = s.H;
+    e.gx = gx;
+    e.b = b_ih;
+    e.h_prev = h;
+    e.h_out = h_out;
+    run(e, std::integral_constant<int, kRnnForwardNV>());
+  }
+}
+
 // Threads worth a step: one per 2^18 multiply-adds (a few µs of work), at
 // most num_threads and the units of a layer. Each thread owns the same
 // units of every layer, so its share of the weights stays in its own cache
@@ -568,34 +609,9 @@ inline void stepper_step_bf16(const StepperSizes& s, float* buf, const int64_t* 
       state.stride = bf16_row_stride(H);
       state.ready = true;
       const float* panels = buf + at.panels + l * at.panel_block;
-      const float* b_ih = buf + at.b_ih + l * GH;
-      if (s.cell == Cell::lstm) {
-        LstmForwardEpilogue<float> e;
-        e.H = H;
-        e.gx = gx;
-        e.b = b_ih;
-        e.h_prev = h;
-        e.h_out = h_out;
-        e.c_prev = e.c_out = buf + at.c + l * BH;
-        stepper_run_layer_bf16<kLstmForwardNV>(mode, map, u0, u1, rows, panels, state, h_out, acc, e);
-      } else if (s.cell == Cell::gru) {
-        GruForwardEpilogue<float> e;
-        e.H = H;
-        e.gx = gx;
-        e.b_ih = b_ih;
-        e.b_hh = buf + at.b_hh + l * GH;
-        e.h_prev = h;
-        e.h_out = h_out;
-        stepper_run_layer_bf16<kGruForwardNV>(mode, map, u0, u1, rows, panels, state, h_out, acc, e);
-      } else {
-        RnnForwardEpilogue<float> e;
-        e.H = H;
-        e.gx = gx;
-        e.b = b_ih;
-        e.h_prev = h;
-        e.h_out = h_out;
-        stepper_run_layer_bf16<kRnnForwardNV>(mode, map, u0, u1, rows, panels, state, h_out, acc, e);
-      }
+      stepper_epilogue(s, at, buf, l, gx, [&](const auto& e, auto nv) {
+        stepper_run_layer_bf16<decltype(nv)::value>(mode, map, u0, u1, rows, panels, state, h_out, acc, e);
+      });
       if (mode == kProduct) return;
       bf16_convert_cols(kh, h_out, H, rows, j0, j1, buf + at.out_rows + (l % 2) * at.out_block);
       step_end(&done, tid, team, meetings++);
@@ -675,34 +691,9 @@ void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t row
         }
       }
       const T* panels = buf + at.panels + l * at.panel_block;
-      const T* b_ih = buf + at.b_ih + l * GH;
-      if (s.cell == Cell::lstm) {
-        LstmForwardEpilogue<T> e;
-        e.H = H;
-        e.gx = gx;
-        e.b = b_ih;
-        e.h_prev = h;
-        e.h_out = h_out;
-        e.c_prev = e.c_out = buf + at.c + l * BH;  // in place, as the forward's inference
-        stepper_run_layer<T, kLstmForwardNV>(mode, map, u0, u1, rows, panels, h, h_out, acc, e);
-      } else if (s.cell == Cell::gru) {
-        GruForwardEpilogue<T> e;
-        e.H = H;
-        e.gx = gx;
-        e.b_ih = b_ih;
-        e.b_hh = buf + at.b_hh + l * GH;
-        e.h_prev = h;
-        e.h_out = h_out;
-        stepper_run_layer<T, kGruForwardNV>(mode, map, u0, u1, rows, panels, h, h_out, acc, e);
-      } else {
-        RnnForwardEpilogue<T> e;
-        e.H = H;
-        e.gx = gx;
-        e.b = b_ih;
-        e.h_prev = h;
-        e.h_out = h_out;
-        stepper_run_layer<T, kRnnForwardNV>(mode, map, u0, u1, rows, panels, h, h_out, acc, e);
-      }
+      stepper_epilogue(s, at, buf, l, gx, [&](const auto& e, auto nv) {
+        stepper_run_layer<T, decltype(nv)::value>(mode, map, u0, u1, rows, panels, h, h_out, acc, e);
+      });
       if (mode == kProduct) return;
       // Every thread's products have read h: the new state goes in (own
       // columns), and the next layer reads h_out whole.
