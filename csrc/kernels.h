@@ -26,9 +26,17 @@ inline int gate_count(Cell cell) { return cell == Cell::rnn ? 1 : cell == Cell::
 // have the padded shapes below, but training stores iteration s in a block
 // of only the rows that ran iteration s-1 (cells/loops.h, Rows::offset), so
 // a variable-length batch costs what its real rows cost.
+//
+// RNN: relu selects h = relu(·) in place of tanh (PyTorch's nonlinearity).
+// LSTM with a projection (PyTorch's proj_size, 0 < P < H): W_hr (P, H),
+// m_t = o ⊙ tanh(c_t), h_t = m_t W_hrᵀ; then h0, hT, y, dy, dhT, dh0 and
+// ws_h have P features (the state's width S below: P, or H without a
+// projection), W_hh is (4H, P), c and the gates keep H.
 template <typename T>
 struct CellForwardArgs {
   int64_t T_ = 0, B = 0, D = 0, H = 0;
+  int64_t P = 0;                   // LSTM: projection size, 0: none
+  bool relu = false;               // RNN: relu in place of tanh
   bool train = false;              // keep what backward needs in ws_*
   bool reverse = false;
   const int64_t* lengths = nullptr;  // (B,) in [0, T], or null: all T
@@ -37,18 +45,21 @@ struct CellForwardArgs {
   const T* h0 = nullptr;    // (B, H)
   const T* c0 = nullptr;    // (B, H)      LSTM
   const T* W_ih = nullptr;  // (G·H, D)
-  const T* W_hh = nullptr;  // (G·H, H)
+  const T* W_hh = nullptr;  // (G·H, S)
+  const T* W_hr = nullptr;  // (P, H)      LSTM with a projection
   const T* b_ih = nullptr;  // (G·H,)      RNN, LSTM: the one bias
   const T* b_hh = nullptr;  // (G·H,)      GRU
-  T* y = nullptr;           // (T, B, H)   out
-  T* hT = nullptr;          // (B, H)      out
+  T* y = nullptr;           // (T, B, S)   out
+  T* hT = nullptr;          // (B, S)      out
   T* cT = nullptr;          // (B, H)      out, LSTM
   // Kept for backward when training, by iteration (in blocks, see above;
   // the shapes are what is allocated); null for inference.
-  T* ws_h = nullptr;        // (T+1, B, H) states: block 0 is h0, block s+1 after iteration s
+  T* ws_h = nullptr;        // (T+1, B, S) states: block 0 is h0, block s+1 after iteration s
   T* ws_gates = nullptr;    // (T, B, G·H) gates after their nonlinearities (LSTM, GRU)
   T* ws_c = nullptr;        // (T+1, B, H) cell states, slots as ws_h (LSTM)
   T* ws_hn = nullptr;       // (T, B, H)   h W_hnᵀ + b_hn (GRU)
+  T* ws_m = nullptr;        // (T, B, H)   m of iteration s in the slot of block s+1 of ws_h,
+                            //             less B rows (LSTM with a projection)
   T* scratch = nullptr;     // forward_scratch(...) elements
   int num_threads = 1;
   bool bf16 = false;        // precision "bf16": every product with bfloat16 operands (float only)
@@ -57,18 +68,21 @@ struct CellForwardArgs {
 template <typename T>
 struct CellBackwardArgs {
   int64_t T_ = 0, B = 0, D = 0, H = 0;
+  int64_t P = 0;            // as the forward's
+  bool relu = false;        // as the forward's
   bool reverse = false;
   const int64_t* lengths = nullptr;
   const int64_t* order = nullptr;
   // from the forward
-  const T *x = nullptr, *W_ih = nullptr, *W_hh = nullptr;
-  const T *ws_h = nullptr, *ws_gates = nullptr, *ws_c = nullptr, *ws_hn = nullptr;
+  const T *x = nullptr, *W_ih = nullptr, *W_hh = nullptr, *W_hr = nullptr;
+  const T *ws_h = nullptr, *ws_gates = nullptr, *ws_c = nullptr, *ws_hn = nullptr, *ws_m = nullptr;
   // incoming gradients, each may be null (no gradient there)
-  const T* dy = nullptr;    // (T, B, H)
-  const T* dhT = nullptr;   // (B, H)
+  const T* dy = nullptr;    // (T, B, S)
+  const T* dhT = nullptr;   // (B, S)
   const T* dcT = nullptr;   // (B, H)      LSTM
   // outputs, overwritten
   T *dx = nullptr, *dh0 = nullptr, *dc0 = nullptr, *dW_ih = nullptr, *dW_hh = nullptr;
+  T* dW_hr = nullptr;       // (P, H)      LSTM with a projection
   T* db_ih = nullptr;       // RNN, LSTM: the one bias
   T* db_hh = nullptr;       // GRU
   T* scratch = nullptr;     // backward_scratch(...) elements
@@ -142,9 +156,11 @@ struct KernelTable {
   // depends on the vector width, hence per ISA); `gather` when the rows do
   // not run in batch order (reverse, or an order). Inference needs O(B·H)
   // whatever T is.
-  int64_t (*forward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool train,
-                             bool gather);
-  int64_t (*backward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool gather);
+  // P: the LSTM's projection size (0: none).
+  int64_t (*forward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, int64_t P,
+                             bool train, bool gather);
+  int64_t (*backward_scratch)(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, int64_t P,
+                              bool gather);
   void (*forward)(Cell cell, const CellForwardArgs<T>& args);
   void (*backward)(Cell cell, const CellBackwardArgs<T>& args);
 

@@ -122,7 +122,7 @@ def core_cell_backward(fdp):
     zeros = np.zeros((B, H), dtype)
     lens = np.sort(rng.integers(0, T + 1, B))[::-1].copy() if fdp.ConsumeBool() else None
     reverse = fdp.ConsumeBool()
-    _, _, _, ws_h, ws_gates, ws_c, ws_hn = _core.cell_forward(
+    _, _, _, ws_h, ws_gates, ws_c, ws_hn, _ = _core.cell_forward(
         cell, x, zeros, zeros, W_ih, W_hh, np.zeros(G * H, dtype), np.zeros(G * H, dtype), True, lens, reverse, 0)
     args = dict(x=x, W_ih=W_ih, W_hh=W_hh, ws_h=ws_h, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn,
                 dy=np.ones((T, B, H), dtype), dhT=np.ones((B, H), dtype), dcT=np.ones((B, H), dtype))

@@ -91,6 +91,8 @@ def cell_forward(
     reverse: bool = False,
     num_threads: int = 0,
     bf16: bool = False,
+    W_hr: Optional[_Array] = None,
+    relu: bool = False,
 ) -> Tuple[
     _Array,
     _Array,
@@ -99,14 +101,17 @@ def cell_forward(
     Optional[_Array],
     Optional[_Array],
     Optional[_Array],
+    Optional[_Array],
 ]:
-    """One layer, one direction, over a padded batch -> (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn);
-    bf16: every product with bfloat16 operands (float32 only).
+    """One layer, one direction, over a padded batch -> (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn, ws_m);
+    bf16: every product with bfloat16 operands (float32 only); W_hr (P, H): an
+    LSTM's projection; relu: an RNN's nonlinearity in place of tanh.
 
     cell is 'rnn', 'lstm' or 'gru'; c0 is used by LSTM only, b_hh by GRU only.
     cT is None but for LSTM; the ws_* arrays (kept for cell_backward) are None
     unless train, ws_gates None for RNN, ws_c None but for LSTM, ws_hn None
-    but for GRU. num_threads 0 means get_num_threads().
+    but for GRU, ws_m None but for an LSTM with W_hr. With W_hr, W_hh is
+    (4H, P) and h0, hT, y have P features. num_threads 0 means get_num_threads().
     """
 
 def cell_backward(
@@ -125,17 +130,22 @@ def cell_backward(
     reverse: bool = False,
     num_threads: int = 0,
     bf16: bool = False,
-) -> Tuple[_Array, _Array, Optional[_Array], _Array, _Array, _Array, Optional[_Array]]:
-    """BPTT of cell_forward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh); bf16 as the forward's.
+    ws_m: Optional[_Array] = None,
+    W_hr: Optional[_Array] = None,
+    relu: bool = False,
+) -> Tuple[_Array, _Array, Optional[_Array], _Array, _Array, _Array, Optional[_Array], Optional[_Array]]:
+    """BPTT of cell_forward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr); bf16,
+    ws_m, W_hr and relu as the forward's.
 
-    dy (T, B, H), dhT and dcT (B, H) may be None (zero). dc0 is None but for
-    LSTM, db_hh None but for GRU.
+    dy (T, B, H), dhT and dcT (B, H) may be None (zero) (P features for y and
+    h with W_hr). dc0 is None but for LSTM, db_hh None but for GRU, dW_hr
+    None without W_hr.
     """
 
 def forward_workspace_bytes(
-    cell: str, T: int, B: int, D: int, H: int, train: bool, gather: bool, float64: bool
+    cell: str, T: int, B: int, D: int, H: int, train: bool, gather: bool, float64: bool, P: int = 0
 ) -> int:
-    """Bytes a forward allocates beyond its inputs and outputs."""
+    """Bytes a forward allocates beyond its inputs and outputs (P: an LSTM's projection size)."""
 
 def adam(
     p: _Array,

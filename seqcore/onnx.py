@@ -10,7 +10,11 @@ layers RNN, LSTM, GRU alone (stacked, bidirectional, merge "concat" or
 operator (one per layer, both directions in it), with the gates reordered
 (LSTM: seqcore's and PyTorch's i, f, g, o -> ONNX's i, o, f, c; GRU: r, z,
 n -> z, r, h, with ``linear_before_reset=1``, seqcore's form) and the biases
-laid out as ONNX wants them ([W_b, R_b] per direction). The rest is
+laid out as ONNX wants them ([W_b, R_b] per direction); an RNN with
+nonlinearity="relu" has the operator's activations ["Relu"]. An LSTM with a
+projection (proj_size) is refused: ONNX's LSTM cannot project its output
+inside the recurrence, and the Loop of one step's MatMuls that could would
+run outside the runtimes' recurrent kernels. The rest is
 Gather (embedding) or OneHot, MatMul + Add (the linear head), and for the
 classifier its pooling. Dropout is the identity, as at inference.
 
@@ -117,6 +121,8 @@ def _recurrent(g: _Graph, layer: Recurrent, x: str, states: Sequence[str], seq_l
             inits = [g.op1("Slice", [s, starts, ends, axes]) for s in states] + [""]
         inputs = [inp, g.const("W", W), g.const("R", R), g.const("B", B), seq_lens, inits[0]]
         attrs = dict(hidden_size=H, direction="bidirectional" if dirs == 2 else "forward")
+        if layer.cell == "rnn" and layer.nonlinearity == "relu":
+            attrs["activations"] = ["Relu"] * dirs
         if layer.cell == "lstm":
             inputs.append(inits[1])
         if layer.cell == "gru":
@@ -187,6 +193,9 @@ def build(model: Model, *, lengths: bool = False, state: bool = True, vocabulary
     else:
         raise TypeError("model: expected a seqcore.nn LanguageModel, SequenceClassifier, SequenceTagger, RNN, LSTM "
                         f"or GRU, got {type(model).__name__}")
+    if rnn.proj_size:
+        raise ValueError(f"proj_size: an LSTM with a projection (proj_size={rnn.proj_size}) has no ONNX export: "
+                         "ONNX's LSTM operator cannot project h inside the recurrence")
     for name, flag in (("lengths", lengths), ("state", state)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name}: expected a bool, got {type(flag).__name__}")

@@ -82,8 +82,9 @@ threads (read when the operator runs), so ``torch.set_num_threads(n)`` sets
 them for both libraries here (seqcore.set_num_threads still sets those of
 seqcore's own layers).
 
-Refused with an error: ``proj_size`` > 0, ``nonlinearity="relu"``, devices
-other than the CPU, NaN or inf in the input, state or weights (torch would
+Everything torch's modules take: ``nonlinearity="relu"`` and ``proj_size``
+(an LSTM with a projection) included. Refused with an error: devices other
+than the CPU, NaN or inf in the input, state or weights (torch would
 carry them on), a second backward through the gradient (``create_graph=
 True``: seqcore's BPTT has no derivative of its own; revert to torch's
 modules for that). Not supported: TorchScript.
@@ -97,7 +98,7 @@ import copy
 import itertools
 import threading
 import weakref
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -167,37 +168,40 @@ def _numpy(t: Optional[Tensor]) -> Optional[np.ndarray]:
 @torch.library.custom_op("seqcore::recurrent_forward", mutates_args=())
 def recurrent_forward(x: Tensor, h0: Optional[Tensor], c0: Optional[Tensor], weights: List[Tensor],
                       masks: List[Tensor], lengths: Optional[Tensor], cell: str, num_layers: int,
-                      bidirectional: bool, bias: bool, precision: str, train: bool
-                      ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+                      bidirectional: bool, bias: bool, nonlinearity: str, proj_size: int, precision: str,
+                      train: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """A stacked (bidirectional) RNN/LSTM/GRU over x (T, B, D), float32 or
     float64, with torch's weights in torch's order (weight_names) and
-    states h0, c0 (layers·dirs, B, H) or None (zeros); masks: the dropout
-    masks (T, B, dirs·H) of every layer but the last, or none; lengths (B,)
-    int64 of a padded batch or None. precision "fp32" or "bf16".
+    states h0 (layers·dirs, B, P), c0 (layers·dirs, B, H) or None (zeros),
+    P = proj_size or H; masks: the dropout masks (T, B, dirs·P) of every
+    layer but the last, or none; lengths (B,) int64 of a padded batch or
+    None. nonlinearity: an RNN's, "tanh" or "relu"; precision "fp32" or
+    "bf16".
 
-    Returns (y (T, B, dirs·H), h_n, c_n (layers·dirs, B, H; c_n empty but for
-    LSTM), handle: (1,) int64 naming what backward needs when ``train``,
-    else empty)."""
-    names = weight_names(num_layers, bidirectional, bias)
+    Returns (y (T, B, dirs·P), h_n (layers·dirs, B, P), c_n (layers·dirs, B,
+    H; empty but for LSTM), handle: (1,) int64 naming what backward needs
+    when ``train``, else empty)."""
+    names = weight_names(num_layers, bidirectional, bias, proj_size)
     pending = iter(masks)
     y, finals, saved = stack_forward(
         cell, {n: _numpy(w) for n, w in zip(names, weights)}, np.ascontiguousarray(_numpy(x)),
         [_numpy(h0), _numpy(c0)] if cell == "lstm" else [_numpy(h0)], num_layers=num_layers,
         directions=2 if bidirectional else 1, train=train, lengths=None if lengths is None else _numpy(lengths),
         dropout_mask=(lambda shape: _numpy(next(pending))) if masks else None,
-        threads=torch.get_num_threads(), precision=precision)
+        threads=torch.get_num_threads(), precision=precision, nonlinearity=nonlinearity, proj_size=proj_size)
     c_n = torch.from_numpy(finals[1]) if cell == "lstm" else x.new_empty(0)
     handle = _keep(saved) if train else torch.empty(0, dtype=torch.int64)
     return torch.from_numpy(y), torch.from_numpy(finals[0]), c_n, handle
 
 
 @recurrent_forward.register_fake
-def _recurrent_forward_fake(x, h0, c0, weights, masks, lengths, cell, num_layers, bidirectional, bias, precision,
-                            train):
+def _recurrent_forward_fake(x, h0, c0, weights, masks, lengths, cell, num_layers, bidirectional, bias, nonlinearity,
+                            proj_size, precision, train):
     T, B, dirs = x.shape[0], x.shape[1], 2 if bidirectional else 1
     H = weights[0].shape[0] // GATES[cell]
+    P = proj_size or H
     c_n = x.new_empty(num_layers * dirs, B, H) if cell == "lstm" else x.new_empty(0)
-    return (x.new_empty(T, B, dirs * H), x.new_empty(num_layers * dirs, B, H), c_n,
+    return (x.new_empty(T, B, dirs * P), x.new_empty(num_layers * dirs, B, P), c_n,
             torch.empty(1 if train else 0, dtype=torch.int64))
 
 
@@ -213,7 +217,7 @@ def recurrent_backward(handle: Tensor, dy: Optional[Tensor], dh_n: Optional[Tens
     grads: Dict[str, np.ndarray] = {}
     dstates = [_numpy(dh_n), _numpy(dc_n)] if saved["cell"] == "lstm" else [_numpy(dh_n)]
     dx, dinitial = stack_backward(saved, _numpy(dy), dstates, grads)
-    names = weight_names(saved["num_layers"], saved["directions"] == 2, saved["biases"])
+    names = weight_names(saved["num_layers"], saved["directions"] == 2, saved["biases"], saved["proj_size"])
     dinitial = list(dinitial) + [None] * (2 - len(dinitial))
     dh0, dc0 = (torch.from_numpy(d) if s is not None else x.new_empty(0) for d, s in zip(dinitial, (h0, c0)))
     return torch.from_numpy(dx), dh0, dc0, [torch.from_numpy(grads[n]) for n in names]
@@ -240,7 +244,7 @@ def _backward(ctx, dy, dh_n, dc_n, _dhandle):
     handle, x, h0, c0, *weights = ctx.saved_tensors
     dx, dh0, dc0, dweights = recurrent_backward(handle, dy, dh_n, dc_n, x, h0, c0, weights)
     return (dx, dh0 if h0 is not None else None, dc0 if c0 is not None else None, list(dweights),
-            [None] * ctx.masks, None, None, None, None, None, None, None)
+            [None] * ctx.masks, None, None, None, None, None, None, None, None, None)
 
 
 recurrent_forward.register_autograd(_backward, setup_context=_setup_context)
@@ -268,15 +272,6 @@ def _torch_dropout_masks(p: float, count: int, shape: Tuple[int, int, int], dtyp
 
 # ---------------------------------------------------------------------------
 # the modules
-
-
-def _unsupported(module: torch.nn.Module) -> Optional[str]:
-    """Why seqcore cannot run this torch recurrent module, or None."""
-    if getattr(module, "proj_size", 0):
-        return f"proj_size: seqcore's LSTM has no projection (proj_size=0), got {module.proj_size}"
-    if getattr(module, "mode", "") == "RNN_RELU":
-        return "nonlinearity: seqcore's RNN is tanh only, got 'relu'"
-    return None
 
 
 class _Recurrent:
@@ -314,9 +309,6 @@ class _Recurrent:
         """As torch's module: input (T, B, D), (B, T, D) with batch_first, (T, D)
         unbatched, or a PackedSequence; hx the initial state (an (h0, c0) pair
         for LSTM) or None. Returns (output, h_n), (output, (h_n, c_n)) for LSTM."""
-        reason = _unsupported(self)
-        if reason is not None:
-            raise ValueError(reason)
         lstm = self._cell == "lstm"
         packed = input if isinstance(input, PackedSequence) else None
         lengths = None
@@ -356,11 +348,12 @@ class _Recurrent:
         masks = []
         if self.training and self.dropout > 0 and self.num_layers > 1:
             masks = _torch_dropout_masks(float(self.dropout), self.num_layers - 1,
-                                         (x.shape[0], x.shape[1], dirs * self.hidden_size), compute, packed)
+                                         (x.shape[0], x.shape[1], dirs * (self.proj_size or self.hidden_size)),
+                                         compute, packed)
         train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in [x, *states, *weights])
         y, h_n, c_n, _ = recurrent_forward(x, *(states + [None] * (2 - len(states))), weights, masks, lengths,
-                                           self._cell, self.num_layers, self.bidirectional, self.bias, precision,
-                                           train)
+                                           self._cell, self.num_layers, self.bidirectional, self.bias,
+                                           getattr(self, "nonlinearity", "tanh"), self.proj_size, precision, train)
         y, finals = y.to(out_dtype), [f.to(out_dtype) for f in ((h_n, c_n) if lstm else (h_n,))]
 
         if packed is not None:
@@ -396,16 +389,17 @@ class _Recurrent:
         if self._cell == "lstm" and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise TypeError(f"hx: expected a tuple (h_0, c_0) for LSTM, got {type(hx).__name__}")
         parts = list(hx) if self._cell == "lstm" else [hx]
-        shape = (self.num_layers * (2 if self.bidirectional else 1),) + (() if unbatched else (B,)) + \
-            (self.hidden_size,)
         out = []
         for name, s in zip(names, parts):
+            features = self.proj_size or self.hidden_size if name == "h_0" else self.hidden_size
+            shape = (self.num_layers * (2 if self.bidirectional else 1),) + (() if unbatched else (B,)) + (features,)
             if not isinstance(s, torch.Tensor):
                 raise TypeError(f"hx: expected {name} as a torch.Tensor, got {type(s).__name__}")
             self._check_tensor(f"hx ({name})", s, dtype, autocast)
             if tuple(s.shape) != shape:
+                size = "proj_size or hidden_size" if name == "h_0" and self._cell == "lstm" else "hidden_size"
                 raise ValueError(f"hx: expected {name} of shape (num_layers·directions, "
-                                 f"{'' if unbatched else 'batch, '}hidden_size) = {shape}, got {tuple(s.shape)}")
+                                 f"{'' if unbatched else 'batch, '}{size}) = {shape}, got {tuple(s.shape)}")
             out.append(s.unsqueeze(1) if unbatched else s)
         return out
 
@@ -419,13 +413,9 @@ def _autocast_dtype(param_dtype: torch.dtype) -> Optional[torch.dtype]:
 
 
 class LSTM(_Recurrent, torch.nn.LSTM):
-    """torch.nn.LSTM (same constructor, parameters and forward) on seqcore's kernels; proj_size=0 only."""
+    """torch.nn.LSTM (same constructor, parameters and forward; proj_size too) on seqcore's kernels."""
 
     _cell = "lstm"
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        _refuse(self)
 
 
 class GRU(_Recurrent, torch.nn.GRU):
@@ -433,25 +423,11 @@ class GRU(_Recurrent, torch.nn.GRU):
 
     _cell = "gru"
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        _refuse(self)
-
 
 class RNN(_Recurrent, torch.nn.RNN):
-    """torch.nn.RNN (same constructor, parameters and forward) on seqcore's kernels; nonlinearity="tanh" only."""
+    """torch.nn.RNN (same constructor, parameters and forward; nonlinearity "tanh" or "relu") on seqcore's kernels."""
 
     _cell = "rnn"
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        _refuse(self)
-
-
-def _refuse(module: torch.nn.Module, where: str = "") -> None:
-    reason = _unsupported(module)
-    if reason is not None:
-        raise ValueError(f"{where}{reason}")
 
 
 # ---------------------------------------------------------------------------
@@ -502,15 +478,11 @@ def convert(model: torch.nn.Module) -> torch.nn.Module:
     Each module keeps its parameters (the same objects: an optimizer built
     before still updates them), buffers, hooks and mode: only its class
     changes. Only these exact classes are converted (not subclasses of them,
-    whose forward may differ). A module seqcore cannot run (proj_size > 0,
-    nonlinearity="relu") is refused with a ValueError naming it, and then
-    nothing is converted."""
+    whose forward may differ)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    found = [(name, m) for name, m in model.named_modules() if type(m) in TWINS]
-    for name, m in found:
-        _refuse(m, f"model{'.' + name if name else ''} ({type(m).__name__}): ")
-    for _, m in found:
+    found = [m for m in model.modules() if type(m) in TWINS]
+    for m in found:
         m.__class__ = TWINS[type(m)]
     return model
 

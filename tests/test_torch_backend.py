@@ -337,7 +337,7 @@ def test_opcheck_passes_for_the_forward_operator():
     module = st.LSTM(4, 6, num_layers=2, bidirectional=True).double()
     x = torch.randn(5, 3, 4, dtype=torch.float64)
     weights = [getattr(module, n) for n in module._flat_weights_names]
-    options = ("lstm", 2, True, True, "fp32")
+    options = ("lstm", 2, True, True, "tanh", 0, "fp32")
     train = (x.requires_grad_(), None, None, weights, [], None, *options, True)
     torch.library.opcheck(st.recurrent_forward, train,
                           test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))

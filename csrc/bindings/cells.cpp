@@ -14,15 +14,30 @@ namespace {
 // ---------------------------------------------------------------------------
 // cells
 
+// Sizes of a cell call, from x (T, B, D) and W_hh (G·H, H), or with an
+// LSTM's projection W_hr (P, H) and W_hh (4H, P); S: the state's width (P,
+// or H without a projection). relu: for an RNN only.
 struct CellSizes {
-  int64_t T, B, D, H, G;
+  int64_t T, B, D, H, G, P, S;
 };
 
 template <typename T>
-CellSizes cell_sizes(Cell cell, const py::array& x, const py::array& W_hh) {
+CellSizes cell_sizes(Cell cell, const py::array& x, const py::array& W_hh, const py::object& W_hr,
+                     bool relu) {
   check_array<T>(x, "x", 3, false);
   check_array<T>(W_hh, "W_hh", 2, false);
-  CellSizes s{x.shape(0), x.shape(1), x.shape(2), W_hh.shape(1), gate_count(cell)};
+  CellSizes s{x.shape(0), x.shape(1), x.shape(2), W_hh.shape(1), gate_count(cell), 0, W_hh.shape(1)};
+  if (relu && cell != Cell::rnn) throw py::value_error("relu: only an RNN has a nonlinearity to choose");
+  if (!W_hr.is_none()) {
+    if (cell != Cell::lstm) throw py::value_error("W_hr: only an LSTM has a projection");
+    const py::array w = W_hr.cast<py::array>();
+    check_array<T>(w, "W_hr", 2, false);
+    s.P = w.shape(0), s.H = w.shape(1), s.S = s.P;
+    if (s.P < 1 || s.P >= s.H) {
+      throw py::value_error("W_hr: expected shape (P, H) with 0 < P < H, got (" + std::to_string(s.P) + ", " +
+                            std::to_string(s.H) + ")");
+    }
+  }
   if (s.T < 1 || s.B < 1 || s.H < 1) {
     throw py::value_error("native cells need T, B and H of at least 1; got T=" +
                           std::to_string(s.T) + ", B=" + std::to_string(s.B) +
@@ -70,35 +85,37 @@ bool gathers(const int64_t* lengths, const int64_t* order, bool reverse, int64_t
   return reverse || order != nullptr || (lengths != nullptr && lengths[B - 1] < T);
 }
 
-// Returns (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn); entries a cell does not
-// have (or inference does not keep) are None.
+// Returns (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn, ws_m); entries a cell
+// does not have (or inference does not keep) are None.
 template <typename T>
 py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, const py::object& c0,
                           const py::array& W_ih, const py::array& W_hh, const py::array& b_ih,
                           const py::object& b_hh, bool train, const py::object& lengths,
-                          bool reverse, int num_threads, bool bf16) {
-  const CellSizes s = cell_sizes<T>(cell, x, W_hh);
+                          bool reverse, int num_threads, bool bf16, const py::object& W_hr, bool relu) {
+  const CellSizes s = cell_sizes<T>(cell, x, W_hh, W_hr, relu);
   check_bf16<T>(bf16);
   const int64_t GH = s.G * s.H;
   CellForwardArgs<T> a;
   a.T_ = s.T, a.B = s.B, a.D = s.D, a.H = s.H, a.train = train, a.reverse = reverse;
+  a.P = s.P, a.relu = relu;
   a.bf16 = bf16;
   a.lengths = lengths_arg(lengths, s.B, s.T);
   const std::vector<int64_t> order = row_order(a.lengths, s.B);
   a.order = order.empty() ? nullptr : order.data();
   const bool gather = gathers(a.lengths, a.order, reverse, s.B, s.T);
   a.x = static_cast<const T*>(x.data());
-  a.h0 = input<T>(h0, "h0", {s.B, s.H});
+  a.h0 = input<T>(h0, "h0", {s.B, s.S});
   a.W_ih = input<T>(W_ih, "W_ih", {GH, s.D});
-  a.W_hh = input<T>(W_hh, "W_hh", {GH, s.H});
+  a.W_hh = input<T>(W_hh, "W_hh", {GH, s.S});
+  a.W_hr = optional_input<T>(W_hr, "W_hr", {s.P, s.H});
   a.b_ih = input<T>(b_ih, "b_ih", {GH});
   if (cell == Cell::lstm) a.c0 = input<T>(c0.cast<py::array>(), "c0", {s.B, s.H});
   if (cell == Cell::gru) a.b_hh = input<T>(b_hh.cast<py::array>(), "b_hh", {GH});
 
-  auto y = empty<T>({s.T, s.B, s.H});
-  auto hT = empty<T>({s.B, s.H});
+  auto y = empty<T>({s.T, s.B, s.S});
+  auto hT = empty<T>({s.B, s.S});
   py::object cT = py::none(), ws_h = py::none(), ws_gates = py::none(), ws_c = py::none(),
-             ws_hn = py::none();
+             ws_hn = py::none(), ws_m = py::none();
   a.y = y.mutable_data();
   a.hT = hT.mutable_data();
   if (cell == Cell::lstm) {
@@ -107,9 +124,14 @@ py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, co
     cT = c;
   }
   if (train) {
-    auto h = empty<T>({s.T + 1, s.B, s.H});
+    auto h = empty<T>({s.T + 1, s.B, s.S});
     a.ws_h = h.mutable_data();
     ws_h = h;
+  }
+  if (train && s.P > 0) {
+    auto m = empty<T>({s.T, s.B, s.H});
+    a.ws_m = m.mutable_data();
+    ws_m = m;
   }
   if (train && cell != Cell::rnn) {
     auto g = empty<T>({s.T, s.B, GH});
@@ -128,13 +150,13 @@ py::tuple cell_forward_py(Cell cell, const py::array& x, const py::array& h0, co
   }
   const auto& k = table<T>();
   a.num_threads = threads_arg(num_threads);
-  auto scratch = empty<T>({k.forward_scratch(cell, s.T, s.B, s.D, s.H, train, gather)});
+  auto scratch = empty<T>({k.forward_scratch(cell, s.T, s.B, s.D, s.H, s.P, train, gather)});
   a.scratch = scratch.mutable_data();
   {
     py::gil_scoped_release release;
     k.forward(cell, a);
   }
-  return py::make_tuple(y, hT, cT, ws_h, ws_gates, ws_c, ws_hn);
+  return py::make_tuple(y, hT, cT, ws_h, ws_gates, ws_c, ws_hn, ws_m);
 }
 
 // Returns (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh); dc0 is None but for
@@ -144,12 +166,14 @@ py::tuple cell_backward_py(Cell cell, const py::array& x, const py::array& W_ih,
                            const py::object& ws_gates, const py::object& ws_c,
                            const py::object& ws_hn, const py::object& dy, const py::object& dhT,
                            const py::object& dcT, const py::object& lengths, bool reverse,
-                           int num_threads, bool bf16) {
-  const CellSizes s = cell_sizes<T>(cell, x, W_hh);
+                           int num_threads, bool bf16, const py::object& ws_m, const py::object& W_hr,
+                           bool relu) {
+  const CellSizes s = cell_sizes<T>(cell, x, W_hh, W_hr, relu);
   check_bf16<T>(bf16);
   const int64_t GH = s.G * s.H;
   CellBackwardArgs<T> a;
   a.T_ = s.T, a.B = s.B, a.D = s.D, a.H = s.H, a.reverse = reverse;
+  a.P = s.P, a.relu = relu;
   a.bf16 = bf16;
   a.lengths = lengths_arg(lengths, s.B, s.T);
   const std::vector<int64_t> order = row_order(a.lengths, s.B);
@@ -157,10 +181,14 @@ py::tuple cell_backward_py(Cell cell, const py::array& x, const py::array& W_ih,
   const bool gather = gathers(a.lengths, a.order, reverse, s.B, s.T);
   a.x = static_cast<const T*>(x.data());
   a.W_ih = input<T>(W_ih, "W_ih", {GH, s.D});
-  a.W_hh = input<T>(W_hh, "W_hh", {GH, s.H});
-  a.ws_h = input<T>(ws_h, "ws_h", {s.T + 1, s.B, s.H});
-  a.dy = optional_input<T>(dy, "dy", {s.T, s.B, s.H});
-  a.dhT = optional_input<T>(dhT, "dhT", {s.B, s.H});
+  a.W_hh = input<T>(W_hh, "W_hh", {GH, s.S});
+  a.ws_h = input<T>(ws_h, "ws_h", {s.T + 1, s.B, s.S});
+  a.dy = optional_input<T>(dy, "dy", {s.T, s.B, s.S});
+  a.dhT = optional_input<T>(dhT, "dhT", {s.B, s.S});
+  if (s.P > 0) {
+    a.W_hr = input<T>(W_hr.cast<py::array>(), "W_hr", {s.P, s.H});
+    a.ws_m = input<T>(ws_m.cast<py::array>(), "ws_m", {s.T, s.B, s.H});
+  }
   if (cell != Cell::rnn) {
     a.ws_gates = input<T>(ws_gates.cast<py::array>(), "ws_gates", {s.T, s.B, GH});
   }
@@ -171,11 +199,16 @@ py::tuple cell_backward_py(Cell cell, const py::array& x, const py::array& W_ih,
   if (cell == Cell::gru) a.ws_hn = input<T>(ws_hn.cast<py::array>(), "ws_hn", {s.T, s.B, s.H});
 
   auto dx = empty<T>({s.T, s.B, s.D});
-  auto dh0 = empty<T>({s.B, s.H});
+  auto dh0 = empty<T>({s.B, s.S});
   auto dW_ih = empty<T>({GH, s.D});
-  auto dW_hh = empty<T>({GH, s.H});
+  auto dW_hh = empty<T>({GH, s.S});
   auto db_ih = empty<T>({GH});
-  py::object dc0 = py::none(), db_hh = py::none();
+  py::object dc0 = py::none(), db_hh = py::none(), dW_hr = py::none();
+  if (s.P > 0) {
+    auto d = empty<T>({s.P, s.H});
+    a.dW_hr = d.mutable_data();
+    dW_hr = d;
+  }
   a.dx = dx.mutable_data();
   a.dh0 = dh0.mutable_data();
   a.dW_ih = dW_ih.mutable_data();
@@ -193,25 +226,29 @@ py::tuple cell_backward_py(Cell cell, const py::array& x, const py::array& W_ih,
   }
   const auto& k = table<T>();
   a.num_threads = threads_arg(num_threads);
-  auto scratch = empty<T>({k.backward_scratch(cell, s.T, s.B, s.D, s.H, gather)});
+  auto scratch = empty<T>({k.backward_scratch(cell, s.T, s.B, s.D, s.H, s.P, gather)});
   a.scratch = scratch.mutable_data();
   {
     py::gil_scoped_release release;
     k.backward(cell, a);
   }
-  return py::make_tuple(dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh);
+  return py::make_tuple(dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr);
 }
 
 // Bytes a forward allocates beyond its inputs and outputs: scratch, and for
 // training the arrays kept for backward.
 int64_t forward_workspace_bytes(const std::string& cell_name, int64_t T, int64_t B, int64_t D,
-                                int64_t H, bool train, bool gather, bool float64) {
+                                int64_t H, bool train, bool gather, bool float64, int64_t P) {
   const Cell cell = parse_cell(cell_name);
   const int64_t G = gate_count(cell);
-  int64_t n = float64 ? table<double>().forward_scratch(cell, T, B, D, H, train, gather)
-                      : table<float>().forward_scratch(cell, T, B, D, H, train, gather);
+  if (P < 0 || (P > 0 && (cell != Cell::lstm || P >= H))) {
+    throw py::value_error("P: expected 0, or for an LSTM 0 < P < H");
+  }
+  int64_t n = float64 ? table<double>().forward_scratch(cell, T, B, D, H, P, train, gather)
+                      : table<float>().forward_scratch(cell, T, B, D, H, P, train, gather);
   if (train) {
-    n += (T + 1) * B * H;                           // ws_h
+    n += (T + 1) * B * (P > 0 ? P : H);             // ws_h
+    if (P > 0) n += T * B * H;                      // ws_m
     if (cell != Cell::rnn) n += T * B * G * H;      // ws_gates
     if (cell == Cell::lstm) n += (T + 1) * B * H;   // ws_c
     if (cell == Cell::gru) n += T * B * H;          // ws_hn
@@ -227,41 +264,45 @@ void bind_cells(py::module_& m) {
       [](const std::string& cell, const py::array& x, const py::array& h0, const py::object& c0,
          const py::array& W_ih, const py::array& W_hh, const py::array& b_ih,
          const py::object& b_hh, bool train, const py::object& lengths, bool reverse,
-         int num_threads, bool bf16) {
+         int num_threads, bool bf16, const py::object& W_hr, bool relu) {
         const Cell c = parse_cell(cell);
         return is_float64(x) ? cell_forward_py<double>(c, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train,
-                                                       lengths, reverse, num_threads, bf16)
+                                                       lengths, reverse, num_threads, bf16, W_hr, relu)
                              : cell_forward_py<float>(c, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train,
-                                                      lengths, reverse, num_threads, bf16);
+                                                      lengths, reverse, num_threads, bf16, W_hr, relu);
       },
       py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("W_ih"),
       py::arg("W_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("train"),
       py::arg("lengths") = py::none(), py::arg("reverse") = false, py::arg("num_threads") = 0,
-      py::arg("bf16") = false,
-      "One layer, one direction, over a padded batch -> (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn); "
-      "bf16: every product with bfloat16 operands (float32 only).");
+      py::arg("bf16") = false, py::arg("W_hr") = py::none(), py::arg("relu") = false,
+      "One layer, one direction, over a padded batch -> (y, hT, cT, ws_h, ws_gates, ws_c, ws_hn, ws_m); "
+      "bf16: every product with bfloat16 operands (float32 only); W_hr (P, H): an LSTM's projection; "
+      "relu: an RNN's nonlinearity in place of tanh.");
   m.def(
       "cell_backward",
       [](const std::string& cell, const py::array& x, const py::array& W_ih,
          const py::array& W_hh, const py::array& ws_h,
          const py::object& ws_gates, const py::object& ws_c, const py::object& ws_hn,
          const py::object& dy, const py::object& dhT, const py::object& dcT,
-         const py::object& lengths, bool reverse, int num_threads, bool bf16) {
+         const py::object& lengths, bool reverse, int num_threads, bool bf16, const py::object& ws_m,
+         const py::object& W_hr, bool relu) {
         const Cell c = parse_cell(cell);
         return is_float64(x) ? cell_backward_py<double>(c, x, W_ih, W_hh, ws_h, ws_gates, ws_c,
                                                         ws_hn, dy, dhT, dcT, lengths, reverse,
-                                                        num_threads, bf16)
+                                                        num_threads, bf16, ws_m, W_hr, relu)
                              : cell_backward_py<float>(c, x, W_ih, W_hh, ws_h, ws_gates, ws_c,
                                                        ws_hn, dy, dhT, dcT, lengths, reverse,
-                                                       num_threads, bf16);
+                                                       num_threads, bf16, ws_m, W_hr, relu);
       },
       py::arg("cell"), py::arg("x"), py::arg("W_ih"), py::arg("W_hh"), py::arg("ws_h"), py::arg("ws_gates"), py::arg("ws_c"), py::arg("ws_hn"), py::arg("dy"),
       py::arg("dhT"), py::arg("dcT"), py::arg("lengths") = py::none(),
       py::arg("reverse") = false, py::arg("num_threads") = 0, py::arg("bf16") = false,
-      "BPTT of cell_forward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh).");
+      py::arg("ws_m") = py::none(), py::arg("W_hr") = py::none(), py::arg("relu") = false,
+      "BPTT of cell_forward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr).");
   m.def("forward_workspace_bytes", &forward_workspace_bytes, py::arg("cell"), py::arg("T"),
         py::arg("B"), py::arg("D"), py::arg("H"), py::arg("train"), py::arg("gather"),
-        py::arg("float64"), "Bytes a forward allocates beyond its inputs and outputs.");
+        py::arg("float64"), py::arg("P") = 0,
+        "Bytes a forward allocates beyond its inputs and outputs (P: an LSTM's projection size).");
 }
 
 }  // namespace seqcore

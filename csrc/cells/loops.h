@@ -18,6 +18,17 @@
 // units, so an iteration needs one meeting of the workers: before dGh_s is
 // read whole (forward: before h_s is). The workers are the threads the plan
 // gives the call (cells/team.h, plan.h), meeting on a step counter.
+//
+// An LSTM with a projection (kernels.h: h = m W_hrᵀ, P features) adds a
+// second product to each iteration, with a second meeting (m_s, then dh_s,
+// is read whole by it), over units of the P features in the forward and of
+// the H hidden units in the backward:
+//   forward   the cell's epilogue writes m_s (B, H) in place of h; meeting;
+//             h_s = m_s · W_hrᵀ (ProjectionEpilogue), written to h and y
+//   backward  dh_s = dGh_{s+1} · W_hh + dhT + dy (units of P), kept; meeting;
+//             epi.apply(row, j, n, dh_s · W_hr, …) (units of H)
+// Both run on the same steps (ForwardStep, BackwardStep) and tile loops as
+// the first product; a step's product depth K and output width are its own.
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
 
@@ -112,6 +123,20 @@ void zero_padding(const Rows& rows, int64_t H, T* y) {
     for (int64_t t = rows.lengths[b]; t < rows.T; ++t) std::memset(y + (t * rows.B + b) * H, 0, sizeof(T) * H);
 }
 
+// The width S of the state h (and of y, dy, dhT, dh0): P with a projection,
+// else H.
+template <typename Args>
+int64_t state_width(const Args& a) {
+  return a.P > 0 ? a.P : a.H;
+}
+
+// Work of a step of a time loop for the plan (plan.h): the recurrent product
+// of depth S, plus the projection's (P·H per row) with one.
+template <typename Args>
+double step_work(const Args& a, int64_t GH) {
+  return loop_step_work(a.B, GH, state_width(a)) + (a.P > 0 ? loop_step_work(a.B, a.P, a.H) : 0.0);
+}
+
 // ---------------------------------------------------------------------------
 // forward
 
@@ -119,23 +144,26 @@ void zero_padding(const Rows& rows, int64_t H, T* y) {
 // when training, unless the cell keeps it in ws_gates; one chunk of steps
 // for inference); inputs gathered by iteration (unless in batch order); for
 // inference two state buffers, used in turn; then `extra` for the cell.
+// S: the state's width (state_width; 0 for map.H).
 template <typename T>
 struct ForwardScratch {
   T *panels, *gx, *x_it, *h_pair, *extra;
   int64_t chunk;
 
   static int64_t size(const PanelMap& map, int64_t T_, int64_t B, int64_t D, int64_t GH,
-                      bool train, bool gather, bool gx_in_ws, int64_t extra) {
+                      bool train, bool gather, bool gx_in_ws, int64_t extra, int64_t S = 0) {
     const int64_t chunk = train ? T_ : inference_chunk_steps(T_, B);
-    return map.units() * map.panel_size(map.H) + (train && gx_in_ws ? 0 : chunk * B * GH) +
-           (gather ? chunk * B * D : 0) + (train ? 0 : 2 * B * map.H) + extra;
+    if (S == 0) S = map.H;
+    return map.units() * map.panel_size(S) + (train && gx_in_ws ? 0 : chunk * B * GH) +
+           (gather ? chunk * B * D : 0) + (train ? 0 : 2 * B * S) + extra;
   }
 
   ForwardScratch(T* p, const PanelMap& map, int64_t T_, int64_t B, int64_t D, int64_t GH,
-                 bool train, bool gather, T* ws_gates) {
+                 bool train, bool gather, T* ws_gates, int64_t S = 0) {
     chunk = train ? T_ : inference_chunk_steps(T_, B);
+    if (S == 0) S = map.H;
     panels = p;
-    p += map.units() * map.panel_size(map.H);
+    p += map.units() * map.panel_size(S);
     if (train && ws_gates != nullptr) {
       gx = ws_gates;
     } else {
@@ -145,7 +173,7 @@ struct ForwardScratch {
     x_it = gather ? p : nullptr;
     p += gather ? chunk * B * D : 0;
     h_pair = train ? nullptr : p;
-    p += train ? 0 : 2 * B * map.H;
+    p += train ? 0 : 2 * B * S;
     extra = p;
   }
 };
@@ -153,6 +181,7 @@ struct ForwardScratch {
 // Where iteration s reads and writes the state h, in kernel row order:
 // blocks s and s+1 of ws_h when training (see Rows::offset); for inference
 // two (B, H) buffers in turn, the second holding h0 before iteration 0.
+// (H here is the state's width, P with a projection.)
 template <typename T>
 struct StateSlots {
   T* ws_h;    // T+1 blocks of (count, H), or null
@@ -167,13 +196,62 @@ struct StateSlots {
   }
 };
 
+// The projection of an LSTM in the forward (see the top): W_hr packed in
+// panels of NV vectors of the P features (plain layout, depth H), and where
+// iteration s keeps m_s: training, in ws_m, the rows that ran it, at the
+// slot of block s+1 of ws_h less B rows (what the backward's dW_hr reads);
+// inference, one (B, H) buffer.
+template <typename T>
+struct Projection {
+  int64_t P = 0;        // 0: none
+  PanelMap map{};       // over P
+  T* panels = nullptr;  // map.units() panels of depth H
+  T* ws_m = nullptr;    // training
+  T* m_buf = nullptr;   // inference
+  T* m(const Rows& rows, int64_t s, int64_t H) const {
+    return ws_m != nullptr ? ws_m + (rows.offset(s + 1) - rows.B) * H : m_buf;
+  }
+};
+
+// The forward's second product with a projection: h = acc (= m W_hrᵀ) for
+// NV vectors of the P features of a row, written to h_out and y_row.
+template <typename T, int NV>
+struct ProjectionEpilogue {
+  int64_t P = 0;
+  const T* h_prev = nullptr;  // (B, P)
+  T* h_out = nullptr;         // (B, P)
+
+  void carry(int64_t row, int64_t unit) const {
+    constexpr int V = Vec<T>::size;
+    for (int q = 0; q < NV; ++q) {
+      const int64_t j = (unit * NV + q) * V, pj = row * P + j;
+      if (j >= P) break;
+      const int n = static_cast<int>(P - j < V ? P - j : V);
+      store_n(load_n(h_prev + pj, n), h_out + pj, n);
+    }
+  }
+
+  void apply(int64_t row, int64_t unit, const Vec<T>* acc, T* y_row) const {
+    constexpr int V = Vec<T>::size;
+    for (int q = 0; q < NV; ++q) {
+      const int64_t j = (unit * NV + q) * V;
+      if (j >= P) break;
+      const int n = static_cast<int>(P - j < V ? P - j : V);
+      store_n(acc[q], h_out + row * P + j, n);
+      store_n(acc[q], y_row + j, n);
+    }
+  }
+};
+
+// One iteration's product A · Wᵀ (A: K values a row, the state h, or m with a
+// projection) and its epilogue, for one unit at a time.
 template <typename T, int NV, typename Epi>
 struct ForwardStep {
-  int64_t H = 0, unit = 0, s = 0;
+  int64_t K = 0, width = 0, unit = 0, s = 0;  // K: the product's depth; width: y's
   Rows rows{};
-  const T* panel = nullptr;   // this unit's panel (H, NV, V)
-  const T* h_prev = nullptr;  // (B, H)
-  T* y = nullptr;             // (T, B, H)
+  const T* panel = nullptr;   // this unit's panel (K, NV, V)
+  const T* h_prev = nullptr;  // (B, K) A
+  T* y = nullptr;             // (T, B, width), or null: the epilogue gets a null y_row
   Epi epi;
   // The next iteration's Gx block (next_rows rows of GH), or null. Its rows
   // are 4·H apart (LSTM), a page at H = 256, where the hardware does not
@@ -191,7 +269,7 @@ struct ForwardStep {
     if (gx_next == nullptr) return;
     int64_t cols[NV];
     int nq = 0;
-    for (int q = 0; q < NV && map->hidden(u, q, 0) < H; ++q) cols[nq++] = map->column(u, q, 0);
+    for (int q = 0; q < NV && map->hidden(u, q, 0) < map->H; ++q) cols[nq++] = map->column(u, q, 0);
     const int64_t rn = next_rows - row0 < n ? next_rows - row0 : n;
     const T* g = gx_next + row0 * GH;
     for (int64_t r = 0; r < rn; ++r, g += GH)
@@ -203,7 +281,7 @@ struct ForwardStep {
   // The epilogue of row `row` at unit u from its recurrent sums acc.
   void finish_row(int64_t u, int64_t row, const Vec<T>* acc) const {
     const int64_t t = rows.time(s, row);
-    epi.apply(row, u, acc, y + (t * rows.B + rows.batch(row)) * H);
+    epi.apply(row, u, acc, y != nullptr ? y + (t * rows.B + rows.batch(row)) * width : nullptr);
   }
 
   template <int R>
@@ -211,10 +289,10 @@ struct ForwardStep {
     Vec<T> acc[R][NV];
     prefetch_next(unit, row0, R);
     if (bf16.rows != nullptr) {
-      if (!bf16.ready) bf16_convert_rows(h_prev, H, rows.active(s), H, bf16);
-      panel_product_bf16<R, NV>(H, bf16, row0, panel, acc);
+      if (!bf16.ready) bf16_convert_rows(h_prev, K, rows.active(s), K, bf16);
+      panel_product_bf16<R, NV>(K, bf16, row0, panel, acc);
     } else {
-      panel_product<T, R, NV>(H, h_prev + row0 * H, H, panel, acc);
+      panel_product<T, R, NV>(K, h_prev + row0 * K, K, panel, acc);
     }
     for (int r = 0; r < R; ++r) finish_row(unit, row0 + r, acc[r]);
   }
@@ -285,23 +363,50 @@ void step_amx_pipelined(Step& step, const T* A, int64_t lda, int64_t K, const T*
 }
 #endif
 
+// One forward iteration's product and epilogue over units [u0, u1) of a
+// worker, rows [0, running) (AMX pipelined where it applies), and for
+// inference the state carried for the rows past their end.
+template <typename T, int NV, typename Step>
+void forward_step_units(Step& step, bool bf16, bool train, const T* panels, int64_t psize, int64_t u0,
+                        int64_t u1, int64_t running, int64_t B) {
+#if defined(__AMX_BF16__)
+  if (running > 0 && amx_pipelined(bf16, step.K)) {
+    step_amx_pipelined<T, NV>(step, step.h_prev, step.K, step.K, panels, psize, u0, u1, running);
+    if (!train)
+      for (int64_t u = u0; u < u1; ++u)
+        for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
+    return;
+  }
+#endif
+  for (int64_t u = u0; u < u1; ++u) {
+    step.unit = u;
+    step.panel = panels + u * psize;
+    if (running > 0) for_each_tile_in<NV>(bf16, running, step);
+    if (!train)
+      for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
+  }
+}
+
 // Runs the forward of a cell with GH = G·H gate columns. epi_at(s, gx,
 // h_prev, h_out) gives the epilogue of iteration s, gx (count(s), GH) being
 // that iteration's x · W_ihᵀ. Ends with hT. Training keeps no state for the
 // rows past their end (block s+1 has only the rows that ran iteration s);
-// inference carries it.
+// inference carries it. With a projection (proj, LSTM) the cell's epilogue
+// writes m_s (proj->m) and y is written by the projection's.
 template <typename T, int NV, typename EpiAt>
 void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
-                  const ForwardScratch<T>& scratch, EpiAt epi_at) {
-  const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H;
-  const int64_t units = map.units(), psize = map.panel_size(H);
+                  const ForwardScratch<T>& scratch, EpiAt epi_at, const Projection<T>* proj = nullptr) {
+  const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H, S = state_width(a);
+  const int64_t units = map.units(), psize = map.panel_size(S);
+  const int64_t proj_units = proj != nullptr ? proj->map.units() : 0, proj_psize = H * NV * Vec<T>::size;
+  const int phases = proj != nullptr ? 2 : 1;
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
-  const StateSlots<T> slots{a.ws_h, scratch.h_pair, rows, H};
-  to_kernel_rows(rows, a.h0, H, slots.in(0));
-  zero_padding(rows, H, a.y);
+  const StateSlots<T> slots{a.ws_h, scratch.h_pair, rows, S};
+  to_kernel_rows(rows, a.h0, S, slots.in(0));
+  zero_padding(rows, S, a.y);
   const int64_t chunk = scratch.chunk;
   // Workers for the units: as many as a step's work pays for (plan.h).
-  const int workers = loop_workers(units, loop_step_work(B, GH, H), a.train ? T_ : chunk, a.num_threads);
+  const int workers = loop_workers(units, step_work(a, GH), a.train ? T_ : chunk, a.num_threads);
   const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(H, B) : 0;
   GemmBuffer<T> bf16_rows(row_buffer * workers);
   std::memset(bf16_rows.data, 0, sizeof(T) * row_buffer * workers);
@@ -309,9 +414,16 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
     int64_t u0, u1;
     split_units(units, w, n, u0, u1);
     if (a.bf16) {
-      pack_panels_bf16(map, H, a.W_hh, H, false, u0, u1, scratch.panels);
+      pack_panels_bf16(map, S, a.W_hh, S, false, u0, u1, scratch.panels);
     } else {
-      pack_panels(map, H, a.W_hh, H, false, u0, u1, scratch.panels);
+      pack_panels(map, S, a.W_hh, S, false, u0, u1, scratch.panels);
+    }
+    if (proj == nullptr) return;
+    split_units(proj_units, w, n, u0, u1);
+    if (a.bf16) {
+      pack_panels_bf16(proj->map, H, a.W_hr, H, false, u0, u1, proj->panels);
+    } else {
+      pack_panels(proj->map, H, a.W_hr, H, false, u0, u1, proj->panels);
     }
   });
   // Inference in more than one chunk: W_ihᵀ packed once for all of them.
@@ -333,49 +445,52 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
     // units (and keeps their panels in cache) for every iteration.
     StepCounter done;
     run_workers(a.num_threads, workers, [&](int w, int n) {
-      int64_t u0, u1;
+      int64_t u0, u1, pu0 = 0, pu1 = 0;
       split_units(units, w, n, u0, u1);
+      if (proj != nullptr) split_units(proj_units, w, n, pu0, pu1);
       const Bf16TileScope tiles(a.bf16);
       for (int64_t i = 0; i < steps; ++i) {
         const int64_t s = s0 + i, running = rows.active(s);
-        ForwardStep<T, NV, decltype(epi_at(s, gx0, slots.in(s), slots.out(s)))> step;
-        step.H = H;
+        T* h_out = proj != nullptr ? proj->m(rows, s, H) : slots.out(s);
+        ForwardStep<T, NV, decltype(epi_at(s, gx0, slots.in(s), h_out))> step;
+        step.K = S;
+        step.width = S;
         step.s = s;
         step.rows = rows;
         step.h_prev = slots.in(s);
-        step.y = a.y;
-        step.epi = epi_at(s, gx0 + (rows.offset(s) - base) * GH, slots.in(s), slots.out(s));
+        step.y = proj != nullptr ? nullptr : a.y;
+        step.epi = epi_at(s, gx0 + (rows.offset(s) - base) * GH, slots.in(s), h_out);
         step.GH = GH;
         step.map = &map;
         if (a.bf16) step.bf16 = bf16_thread_rows<NV>(bf16_rows.data, w, H, B);
         step.gx_next = i + 1 < steps ? gx0 + (rows.offset(s + 1) - base) * GH : nullptr;
         step.next_rows = i + 1 < steps ? rows.count(s + 1) : 0;
-#if defined(__AMX_BF16__)
-        if (running > 0 && amx_pipelined(a.bf16, H)) {
-          step_amx_pipelined<T, NV>(step, step.h_prev, H, H, scratch.panels, psize, u0, u1, running);
-          if (!a.train)
-            for (int64_t u = u0; u < u1; ++u)
-              for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
-          step_end(&done, w, n, i);
-          continue;
-        }
-#endif
-        for (int64_t u = u0; u < u1; ++u) {
-          step.unit = u;
-          step.panel = scratch.panels + u * psize;
-          if (running > 0) for_each_tile_in<NV>(a.bf16, running, step);
-          if (!a.train)
-            for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
-        }
-        step_end(&done, w, n, i);
+        forward_step_units<T, NV>(step, a.bf16, a.train, scratch.panels, psize, u0, u1, running, B);
+        step_end(&done, w, n, phases * i);
+        if (proj == nullptr) continue;
+        // h_s = m_s W_hrᵀ, once every unit's m_s is written
+        ForwardStep<T, NV, ProjectionEpilogue<T, NV>> second;
+        second.K = H;
+        second.width = S;
+        second.s = s;
+        second.rows = rows;
+        second.h_prev = h_out;
+        second.y = a.y;
+        second.epi.P = S;
+        second.epi.h_prev = slots.in(s);
+        second.epi.h_out = slots.out(s);
+        second.map = &proj->map;
+        if (a.bf16) second.bf16 = bf16_thread_rows<NV>(bf16_rows.data, w, H, B);
+        forward_step_units<T, NV>(second, a.bf16, a.train, proj->panels, proj_psize, pu0, pu1, running, B);
+        step_end(&done, w, n, phases * i + 1);
       }
     });
-    report_loop(done, steps);
+    report_loop(done, phases * steps);
   }
   if (a.train) {
-    last_states(rows, a.ws_h, H, a.hT);
+    last_states(rows, a.ws_h, S, a.hT);
   } else {
-    to_batch_rows(rows, slots.out(T_ - 1), H, a.hT);
+    to_batch_rows(rows, slots.out(T_ - 1), S, a.hT);
   }
 }
 
@@ -514,71 +629,145 @@ struct InitialStateGradient {
   }
 };
 
+// The projection of an LSTM in the backward (see the top): W_hr packed
+// k-major in panels of NV vectors of the H hidden units (depth P), and dh_s
+// of every iteration, kept for dW_hr (rows as Projection's ws_m).
+template <typename T>
+struct BackwardProjection {
+  T* panels = nullptr;
+  T* dh = nullptr;  // (T·B at most, P)
+};
+
+// The first product of a backward iteration with a projection: dh_s of the
+// running rows, kept (the rows past their end keep nothing).
+template <typename T>
+struct KeepRows {
+  int64_t P = 0;
+  T* dh = nullptr;  // (running, P) of this iteration
+
+  void skip(int64_t, int64_t, int) const {}
+  void apply(int64_t row, int64_t j, int n, Vec<T> dh_row, bool, int64_t) const {
+    store_n(dh_row, dh + row * P + j, n);
+  }
+};
+
+// One backward iteration's product and epilogues over units [u0, u1) of a
+// worker: rows [0, running) (AMX pipelined where it applies), and skip for
+// the rows [running, n_rows) past their end. No product (zeros) without A.
+template <typename T, int NV, typename Step>
+void backward_step_units(Step& step, bool bf16, bool has_product, const T* panels, int64_t psize,
+                         int64_t u0, int64_t u1, int64_t running, int64_t n_rows) {
+#if defined(__AMX_BF16__)
+  // (pipelined only for K <= 1024: the LSTM backward at H = 512, K = 2048,
+  // measured 10-29% slower pipelined, RNN at K = 256-1024 12-14% faster)
+  if (running > 0 && has_product && amx_pipelined(bf16, step.K) && step.K <= 1024) {
+    step_amx_pipelined<T, NV>(step, step.dGh_next, step.ldg, step.K, panels, psize, u0, u1, running);
+    for (int64_t u = u0; u < u1; ++u) {
+      step.unit = u;
+      for (int64_t row = running; row < n_rows; ++row) step.skip(row);
+    }
+    return;
+  }
+#endif
+  for (int64_t u = u0; u < u1; ++u) {
+    step.unit = u;
+    step.panel = has_product ? panels + u * psize : nullptr;
+    if (running > 0) for_each_tile_in<NV>(bf16, running, step);
+    for (int64_t row = running; row < n_rows; ++row) step.skip(row);
+  }
+}
+
 // Runs the backward loop of a cell with GH = G·H gate columns: epi_at(s)
 // gives the epilogue of iteration s, which writes dGh_s (count(s), GH; row
 // stride gate_grad_stride(GH)), the
 // gradient of the recurrent-side pre-activations, into block s of dGh
 // (zeros for the rows past their end). Ends with dh0 (plus dh0_extra, when
-// given).
+// given). With a projection (proj, LSTM), panels hold W_hh's over the P
+// features and the epilogue gets dh_s · W_hr.
 template <typename T, int NV, typename EpiAt>
 void backward_loop_units(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T* dGh,
-                         const T* dh0_extra, EpiAt epi_at, int planned) {
-  const int64_t T_ = a.T_, B = a.B, H = a.H;
-  const PanelMap map{H, NV, Vec<T>::size, false};
+                         const T* dh0_extra, EpiAt epi_at, int planned,
+                         const BackwardProjection<T>* proj = nullptr) {
+  const int64_t T_ = a.T_, B = a.B, H = a.H, S = state_width(a);
+  const PanelMap map{S, NV, Vec<T>::size, false}, hidden_map{H, NV, Vec<T>::size, false};
   const int64_t units = map.units(), psize = map.panel_size(GH), ldg = gate_grad_stride<T>(GH);
+  const int64_t proj_psize = hidden_map.panel_size(S);
+  const int phases = proj != nullptr ? 2 : 1;
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
-  const int workers = static_cast<int>(units < planned ? units : planned);
+  const int64_t most_units = proj != nullptr ? hidden_map.units() : units;
+  const int workers = static_cast<int>(most_units < planned ? most_units : planned);
   const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(GH, B) : 0;
   GemmBuffer<T> bf16_rows(row_buffer * workers);
   std::memset(bf16_rows.data, 0, sizeof(T) * row_buffer * workers);
   StepCounter done;
   run_workers(a.num_threads, workers, [&](int w, int n) {
-    int64_t u0, u1;
+    int64_t u0, u1, hu0 = 0, hu1 = 0;
     split_units(units, w, n, u0, u1);
     const Bf16Rows<T> my_rows = a.bf16 ? bf16_thread_rows<NV>(bf16_rows.data, w, GH, B) : Bf16Rows<T>{};
     const Bf16TileScope tiles(a.bf16);
     if (a.bf16) {
-      pack_panels_bf16(map, GH, a.W_hh, H, true, u0, u1, panels);
+      pack_panels_bf16(map, GH, a.W_hh, S, true, u0, u1, panels);
     } else {
-      pack_panels(map, GH, a.W_hh, H, true, u0, u1, panels);
+      pack_panels(map, GH, a.W_hh, S, true, u0, u1, panels);
+    }
+    if (proj != nullptr) {
+      split_units(hidden_map.units(), w, n, hu0, hu1);
+      if (a.bf16) {
+        pack_panels_bf16(hidden_map, S, a.W_hr, H, true, hu0, hu1, proj->panels);
+      } else {
+        pack_panels(hidden_map, S, a.W_hr, H, true, hu0, hu1, proj->panels);
+      }
     }
     for (int64_t s = T_ - 1; s >= 0; --s) {
       const int64_t running = rows.active(s), n_rows = rows.count(s);
-      BackwardStep<T, NV, decltype(epi_at(s))> step;
-      step.H = H;
-      step.K = GH;
-      step.ldg = ldg;
-      step.s = s;
-      step.rows = rows;
-      step.dGh_next = s == T_ - 1 ? nullptr : dGh + rows.offset(s + 1) * ldg;
-      step.dhT = a.dhT;
-      step.dy = a.dy;
-      step.bf16 = my_rows;
-      step.epi = epi_at(s);
-#if defined(__AMX_BF16__)
-      // (pipelined only for K = GH <= 1024: the LSTM backward at H = 512, K =
-      // 2048, measured 10-29% slower pipelined, RNN at K = 256-1024 12-14%
-      // faster)
-      if (running > 0 && s < T_ - 1 && amx_pipelined(a.bf16, GH) && GH <= 1024) {
-        step_amx_pipelined<T, NV>(step, step.dGh_next, ldg, GH, panels, psize, u0, u1, running);
-        for (int64_t u = u0; u < u1; ++u) {
-          step.unit = u;
-          for (int64_t row = running; row < n_rows; ++row) step.skip(row);
-        }
-        step_end(&done, w, n, T_ - 1 - s);
+      const int64_t i = phases * (T_ - 1 - s);
+      if (proj == nullptr) {
+        BackwardStep<T, NV, decltype(epi_at(s))> step;
+        step.H = H;
+        step.K = GH;
+        step.ldg = ldg;
+        step.s = s;
+        step.rows = rows;
+        step.dGh_next = s == T_ - 1 ? nullptr : dGh + rows.offset(s + 1) * ldg;
+        step.dhT = a.dhT;
+        step.dy = a.dy;
+        step.bf16 = my_rows;
+        step.epi = epi_at(s);
+        backward_step_units<T, NV>(step, a.bf16, s < T_ - 1, panels, psize, u0, u1, running, n_rows);
+        step_end(&done, w, n, i);
         continue;
       }
-#endif
-      for (int64_t u = u0; u < u1; ++u) {
-        step.unit = u;
-        step.panel = s == T_ - 1 ? nullptr : panels + u * psize;
-        if (running > 0) for_each_tile_in<NV>(a.bf16, running, step);
-        for (int64_t row = running; row < n_rows; ++row) step.skip(row);
-      }
-      step_end(&done, w, n, T_ - 1 - s);
+      // dh_s (units of the P features), kept; then the cell's epilogue from
+      // dh_s W_hr (units of the H hidden units)
+      T* dh_s = proj->dh + (rows.offset(s + 1) - B) * S;
+      BackwardStep<T, NV, KeepRows<T>> first;
+      first.H = S;
+      first.K = GH;
+      first.ldg = ldg;
+      first.s = s;
+      first.rows = rows;
+      first.dGh_next = s == T_ - 1 ? nullptr : dGh + rows.offset(s + 1) * ldg;
+      first.dhT = a.dhT;
+      first.dy = a.dy;
+      first.bf16 = my_rows;
+      first.epi.P = S;
+      first.epi.dh = dh_s;
+      backward_step_units<T, NV>(first, a.bf16, s < T_ - 1, panels, psize, u0, u1, running, n_rows);
+      step_end(&done, w, n, i);
+      BackwardStep<T, NV, decltype(epi_at(s))> second;
+      second.H = H;
+      second.K = S;
+      second.ldg = S;
+      second.s = s;
+      second.rows = rows;
+      second.dGh_next = dh_s;
+      second.bf16 = my_rows;
+      second.epi = epi_at(s);
+      backward_step_units<T, NV>(second, a.bf16, true, proj->panels, proj_psize, hu0, hu1, running, n_rows);
+      step_end(&done, w, n, i + 1);
     }
     InitialStateGradient<T, NV> first;
-    first.H = H;
+    first.H = S;
     first.K = GH;
     first.ldg = ldg;
     first.rows = rows;
@@ -593,7 +782,7 @@ void backward_loop_units(const CellBackwardArgs<T>& a, int64_t GH, T* panels, co
       for_each_tile_in<NV>(a.bf16, B, first);
     }
   });
-  report_loop(done, T_);
+  report_loop(done, phases * T_);
 }
 
 // Whether every tile for_each_tile<NV> makes of m rows has R·NV >= 8
@@ -615,8 +804,12 @@ bool one_chain_tiles(int64_t m) {
 // either width (one vector's take no more room).
 template <typename T, int NV, typename EpiAt>
 void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T* dGh,
-                   const T* dh0_extra, EpiAt epi_at) {
-  const int planned = plan_loop_threads(loop_step_work(a.B, GH, a.H), a.T_, a.num_threads);
+                   const T* dh0_extra, EpiAt epi_at, const BackwardProjection<T>* proj = nullptr) {
+  const int planned = plan_loop_threads(step_work(a, GH), a.T_, a.num_threads);
+  if (proj != nullptr) {  // (units of one vector not tried with a projection)
+    backward_loop_units<T, NV>(a, GH, panels, dGh, dh0_extra, epi_at, planned, proj);
+    return;
+  }
   if constexpr (NV > 1) {
     const PanelMap map{a.H, NV, Vec<T>::size, false};
     const Rows rows{a.lengths, a.order, a.T_, a.B, a.reverse};
@@ -646,7 +839,7 @@ void backward_loop(const CellBackwardArgs<T>& a, int64_t GH, T* panels, const T*
 template <typename T, int NV>
 void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
                                 const BackwardScratch<T, NV>& scratch, const T* dGh) {
-  const int64_t B = a.B, D = a.D, H = a.H;
+  const int64_t B = a.B, D = a.D, S = state_width(a);
   const int nt = a.num_threads;
   const T* dG = scratch.dG;
   const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
@@ -660,7 +853,7 @@ void input_and_weight_gradients(const CellBackwardArgs<T>& a, int64_t GH,
   }
   gemm_in<T>(a.bf16, true, false, GH, D, N, T(1), dG, ldg, X, D, T(0), a.dW_ih, D, nt);
   gemm_in<T>(a.bf16, false, false, N, D, GH, T(1), dG, ldg, a.W_ih, D, T(0), dX, D, nt);
-  gemm_in<T>(a.bf16, true, false, GH, H, N, T(1), dGh, ldg, a.ws_h, H, T(0), a.dW_hh, H, nt);
+  gemm_in<T>(a.bf16, true, false, GH, S, N, T(1), dGh, ldg, a.ws_h, S, T(0), a.dW_hh, S, nt);
   if (!rows.identity()) {
     // dx[t, b] = row r of block s for the iteration s that ran t; 0 past the end
     zero_padding(rows, D, a.dx);

@@ -1,6 +1,8 @@
 // LSTM forward and BPTT (generic code, see isa/kernels_impl.h): the
 // epilogues of the shared time loops in cells/loops.h. Gates i, f, g, o as
 // PyTorch; seqcore/reference/lstm.py is the same computation step by step.
+// With a projection (P > 0, kernels.h) the loops add h = m W_hrᵀ to each
+// iteration (cells/loops.h) and the epilogues here see m in place of h.
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
 
@@ -10,27 +12,49 @@ constexpr int kLstmBackwardNV = 2;  // backward unit: 2·V hidden units
 template <typename T>
 PanelMap lstm_forward_map(int64_t H) { return PanelMap{H, kLstmForwardNV, Vec<T>::size, true}; }
 
-// Forward scratch (see ForwardScratch) plus, for inference, the cell state.
+// The projection's panels (the P features in units of the forward's NV
+// vectors, depth H) and the backward's (the H hidden units in units of its
+// NV vectors, depth P).
 template <typename T>
-int64_t lstm_forward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool train, bool gather) {
-  return ForwardScratch<T>::size(lstm_forward_map<T>(H), T_, B, D, 4 * H, train, gather, true,
-                                 train ? 0 : B * H);
+PanelMap lstm_projection_map(int64_t P) { return PanelMap{P, kLstmForwardNV, Vec<T>::size, false}; }
+template <typename T>
+int64_t lstm_projection_panels(int64_t H, int64_t P) {
+  const PanelMap map = lstm_projection_map<T>(P);
+  return map.units() * map.panel_size(H);
+}
+template <typename T>
+int64_t lstm_projection_back_panels(int64_t H, int64_t P) {
+  const PanelMap map{H, kLstmBackwardNV, Vec<T>::size, false};
+  return map.units() * map.panel_size(P);
 }
 
-// Backward scratch plus dc (B, H).
+// Forward scratch (see ForwardScratch) plus, for inference, the cell
+// state; with a projection, its panels and, for inference, m (B, H).
 template <typename T>
-int64_t lstm_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool gather) {
-  return BackwardScratch<T, kLstmBackwardNV>::size(T_, B, D, H, 4 * H, gather, B * H);
+int64_t lstm_forward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, int64_t P, bool train, bool gather) {
+  const int64_t projection = P > 0 ? lstm_projection_panels<T>(H, P) + (train ? 0 : B * H) : 0;
+  return ForwardScratch<T>::size(lstm_forward_map<T>(H), T_, B, D, 4 * H, train, gather, true,
+                                 (train ? 0 : B * H) + projection, P > 0 ? P : H);
+}
+
+// Backward scratch plus dc (B, H); with a projection, its panels and dh of
+// every iteration (at most T·B rows of P).
+template <typename T>
+int64_t lstm_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, int64_t P, bool gather) {
+  const int64_t projection = P > 0 ? lstm_projection_back_panels<T>(H, P) + T_ * B * P : 0;
+  return BackwardScratch<T, kLstmBackwardNV>::size(T_, B, D, H, 4 * H, gather, B * H + projection);
 }
 
 // Iteration s, hidden units [unit·V, unit·V + V) of a row: the gates from
-// the recurrent product acc = h W_hhᵀ, then c and h (also written to y_row).
+// the recurrent product acc = h W_hhᵀ, then c and h (also written to y_row,
+// unless null). With a projection h_out is m's buffer, h_prev null (the
+// projection carries h) and y_row null.
 template <typename T>
 struct LstmForwardEpilogue {
   int64_t H = 0;
   const T* gx = nullptr;      // (B, 4H) x W_ihᵀ of this iteration
   const T* b = nullptr;       // (4H,)
-  const T* h_prev = nullptr;  // (B, H)
+  const T* h_prev = nullptr;  // (B, H) or null
   const T* c_prev = nullptr;  // (B, H)
   T* h_out = nullptr;         // (B, H)
   T* c_out = nullptr;         // (B, H), may be c_prev (in place)
@@ -41,7 +65,7 @@ struct LstmForwardEpilogue {
     constexpr int V = Vec<T>::size;
     const int64_t j = unit * V, hj = row * H + j;
     const int n = static_cast<int>(H - j < V ? H - j : V);
-    store_n(load_n(h_prev + hj, n), h_out + hj, n);
+    if (h_prev != nullptr) store_n(load_n(h_prev + hj, n), h_out + hj, n);
     if (c_out != c_prev) store_n(load_n(c_prev + hj, n), c_out + hj, n);
   }
 
@@ -58,7 +82,7 @@ struct LstmForwardEpilogue {
     const Vec<T> h = o * vtanh(c);
     store_n(c, c_out + hj, n);
     store_n(h, h_out + hj, n);
-    store_n(h, y_row + j, n);
+    if (y_row != nullptr) store_n(h, y_row + j, n);
     if (gates != nullptr) {
       T* gr = gates + row * 4 * H + j;
       store_n(i, gr, n);
@@ -113,27 +137,36 @@ struct LstmBackwardEpilogue {
 
 template <typename T>
 void lstm_forward(const CellForwardArgs<T>& a) {
-  const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H, GH = 4 * H;
+  const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H, GH = 4 * H, P = a.P;
   const PanelMap map = lstm_forward_map<T>(H);
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
   // Training: Gx goes to ws_gates, overwritten in place by the gates.
-  const ForwardScratch<T> scratch(a.scratch, map, T_, B, D, GH, a.train, !rows.identity(), a.ws_gates);
+  const ForwardScratch<T> scratch(a.scratch, map, T_, B, D, GH, a.train, !rows.identity(), a.ws_gates,
+                                  state_width(a));
   // Training: c of iteration s in block s+1 of ws_c (c0 in block 0, as
   // ws_h); inference: c updated in place.
   T* c_buf = a.train ? a.ws_c : scratch.extra;
   to_kernel_rows(rows, a.c0, H, c_buf);
+  Projection<T> proj;
+  if (P > 0) {
+    proj.P = P;
+    proj.map = lstm_projection_map<T>(P);
+    proj.panels = scratch.extra + (a.train ? 0 : B * H);
+    proj.ws_m = a.train ? a.ws_m : nullptr;
+    proj.m_buf = a.train ? nullptr : proj.panels + lstm_projection_panels<T>(H, P);
+  }
   forward_loop<T, kLstmForwardNV>(a, GH, map, scratch, [&](int64_t s, T* gx, const T* h_prev, T* h_out) {
     LstmForwardEpilogue<T> e;
     e.H = H;
     e.gx = gx;
     e.b = a.b_ih;
-    e.h_prev = h_prev;
+    e.h_prev = P > 0 ? nullptr : h_prev;
     e.h_out = h_out;
     e.c_prev = a.train ? a.ws_c + rows.offset(s) * H : c_buf;
     e.c_out = a.train ? a.ws_c + rows.offset(s + 1) * H : c_buf;
     e.gates = a.train ? gx : nullptr;
     return e;
-  });
+  }, P > 0 ? &proj : nullptr);
   if (a.train) {
     last_states(rows, a.ws_c, H, a.cT);
   } else {
@@ -143,12 +176,15 @@ void lstm_forward(const CellForwardArgs<T>& a) {
 
 template <typename T>
 void lstm_backward(const CellBackwardArgs<T>& a) {
-  const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H, GH = 4 * H;
+  const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H, GH = 4 * H, P = a.P;
   const Rows rows{a.lengths, a.order, T_, B, a.reverse};
   const BackwardScratch<T, kLstmBackwardNV> scratch(a.scratch, T_, B, D, H, GH, !rows.identity());
   // dc, in kernel order: zero until a row's last step adds dcT (a row of
   // length 0 passes dcT straight through to dc0).
   T* dc = scratch.extra;
+  BackwardProjection<T> proj;
+  proj.panels = scratch.extra + B * H;
+  proj.dh = proj.panels + (P > 0 ? lstm_projection_back_panels<T>(H, P) : 0);
   std::memset(a.db_ih, 0, sizeof(T) * GH);
   for (int64_t r = 0; r < B; ++r) {
     if (a.dcT != nullptr && rows.length(r) == 0) {
@@ -170,9 +206,18 @@ void lstm_backward(const CellBackwardArgs<T>& a) {
     e.dG = scratch.dG + at * e.ldg;
     e.db = a.db_ih;
     return e;
-  });
+  }, P > 0 ? &proj : nullptr);
   to_batch_rows(rows, dc, H, a.dc0);
   input_and_weight_gradients(a, GH, scratch, scratch.dG);
+  if (P > 0) {
+    // dW_hr = Σ_s dh_sᵀ m_s: dh and ws_m hold the rows that ran each iteration
+    const int64_t N = rows.offset(T_ + 1) - B;
+    if (N == 0) {
+      std::memset(a.dW_hr, 0, sizeof(T) * P * H);
+    } else {
+      gemm_in<T>(a.bf16, true, false, P, H, N, T(1), proj.dh, P, a.ws_m, H, T(0), a.dW_hr, H, a.num_threads);
+    }
+  }
 }
 
 }  // namespace SEQCORE_ISA_NS

@@ -1,4 +1,4 @@
-// Vanilla RNN (tanh) forward and BPTT (generic code, see
+// Vanilla RNN (tanh, or relu: Relu below) forward and BPTT (generic code, see
 // isa/kernels_impl.h): the epilogues of the shared time loops in
 // cells/loops.h. seqcore/reference/rnn.py is the same computation step by step.
 namespace seqcore {
@@ -20,9 +20,9 @@ int64_t rnn_backward_scratch(int64_t T_, int64_t B, int64_t D, int64_t H, bool g
   return BackwardScratch<T, kRnnBackwardNV>::size(T_, B, D, H, H, gather, 0);
 }
 
-// h = tanh(x W_ihᵀ + h_prev W_hhᵀ + b) for 4·V hidden units of a row (also
-// written to y_row).
-template <typename T>
+// h = φ(x W_ihᵀ + h_prev W_hhᵀ + b), φ = tanh or (Relu) max(·, 0), for 4·V
+// hidden units of a row (also written to y_row).
+template <typename T, bool Relu = false>
 struct RnnForwardEpilogue {
   int64_t H = 0;
   const T* gx = nullptr;      // (B, H)
@@ -47,15 +47,17 @@ struct RnnForwardEpilogue {
       const int64_t j = (unit * kRnnForwardNV + q) * V, hj = row * H + j;
       if (j >= H) break;
       const int n = static_cast<int>(H - j < V ? H - j : V);
-      const Vec<T> h = vtanh(acc[q] + load_n(gx + hj, n) + load_n(b + j, n));
+      const Vec<T> a = acc[q] + load_n(gx + hj, n) + load_n(b + j, n);
+      const Vec<T> h = Relu ? max(a, Vec<T>::zero()) : vtanh(a);
       store_n(h, h_out + hj, n);
       store_n(h, y_row + j, n);
     }
   }
 };
 
-// dG_s = dh ⊙ (1 − h_s²)
-template <typename T>
+// dG_s = dh ⊙ (1 − h_s²), or (Relu) dh where h_s > 0, else 0 (PyTorch's
+// gradient of relu at 0 is 0)
+template <typename T, bool Relu = false>
 struct RnnBackwardEpilogue {
   int64_t H = 0;
   const T* h = nullptr;  // (B, H) h after iteration s
@@ -67,20 +69,21 @@ struct RnnBackwardEpilogue {
 
   void apply(int64_t row, int64_t j, int n, Vec<T> dh, bool, int64_t) const {
     const Vec<T> ht = load_n(h + row * H + j, n);
-    const Vec<T> d = dh * fnmadd(ht, ht, Vec<T>::broadcast(T(1)));
+    const Vec<T> zero = Vec<T>::zero();
+    const Vec<T> d = Relu ? select_lt(zero, ht, dh, zero) : dh * fnmadd(ht, ht, Vec<T>::broadcast(T(1)));
     store_n(d, dG + row * ldg + j, n);
     add_to(db + j, d, n);
   }
 };
 
-template <typename T>
-void rnn_forward(const CellForwardArgs<T>& a) {
+template <typename T, bool Relu>
+void rnn_forward_with(const CellForwardArgs<T>& a) {
   const int64_t B = a.B, H = a.H;
   const PanelMap map = rnn_forward_map<T>(H);
   const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
   const ForwardScratch<T> scratch(a.scratch, map, a.T_, B, a.D, H, a.train, !rows.identity(), nullptr);
   forward_loop<T, kRnnForwardNV>(a, H, map, scratch, [&](int64_t, T* gx, const T* h_prev, T* h_out) {
-    RnnForwardEpilogue<T> e;
+    RnnForwardEpilogue<T, Relu> e;
     e.H = H;
     e.gx = gx;
     e.b = a.b_ih;
@@ -91,13 +94,22 @@ void rnn_forward(const CellForwardArgs<T>& a) {
 }
 
 template <typename T>
-void rnn_backward(const CellBackwardArgs<T>& a) {
+void rnn_forward(const CellForwardArgs<T>& a) {
+  if (a.relu) {
+    rnn_forward_with<T, true>(a);
+  } else {
+    rnn_forward_with<T, false>(a);
+  }
+}
+
+template <typename T, bool Relu>
+void rnn_backward_with(const CellBackwardArgs<T>& a) {
   const int64_t B = a.B, H = a.H;
   const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
   const BackwardScratch<T, kRnnBackwardNV> scratch(a.scratch, a.T_, B, a.D, H, H, !rows.identity());
   std::memset(a.db_ih, 0, sizeof(T) * H);
   backward_loop<T, kRnnBackwardNV>(a, H, scratch.panels, scratch.dG, nullptr, [&](int64_t s) {
-    RnnBackwardEpilogue<T> e;
+    RnnBackwardEpilogue<T, Relu> e;
     e.H = H;
     e.h = a.ws_h + rows.offset(s + 1) * H;
     e.ldg = scratch.ldg;
@@ -106,6 +118,15 @@ void rnn_backward(const CellBackwardArgs<T>& a) {
     return e;
   });
   input_and_weight_gradients(a, H, scratch, scratch.dG);
+}
+
+template <typename T>
+void rnn_backward(const CellBackwardArgs<T>& a) {
+  if (a.relu) {
+    rnn_backward_with<T, true>(a);
+  } else {
+    rnn_backward_with<T, false>(a);
+  }
 }
 
 }  // namespace SEQCORE_ISA_NS

@@ -234,6 +234,11 @@ inline void amx_configure() {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
+  // GCC does not count ldtilecfg's read of cfg: where this function was
+  // compiled out of line it dropped the stores above as dead, loaded
+  // tiles of 0 bytes, and the first tile instruction raised SIGILL (seen
+  // with GCC 12 in Bf16TileScope's constructor). The barrier keeps them.
+  __asm__ __volatile__("" : : "r"(&cfg) : "memory");
   _tile_loadconfig(&cfg);
 }
 

@@ -37,21 +37,21 @@ namespace SEQCORE_ISA_NS {
 #define SEQCORE_STR(x) SEQCORE_STR2(x)
 
 template <typename T>
-int64_t forward_scratch(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool train,
+int64_t forward_scratch(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, int64_t P, bool train,
                         bool gather) {
   switch (cell) {
     case Cell::rnn: return rnn_forward_scratch<T>(T_, B, D, H, train, gather);
-    case Cell::lstm: return lstm_forward_scratch<T>(T_, B, D, H, train, gather);
+    case Cell::lstm: return lstm_forward_scratch<T>(T_, B, D, H, P, train, gather);
     case Cell::gru: return gru_forward_scratch<T>(T_, B, D, H, train, gather);
   }
   return 0;
 }
 
 template <typename T>
-int64_t backward_scratch(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, bool gather) {
+int64_t backward_scratch(Cell cell, int64_t T_, int64_t B, int64_t D, int64_t H, int64_t P, bool gather) {
   switch (cell) {
     case Cell::rnn: return rnn_backward_scratch<T>(T_, B, D, H, gather);
-    case Cell::lstm: return lstm_backward_scratch<T>(T_, B, D, H, gather);
+    case Cell::lstm: return lstm_backward_scratch<T>(T_, B, D, H, P, gather);
     case Cell::gru: return gru_backward_scratch<T>(T_, B, D, H, gather);
   }
   return 0;

@@ -90,6 +90,17 @@ class LanguageModel(RecurrentNetwork):
                             num_layers=self.rnn.num_layers, cell=cell, dropout=self.rnn.dropout,
                             dtype=self.dtype.name)
 
+    def __setattr__(self, name: str, value) -> None:
+        # Generation (seqcore.nn.Stepper, seqcore.generate) steps a tanh RNN,
+        # an LSTM without a projection or a GRU; a model never holds another.
+        if name == "rnn" and getattr(value, "nonlinearity", "tanh") != "tanh":
+            raise ValueError(f"rnn: a LanguageModel's RNN must use nonlinearity='tanh' (its generation steps "
+                             f"no other), got nonlinearity={value.nonlinearity!r}")
+        if name == "rnn" and getattr(value, "proj_size", 0):
+            raise ValueError(f"rnn: a LanguageModel's LSTM must have no projection (its generation and head "
+                             f"take h of hidden_size features), got proj_size={value.proj_size}")
+        super().__setattr__(name, value)
+
     def _inputs(self, ids, train: bool) -> np.ndarray:
         ids = np.asarray(ids)
         if ids.ndim != 2:

@@ -7,6 +7,12 @@ dirs·H) with merge="concat" or (T, B, H) with merge="sum"; the state h (and c
 for LSTM) is (num_layers·dirs, B, H), indexed layer·dirs + direction as in
 PyTorch.
 
+As torch.nn: ``RNN(nonlinearity="relu")`` for h_t = relu(·) in place of
+tanh; ``LSTM(proj_size=P)``, 0 < P < H, projects each step's output,
+h_t = (o_t ⊙ tanh(c_t)) W_hrᵀ with ``weight_hr_l{k}`` (P, H): then h and y
+have P features a direction (y (T, B, dirs·P)), c keeps H, and
+``weight_hh_l{k}`` is (4H, P).
+
 ``precision="bf16"`` (float32 layers): every matrix product with bfloat16
 operands and float32 sums (see seqcore.ops); ``layer.precision`` may be
 changed between calls, and a backward follows its forward's precision.
@@ -52,13 +58,30 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def parameter_count(cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
-                    bidirectional: bool = False, merge: str = "concat") -> int:
+                    bidirectional: bool = False, merge: str = "concat", proj_size: int = 0) -> int:
     """The parameters of a recurrent layer of these (checked) sizes: each layer
-    and direction has W_ih (G·H, D), W_hh (G·H, H) and two biases (G·H,),
-    D = input_size at layer 0 and the layer below's output size after."""
+    and direction has W_ih (G·H, D), W_hh (G·H, S) and two biases (G·H,),
+    D = input_size at layer 0 and the layer below's output size after; S = H,
+    or with an LSTM's projection S = proj_size and W_hr (S, H) besides."""
     G, H, directions = GATES[cell], hidden_size, 2 if bidirectional else 1
-    output_size = H * directions if merge == "concat" else H
-    return directions * G * H * ((input_size + H + 2) + (num_layers - 1) * (output_size + H + 2))
+    S = proj_size or H
+    output_size = S * directions if merge == "concat" else S
+    projection = S * H if proj_size else 0
+    layer = lambda D: G * H * (D + S + 2) + projection  # noqa: E731 (one layer and direction, input D)
+    return directions * (layer(input_size) + (num_layers - 1) * layer(output_size))
+
+
+def check_proj_size(cell: str, proj_size, hidden_size: int) -> int:
+    """proj_size: 0 (none), or for an LSTM an int in (0, hidden_size), as
+    torch.nn.LSTM; ValueError naming ``proj_size`` otherwise."""
+    if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
+        raise ValueError(f"proj_size: expected an int >= 0, got {proj_size!r}")
+    if proj_size and cell != "lstm":
+        raise ValueError(f"proj_size: only an LSTM has a projection, got proj_size={proj_size} for {cell!r}")
+    if proj_size >= hidden_size:
+        raise ValueError(f"proj_size: expected less than hidden_size = {hidden_size} (as torch.nn.LSTM), "
+                         f"got {proj_size}")
+    return int(proj_size)
 
 
 class Recurrent(Layer):
@@ -66,6 +89,8 @@ class Recurrent(Layer):
 
     cell = ""
     precision = precision_property("The products' precision: 'fp32' or 'bf16' (float32 only).")
+    nonlinearity = "tanh"  # RNN: "tanh" or "relu"
+    proj_size = 0  # LSTM: the projection's size, 0: none
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
                  merge: str = "concat", dropout: float = 0.0, batch_first: bool = False, dtype=np.float32,
@@ -86,8 +111,10 @@ class Recurrent(Layer):
         self.batch_first, self.dtype = bool(batch_first), np.dtype(dtype)
         self.precision = precision
         self.directions = 2 if self.bidirectional else 1
-        G, H = GATES[self.cell], self.hidden_size
-        count = parameter_count(self.cell, self.input_size, H, self.num_layers, self.bidirectional, self.merge)
+        self.proj_size = check_proj_size(self.cell, self.proj_size, self.hidden_size)
+        G, H, S = GATES[self.cell], self.hidden_size, self.state_size
+        count = parameter_count(self.cell, self.input_size, H, self.num_layers, self.bidirectional, self.merge,
+                                self.proj_size)
         bidirectional = ", bidirectional=True" if self.bidirectional else ""
         # (not their gradients: zeros whose pages are not touched until a backward writes them)
         memory.require(count * self.dtype.itemsize,
@@ -99,8 +126,9 @@ class Recurrent(Layer):
         for layer in range(self.num_layers):
             D = self.input_size if layer == 0 else self.output_size
             for suffix in param_suffixes(layer, self.directions):
-                for name, shape in (("weight_ih", (G * H, D)), ("weight_hh", (G * H, H)),
-                                    ("bias_ih", (G * H,)), ("bias_hh", (G * H,))):
+                shapes = [("weight_ih", (G * H, D)), ("weight_hh", (G * H, S)), ("bias_ih", (G * H,)),
+                          ("bias_hh", (G * H,))] + ([("weight_hr", (S, H))] if self.proj_size else [])
+                for name, shape in shapes:
                     self.add_param(f"{name}{suffix}", init.uniform(self._rng, k, shape, self.dtype))
         self._saved: Optional[dict] = None
         # After backward: the gradient at the state given to forward (same
@@ -108,9 +136,14 @@ class Recurrent(Layer):
         self.state_grad = None
 
     @property
+    def state_size(self) -> int:
+        """Features of h (and of y a direction): proj_size, or hidden_size without a projection."""
+        return self.proj_size or self.hidden_size
+
+    @property
     def output_size(self) -> int:
         """Features of y at each step."""
-        return self.hidden_size * (self.directions if self.merge == "concat" else 1)
+        return self.state_size * (self.directions if self.merge == "concat" else 1)
 
     # -- PyTorch interoperability ---------------------------------------------
 
@@ -147,13 +180,14 @@ class Recurrent(Layer):
         parts = state if self.cell == "lstm" else (state,)
         if self.cell == "lstm" and not (isinstance(state, tuple) and len(state) == 2):
             raise TypeError("state: expected a tuple (h0, c0) for LSTM")
-        shape = (self.num_layers * self.directions, B, self.hidden_size)
         out = []
         for name, s in zip(names, parts):
+            width, dims = ((self.state_size, "P") if name == "h0" and self.proj_size else (self.hidden_size, "H"))
+            shape = (self.num_layers * self.directions, B, width)
             if not isinstance(s, np.ndarray) or s.shape != shape or s.dtype != self.dtype:
                 got = f"{s.dtype} {s.shape}" if isinstance(s, np.ndarray) else type(s).__name__
                 raise ValueError(f"state: expected {name} as a {self.dtype} array of shape "
-                                 f"(num_layers·directions, B, H) = {shape}, got {got}")
+                                 f"(num_layers·directions, B, {dims}) = {shape}, got {got}")
             out.append(s)
         return out
 
@@ -173,7 +207,8 @@ class Recurrent(Layer):
         mask = self._dropout_mask if train and self.dropout > 0 else None
         y, final, self._saved = stack_forward(self.cell, self._params, x, states, num_layers=self.num_layers,
                                               directions=self.directions, merge=self.merge, train=train,
-                                              lengths=lengths, dropout_mask=mask, precision=self.precision)
+                                              lengths=lengths, dropout_mask=mask, precision=self.precision,
+                                              nonlinearity=self.nonlinearity, proj_size=self.proj_size)
         y = np.ascontiguousarray(y.transpose(1, 0, 2)) if self.batch_first else y
         return y, (final if self.cell == "lstm" else final[0])
 
@@ -221,16 +256,27 @@ def _both_directions(directions: int, run, threads: Optional[int]):
 def stack_forward(cell: str, params: Mapping[str, np.ndarray], x: np.ndarray, states: List[Optional[np.ndarray]],
                   *, num_layers: int, directions: int, merge: str = "concat", train: bool = True, lengths=None,
                   dropout_mask: Optional[Callable[[Tuple[int, ...]], np.ndarray]] = None,
-                  threads: Optional[int] = None, precision: str = "fp32"):
+                  threads: Optional[int] = None, precision: str = "fp32", nonlinearity: str = "tanh",
+                  proj_size: int = 0):
     """A stacked (bidirectional) RNN/LSTM/GRU over time-major x (T, B, D) with
     the parameters ``params`` (PyTorch's names; the biases may be absent:
     zeros). states: [h0] or [h0, c0] (LSTM), each (num_layers·directions, B, H)
     or None (zeros). dropout_mask(shape), when given, returns the array that
     multiplies each layer's output (T, B, F) but the last one's. precision:
-    the products' ("fp32" or "bf16", see seqcore.ops).
+    the products' ("fp32" or "bf16", see seqcore.ops). nonlinearity: an
+    RNN's, "tanh" or "relu"; proj_size: an LSTM's projection (0: none), whose
+    weights are params' ``weight_hr_l{k}{suffix}`` (P, H); then h is
+    (num_layers·directions, B, P) and F has P features a direction.
 
     Returns (y (T, B, F), final: a tuple of (num_layers·directions, B, H)
     arrays (h[, c]), saved: what stack_backward needs, None unless train)."""
+    ops.check_nonlinearity(nonlinearity)
+    if nonlinearity != "tanh" and cell != "rnn":
+        raise ValueError(f"nonlinearity: only an RNN has one to choose, got {nonlinearity!r} for {cell!r}")
+    if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
+        raise ValueError(f"proj_size: expected an int >= 0, got {proj_size!r}")
+    if proj_size and cell != "lstm":
+        raise ValueError(f"proj_size: only an LSTM has a projection, got proj_size={proj_size} for {cell!r}")
     T, B = x.shape[:2]
     finals = [[None] * (num_layers * directions) for _ in states]
     caches, masks = [], []
@@ -246,8 +292,17 @@ def stack_forward(cell: str, params: Mapping[str, np.ndarray], x: np.ndarray, st
         options = dict(train=train, lengths=lengths, reverse=d == 1, num_threads=threads, precision=precision)
         if cell == "gru":
             out = ops.gru_forward(inp, *init, W_ih, W_hh, b_ih, b_hh, **options)
+        elif cell == "rnn":
+            out = ops.rnn_forward(inp, *init, W_ih, W_hh, b_ih + b_hh, nonlinearity=nonlinearity, **options)
         else:
-            out = getattr(ops, f"{cell}_forward")(inp, *init, W_ih, W_hh, b_ih + b_hh, **options)
+            W_hr = None
+            if proj_size:
+                W_hr = params.get(f"weight_hr{sfx}")
+                if W_hr is None or W_hr.shape[0] != proj_size:
+                    got = "missing" if W_hr is None else f"shape {W_hr.shape}"
+                    raise ValueError(f"proj_size: {proj_size} needs params['weight_hr{sfx}'] of shape "
+                                     f"({proj_size}, H), {got}")
+            out = ops.lstm_forward(inp, *init, W_ih, W_hh, b_ih + b_hh, W_hr=W_hr, **options)
         return out[:-1], out[-1]
 
     inp = x
@@ -268,7 +323,8 @@ def stack_forward(cell: str, params: Mapping[str, np.ndarray], x: np.ndarray, st
     saved = None
     if train:
         saved = dict(cell=cell, caches=caches, masks=masks, T=T, B=B, num_layers=num_layers, directions=directions,
-                     merge=merge, biases=f"bias_ih{param_suffixes(0, directions)[0]}" in params)
+                     merge=merge, biases=f"bias_ih{param_suffixes(0, directions)[0]}" in params,
+                     proj_size=proj_size)
     return inp, tuple(np.stack(f) for f in finals), saved
 
 
@@ -285,10 +341,13 @@ def stack_backward(saved: dict, dy: Optional[np.ndarray], dstates: List[Optional
     """BPTT of stack_forward(train=True): dy (T, B, F) or None, dstates as its
     states (gradients at its final state, or None). Adds each parameter's
     gradient into ``grads`` (by name; a name not there is set). Returns (dx
-    (T, B, D), the gradients at the initial states: a tuple as final)."""
+    (T, B, D), the gradients at the initial states: a tuple as final). With a
+    projection, its gradients go to ``weight_hr_l{k}{suffix}``."""
     cell, L, dirs, merge, B = saved["cell"], saved["num_layers"], saved["directions"], saved["merge"], saved["B"]
-    H, dtype = saved["caches"][0][0].H, saved["caches"][0][0].dtype
-    dinitial = [np.empty((L * dirs, B, H), dtype) for _ in dstates]
+    first = saved["caches"][0][0]
+    H, dtype = first.S, first.dtype  # H: the width of h and of y a direction
+    projected = bool(saved.get("proj_size"))
+    dinitial = [np.empty((L * dirs, B, H if k == 0 else first.H), dtype) for k in range(len(dstates))]
     for layer in reversed(range(L)):
         if saved["masks"][layer] is not None:
             dy = dy * saved["masks"][layer]
@@ -309,6 +368,9 @@ def stack_backward(saved: dict, dy: Optional[np.ndarray], dstates: List[Optional
         dx = None
         for d, g in enumerate(_both_directions(dirs, run, None)):
             sfx = param_suffixes(layer, dirs)[d]
+            if projected:
+                _add(grads, f"weight_hr{sfx}", g[-1])
+                g = g[:-1]
             dW_ih, dW_hh, *db = g[1 + len(dstates):]
             _add(grads, f"weight_ih{sfx}", dW_ih)
             _add(grads, f"weight_hh{sfx}", dW_hh)
@@ -326,19 +388,26 @@ def stack_backward(saved: dict, dy: Optional[np.ndarray], dstates: List[Optional
 
 
 class RNN(Recurrent):
-    """Vanilla tanh RNN: h_t = tanh(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh)."""
+    """Vanilla RNN: h_t = φ(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh), φ = tanh
+    or relu (``nonlinearity``, as torch.nn.RNN)."""
 
     cell = "rnn"
+
+    def __init__(self, *args, nonlinearity: str = "tanh", **kwargs) -> None:
+        self.nonlinearity = ops.check_nonlinearity(nonlinearity)
+        super().__init__(*args, **kwargs)
 
 
 class LSTM(Recurrent):
     """LSTM with gates i, f, g, o (update, forget, candidate, output) as PyTorch.
     forget_bias, when given, sets the forget gate's bias (bias_ih + bias_hh) at
-    initialisation, as Keras' unit_forget_bias does with 1."""
+    initialisation, as Keras' unit_forget_bias does with 1. proj_size, 0 <
+    proj_size < hidden_size: torch's projection of h (see the module doc)."""
 
     cell = "lstm"
 
-    def __init__(self, *args, forget_bias: Optional[float] = None, **kwargs) -> None:
+    def __init__(self, *args, forget_bias: Optional[float] = None, proj_size: int = 0, **kwargs) -> None:
+        self.proj_size = proj_size  # checked with the sizes
         super().__init__(*args, **kwargs)
         if forget_bias is not None:
             H = self.hidden_size

@@ -3,7 +3,10 @@
 Shapes (G = 1 for RNN, 4 for LSTM, 3 for GRU): x (T, B, D), y (T, B, H),
 h0, c0, hT, cT (B, H), W_ih (G·H, D), W_hh (G·H, H), b, b_ih, b_hh (G·H,).
 Gate order as PyTorch: LSTM i, f, g, o; GRU r, z, n. For RNN and LSTM, ``b``
-is the one bias (PyTorch's b_ih + b_hh).
+is the one bias (PyTorch's b_ih + b_hh). An RNN's ``nonlinearity`` is "tanh"
+or "relu". An LSTM with a projection (PyTorch's proj_size P, 0 < P < H)
+takes ``W_hr`` (P, H): h_t = (o_t ⊙ tanh(c_t)) W_hrᵀ, and then W_hh is
+(4H, P), h0, hT, y have P features, c0, cT keep H.
 
 Padded batches: ``lengths`` (B integers in [0, T]) gives each sequence's
 length; steps past it leave the state unchanged and output zeros, and the
@@ -42,7 +45,7 @@ from typing import Any
 
 from ._cells import (forward_workspace_bytes, gru_backward, gru_forward, lstm_backward, lstm_forward,
                      rnn_backward, rnn_forward)
-from ._checks import BACKENDS, PRECISIONS, Cache, check_precision
+from ._checks import BACKENDS, NONLINEARITIES, PRECISIONS, Cache, check_nonlinearity, check_precision
 from ._generation import NativeStepper, draw
 from ._products import adam_update, matmul, softmax_cross_entropy_rows, sum_of_squares
 from ._runtime import (ISAS, MAX_THREADS, SPIN_COUNT, get_num_threads, info, plan_product_threads,
@@ -55,7 +58,7 @@ __all__ = [
     "info", "get_num_threads", "set_num_threads", "set_isa", "forked",
     "plan_threads", "plan_product_threads", "plan_stream_threads", "thread_plan_costs",
     "matmul", "adam_update", "sum_of_squares", "softmax_cross_entropy_rows",
-    "check_precision", "Cache", "forward_workspace_bytes",
+    "NONLINEARITIES", "check_precision", "check_nonlinearity", "Cache", "forward_workspace_bytes",
     "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
     "draw", "NativeStepper",
 ]

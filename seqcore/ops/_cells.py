@@ -7,8 +7,8 @@ from typing import Optional
 import numpy as np
 
 from .. import reference
-from ._checks import (Cache, backend_to_run, check_dy_dh, check_weights, checked_cache, checked_flag, checked_grad,
-                      checked_lengths, checked_reverse, checked_state, wants_bf16)
+from ._checks import (Cache, backend_to_run, check_dy_dh, check_nonlinearity, check_weights, checked_cache,
+                      checked_flag, checked_grad, checked_lengths, checked_reverse, checked_state, wants_bf16)
 from ._runtime import checked_threads, core
 
 
@@ -16,31 +16,37 @@ from ._runtime import checked_threads, core
 # the native kernels
 
 
-def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16):
+def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16,
+                    W_hr=None, relu=False):
     """Runs core.cell_forward; returns ((y, hT, cT), what backward needs)."""
-    y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = core.cell_forward(
-        cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16)
+    y, hT, cT, ws_h, ws_gates, ws_c, ws_hn, ws_m = core.cell_forward(
+        cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16, W_hr, relu)
     data = dict(x=x, W_ih=W_ih, W_hh=W_hh, ws_h=ws_h, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn,
-                lengths=lengths, reverse=reverse, num_threads=num_threads, bf16=bf16)
+                lengths=lengths, reverse=reverse, num_threads=num_threads, bf16=bf16, ws_m=ws_m, W_hr=W_hr,
+                relu=relu)
     return (y, hT, cT), data
 
 
 def _native_backward(cache: Cache, dy, dhT, dcT):
-    """Runs core.cell_backward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)."""
+    """Runs core.cell_backward -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr)."""
     return core.cell_backward(cache.cell, **cache.data, dy=dy, dhT=dhT, dcT=dcT)
 
 
-def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train: bool, dtype=np.float32) -> int:
+def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train: bool, dtype=np.float32,
+                            proj_size: int = 0) -> int:
     """Bytes the native forward of `cell` allocates beyond its inputs and
-    outputs. Inference needs O(B·H) whatever T is."""
-    for name, n in (("T", T), ("B", B), ("D", D), ("H", H)):
+    outputs. Inference needs O(B·H) whatever T is. proj_size: an LSTM's
+    projection (0: none)."""
+    for name, n in (("T", T), ("B", B), ("D", D), ("H", H), ("proj_size", proj_size)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n < 2**40:
             raise ValueError(f"{name}: expected an int in [0, 2**40), got {n!r}")
+    if proj_size and (cell != "lstm" or proj_size >= H):
+        raise ValueError(f"proj_size: expected 0, or for an LSTM 0 < proj_size < H = {H}, got {proj_size}")
     # the native count is an int64: the sequence's buffers and the packed W_hh (4H × H)
     if ((T + 1) * B * (D + 4 * H + 1) + 4 * H * (H + 64)) * 16 >= 2**62:
         raise ValueError(f"T, B, D, H: a workspace for {(T, B, D, H)} does not fit in memory")
     return core.forward_workspace_bytes(cell, T, B, D, H, checked_flag("train", train), False,
-                                         np.dtype(dtype) == np.float64)
+                                         np.dtype(dtype) == np.float64, int(proj_size))
 
 
 # ---------------------------------------------------------------------------
@@ -49,14 +55,16 @@ def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train:
 
 def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
                 lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
-                precision: str = "fp32"):
-    """Vanilla tanh RNN over a whole sequence: h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b).
+                precision: str = "fp32", nonlinearity: str = "tanh"):
+    """Vanilla RNN over a whole sequence: h_t = φ(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b),
+    φ = tanh or relu (``nonlinearity``, as torch.nn.RNN).
 
     x (T, B, D); h0 (B, H) or None (zeros); W_ih (H, D); W_hh (H, H); b (H,).
     Returns y (T, B, H), hT (B, H) and the cache for rnn_backward (None when
-    ``train`` is False: nothing is kept).
+    ``train`` is False: nothing is kept; the cache remembers the nonlinearity).
     ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
     """
+    nonlinearity = check_nonlinearity(nonlinearity)
     x, W_ih, W_hh, (b,), H = check_weights(1, x, W_ih, W_hh, [("b", b)])
     h0 = checked_state("h0", h0, x, H)
     lengths, reverse, num_threads = checked_lengths(lengths, x), checked_reverse(reverse), checked_threads(num_threads)
@@ -65,11 +73,11 @@ def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[s
     backend = backend_to_run(backend, x, H)
     if backend == "native":
         (y, hT, _), data = _native_forward("rnn", x, h0, None, W_ih, W_hh, b, None, train, lengths, reverse,
-                                           num_threads, bf16)
+                                           num_threads, bf16, relu=nonlinearity == "relu")
     else:
         y, hT, data = reference.rnn_forward(x, h0, W_ih, W_hh, b, train=train, lengths=lengths, reverse=reverse,
-                                            precision=precision)
-    return y, hT, Cache("rnn", backend, x, H, data, precision) if train else None
+                                            precision=precision, nonlinearity=nonlinearity)
+    return y, hT, Cache("rnn", backend, x, H, data, precision, nonlinearity=nonlinearity) if train else None
 
 
 def rnn_backward(dy, dhT, cache):
@@ -81,7 +89,7 @@ def rnn_backward(dy, dhT, cache):
     cache = checked_cache("rnn", cache)
     dy, dhT = check_dy_dh(cache, dy, dhT)
     if cache.backend == "native":
-        dx, dh0, _, dW_ih, dW_hh, db, _ = _native_backward(cache, dy, dhT, None)
+        dx, dh0, _, dW_ih, dW_hh, db, _, _ = _native_backward(cache, dy, dhT, None)
         return dx, dh0, dW_ih, dW_hh, db
     return reference.rnn_backward(dy, dhT, cache.data)
 
@@ -92,40 +100,48 @@ def rnn_backward(dy, dhT, cache):
 
 def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
                  lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", W_hr=None):
     """LSTM over a whole sequence, gates i, f, g, o (update, forget, candidate, output).
 
     x (T, B, D); h0, c0 (B, H) or None (zeros); W_ih (4H, D); W_hh (4H, H);
     b (4H,). Returns y (T, B, H), hT, cT (B, H) and the cache for
     lstm_backward (None when ``train`` is False).
     ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
+    ``W_hr`` (P, H), 0 < P < H: the projection of torch.nn.LSTM(proj_size=P),
+    h_t = (o_t ⊙ tanh(c_t)) W_hrᵀ; then W_hh is (4H, P), h0, hT (B, P) and
+    y (T, B, P).
     """
-    x, W_ih, W_hh, (b,), H = check_weights(4, x, W_ih, W_hh, [("b", b)])
-    h0, c0 = checked_state("h0", h0, x, H), checked_state("c0", c0, x, H)
+    x, W_ih, W_hh, (b, *proj), H = check_weights(4, x, W_ih, W_hh, [("b", b)], W_hr)
+    W_hr = proj[0] if proj else None
+    P = 0 if W_hr is None else W_hr.shape[0]
+    h0, c0 = checked_state("h0", h0, x, P or H), checked_state("c0", c0, x, H)
     lengths, reverse, num_threads = checked_lengths(lengths, x), checked_reverse(reverse), checked_threads(num_threads)
     train = checked_flag("train", train)
     bf16 = wants_bf16(precision, x.dtype)
     backend = backend_to_run(backend, x, H)
     if backend == "native":
         (y, hT, cT), data = _native_forward("lstm", x, h0, c0, W_ih, W_hh, b, None, train, lengths, reverse,
-                                           num_threads, bf16)
+                                           num_threads, bf16, W_hr=W_hr)
     else:
         y, hT, cT, data = reference.lstm_forward(x, h0, c0, W_ih, W_hh, b, train=train, lengths=lengths,
-                                                 reverse=reverse, precision=precision)
-    return y, hT, cT, Cache("lstm", backend, x, H, data, precision) if train else None
+                                                 reverse=reverse, precision=precision, W_hr=W_hr)
+    return y, hT, cT, Cache("lstm", backend, x, H, data, precision, proj_size=P) if train else None
 
 
 def lstm_backward(dy, dhT, dcT, cache):
-    """BPTT of lstm_forward. dy (T, B, H), dhT and dcT (B, H), each or None.
+    """BPTT of lstm_forward. dy (T, B, H), dhT and dcT (B, H), each or None
+    (dy, dhT with P features when the forward had W_hr).
 
-    Returns (dx, dh0, dc0, dW_ih, dW_hh, db).
+    Returns (dx, dh0, dc0, dW_ih, dW_hh, db), and dW_hr (P, H) last when the
+    forward had W_hr.
     """
     cache = checked_cache("lstm", cache)
     dy, dhT = check_dy_dh(cache, dy, dhT)
     dcT = checked_grad("dcT", dcT, (cache.B, cache.H), "(B, H)", cache.dtype)
     if cache.backend == "native":
-        dx, dh0, dc0, dW_ih, dW_hh, db, _ = _native_backward(cache, dy, dhT, dcT)
-        return dx, dh0, dc0, dW_ih, dW_hh, db
+        dx, dh0, dc0, dW_ih, dW_hh, db, _, dW_hr = _native_backward(cache, dy, dhT, dcT)
+        grads = (dx, dh0, dc0, dW_ih, dW_hh, db)
+        return grads if dW_hr is None else grads + (dW_hr,)
     return reference.lstm_backward(dy, dhT, dcT, cache.data)
 
 
@@ -167,6 +183,6 @@ def gru_backward(dy, dhT, cache):
     cache = checked_cache("gru", cache)
     dy, dhT = check_dy_dh(cache, dy, dhT)
     if cache.backend == "native":
-        dx, dh0, _, dW_ih, dW_hh, db_ih, db_hh = _native_backward(cache, dy, dhT, None)
+        dx, dh0, _, dW_ih, dW_hh, db_ih, db_hh, _ = _native_backward(cache, dy, dhT, None)
         return dx, dh0, dW_ih, dW_hh, db_ih, db_hh
     return reference.gru_backward(dy, dhT, cache.data)

@@ -79,13 +79,22 @@ def backend_to_run(backend: Optional[str], x: np.ndarray, H: int) -> str:
     return "native"
 
 
-def check_weights(G: int, x, W_ih, W_hh, biases):
-    """Checks x (T, B, D) and the weights of a cell with G gates; returns them
-    C-contiguous, and H."""
+def check_weights(G: int, x, W_ih, W_hh, biases, W_hr=None):
+    """Checks x (T, B, D) and the weights of a cell with G gates: W_hh (G·H,
+    H), or with an LSTM's projection W_hr (P, H), 0 < P < H, and W_hh (4H, P).
+    Returns them C-contiguous (W_hr last), and H."""
     x = checked_array("x", x, "(T, B, D)")
     W_hh = checked_array("W_hh", W_hh, "(G·H, H)", x.dtype)
-    H = W_hh.shape[1]
-    expect_shape("W_hh", W_hh, (G * H, H), f"({G}·H, H)")
+    if W_hr is None:
+        H = W_hh.shape[1]
+        expect_shape("W_hh", W_hh, (G * H, H), f"({G}·H, H)")
+    else:
+        W_hr = checked_array("W_hr", W_hr, "(P, H)", x.dtype)
+        P, H = W_hr.shape
+        if not 0 < P < H:
+            raise ValueError(f"W_hr: expected shape (P, H) with 0 < P < H (proj_size below hidden_size, "
+                             f"as torch.nn.LSTM), got {W_hr.shape}")
+        expect_shape("W_hh", W_hh, (G * H, P), f"({G}·H, P) with a projection")
     W_ih = checked_array("W_ih", W_ih, "(G·H, D)", x.dtype)
     expect_shape("W_ih", W_ih, (G * H, x.shape[2]), f"({G}·H, D)")
     checked = []
@@ -93,7 +102,20 @@ def check_weights(G: int, x, W_ih, W_hh, biases):
         b = checked_array(name, b, "(G·H,)", x.dtype)
         expect_shape(name, b, (G * H,), f"({G}·H,)")
         checked.append(b)
+    if W_hr is not None:
+        checked.append(W_hr)
     return x, W_ih, W_hh, checked, H
+
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+def check_nonlinearity(nonlinearity) -> str:
+    """Checks an RNN's nonlinearity ("tanh" or "relu") and returns it;
+    ValueError naming ``nonlinearity`` for any other value."""
+    if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+    return nonlinearity
 
 
 def checked_state(name: str, s, x: np.ndarray, H: int) -> np.ndarray:
@@ -142,19 +164,27 @@ def checked_grad(name: str, g, shape: Tuple[int, ...], dims: str, dtype) -> Opti
 
 
 class Cache:
-    """What ``<cell>_backward`` needs from ``<cell>_forward(train=True)``; opaque."""
+    """What ``<cell>_backward`` needs from ``<cell>_forward(train=True)``; opaque.
+    S: the width of h and y (an LSTM's projection size P, else H);
+    nonlinearity: an RNN's; proj_size: an LSTM's P, 0 without a projection."""
 
-    __slots__ = ("cell", "backend", "dtype", "T", "B", "H", "data", "precision")
+    __slots__ = ("cell", "backend", "dtype", "T", "B", "H", "S", "data", "precision", "nonlinearity",
+                 "proj_size")
 
-    def __init__(self, cell: str, backend: str, x: np.ndarray, H: int, data: Any, precision: str = "fp32"):
+    def __init__(self, cell: str, backend: str, x: np.ndarray, H: int, data: Any, precision: str = "fp32",
+                 nonlinearity: str = "tanh", proj_size: int = 0):
         self.cell, self.backend, self.dtype = cell, backend, x.dtype
         self.T, self.B, self.H = x.shape[0], x.shape[1], H
+        self.S = proj_size or H
         self.data = data
         self.precision = precision
+        self.nonlinearity, self.proj_size = nonlinearity, proj_size
 
     def __repr__(self) -> str:
+        extra = (f", nonlinearity={self.nonlinearity}" if self.cell == "rnn" else "") + (
+            f", proj_size={self.proj_size}" if self.proj_size else "")
         return (f"Cache({self.cell}, backend={self.backend}, dtype={self.dtype}, precision={self.precision}, "
-                f"T={self.T}, B={self.B}, H={self.H})")
+                f"T={self.T}, B={self.B}, H={self.H}{extra})")
 
 
 def checked_cache(cell: str, cache: Any) -> Cache:
@@ -167,6 +197,7 @@ def checked_cache(cell: str, cache: Any) -> Cache:
 
 
 def check_dy_dh(cache: Cache, dy, dh, dh_name: str = "dhT"):
-    dy = checked_grad("dy", dy, (cache.T, cache.B, cache.H), "(T, B, H)", cache.dtype)
-    dh = checked_grad(dh_name, dh, (cache.B, cache.H), "(B, H)", cache.dtype)
+    dims = "P" if cache.proj_size else "H"
+    dy = checked_grad("dy", dy, (cache.T, cache.B, cache.S), f"(T, B, {dims})", cache.dtype)
+    dh = checked_grad(dh_name, dh, (cache.B, cache.S), f"(B, {dims})", cache.dtype)
     return dy, dh

@@ -12,3 +12,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def tanh(x: np.ndarray) -> np.ndarray:
     """numpy's tanh, in the dtype of x."""
     return np.tanh(x)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0), in the dtype of x."""
+    return np.maximum(x, 0).astype(x.dtype, copy=False)

@@ -42,7 +42,7 @@ class Footprint:
 
 
 def recurrent_step_bytes(cell: str, input_size: int, hidden_size: int, num_layers: int, directions: int,
-                         output_size: int, T: int, B: int, dtype) -> int:
+                         output_size: int, T: int, B: int, dtype, proj_size: int = 0) -> int:
     """One training step of a stacked recurrent layer over (T, B) inputs: what
     every layer and direction keeps from its forward for the backward (the
     states h, T·B·H, and for LSTM and GRU the gates, T·B·G·H, and c or h·W_hn,
@@ -52,13 +52,15 @@ def recurrent_step_bytes(cell: str, input_size: int, hidden_size: int, num_layer
     the kernels count it, ``ops.forward_workspace_bytes``) and in its
     backward (the gradient at its output, the gate gradients dG, T·B·G·H a
     direction, and dx). A lower bound of the peak: the lower layers' buffers,
-    freed as they go, are not counted."""
+    freed as they go, are not counted. An LSTM's projection (proj_size P)
+    keeps h with P features and m = o ⊙ tanh(c), T·B·H, besides."""
     itemsize, G, H = np.dtype(dtype).itemsize, GATES[cell], hidden_size
-    # one direction's: h, the gates (LSTM, GRU), c (LSTM) or h·W_hn (GRU)
-    kept = T * B * H * (1 + (G + 1 if G > 1 else 0)) * itemsize
+    # one direction's: h, the gates (LSTM, GRU), c (LSTM) or h·W_hn (GRU); m with a projection
+    kept = (T * B * (proj_size or H) + T * B * H * ((G + 1 if G > 1 else 0) + (1 if proj_size else 0))) * itemsize
     D_top = input_size if num_layers == 1 else output_size
     try:
-        forward_rest = ops.forward_workspace_bytes(cell, T, B, D_top, H, train=True, dtype=dtype) - kept
+        forward_rest = ops.forward_workspace_bytes(cell, T, B, D_top, H, train=True, dtype=dtype,
+                                                   proj_size=proj_size) - kept
     except ValueError:  # sizes beyond any machine
         return HUGE
     backward = directions * T * B * (G * H + D_top) * itemsize + T * B * output_size * itemsize  # and dy
@@ -92,6 +94,6 @@ def step_bytes(model, T: int, B: int) -> int:
     or SequenceTagger) on (T, B) batches, a lower bound."""
     rnn = model.rnn
     return (recurrent_step_bytes(rnn.cell, rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.directions,
-                                 rnn.output_size, T, B, rnn.dtype)
+                                 rnn.output_size, T, B, rnn.dtype, rnn.proj_size)
             + head_step_bytes(rnn.input_size, model.head.out_features, T, B,
                               not isinstance(model, SequenceClassifier), rnn.dtype))
