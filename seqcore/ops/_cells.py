@@ -7,8 +7,10 @@ from typing import Optional
 import numpy as np
 
 from .. import reference
-from ._checks import (Cache, backend_to_run, check_dy_dh, check_nonlinearity, check_weights, checked_cache,
-                      checked_flag, checked_grad, checked_lengths, checked_reverse, checked_state, wants_bf16)
+from ._checks import (Cache, backend_to_run, check_dy_dh, check_inference, check_nonlinearity, check_precision,
+                      check_weights, checked_cache, checked_flag, checked_grad, checked_lengths, checked_reverse,
+                      checked_state)
+from ._int8 import Int8Weights, int8_weights_for
 from ._runtime import checked_threads, core
 
 
@@ -16,9 +18,14 @@ from ._runtime import checked_threads, core
 # the native kernels
 
 
-def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16,
-                    W_hr=None, relu=False):
-    """Runs core.cell_forward; returns ((y, hT, cT), what backward needs)."""
+def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, precision,
+                    int8_weights=None, W_hr=None, relu=False):
+    """Runs core.cell_forward (core.cell_forward_int8 in precision "int8");
+    returns ((y, hT, cT), what backward needs)."""
+    if precision == "int8":
+        weights = int8_weights_for(cell, W_ih, W_hh, int8_weights, num_threads)
+        return core.cell_forward_int8(cell, x, h0, c0, weights, b_ih, b_hh, lengths, reverse, num_threads), None
+    bf16 = precision == "bf16"
     y, hT, cT, ws_h, ws_gates, ws_c, ws_hn, ws_m = core.cell_forward(
         cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16, W_hr, relu)
     data = dict(x=x, W_ih=W_ih, W_hh=W_hh, ws_h=ws_h, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn,
@@ -55,25 +62,30 @@ def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train:
 
 def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
                 lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
-                precision: str = "fp32", nonlinearity: str = "tanh"):
+                precision: str = "fp32", nonlinearity: str = "tanh", int8_weights: Optional[Int8Weights] = None):
     """Vanilla RNN over a whole sequence: h_t = φ(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b),
     φ = tanh or relu (``nonlinearity``, as torch.nn.RNN).
 
     x (T, B, D); h0 (B, H) or None (zeros); W_ih (H, D); W_hh (H, H); b (H,).
     Returns y (T, B, H), hT (B, H) and the cache for rnn_backward (None when
     ``train`` is False: nothing is kept; the cache remembers the nonlinearity).
-    ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
+    ``precision``: "fp32", "bf16" (bfloat16 products, float32 arrays only) or
+    "int8" (inference, float32, tanh only; ``int8_weights``: W_ih and W_hh
+    prepared by Int8Weights, else quantized in the call).
     """
     nonlinearity = check_nonlinearity(nonlinearity)
+    if precision == "int8" and nonlinearity == "relu":
+        raise ValueError("precision: 'int8' runs tanh RNNs only (no int8 kernel has the relu epilogue yet); "
+                         "use 'fp32' or 'bf16' for nonlinearity='relu'")
     x, W_ih, W_hh, (b,), H = check_weights(1, x, W_ih, W_hh, [("b", b)])
     h0 = checked_state("h0", h0, x, H)
     lengths, reverse, num_threads = checked_lengths(lengths, x), checked_reverse(reverse), checked_threads(num_threads)
     train = checked_flag("train", train)
-    bf16 = wants_bf16(precision, x.dtype)
+    check_inference(check_precision(precision, x.dtype), train)
     backend = backend_to_run(backend, x, H)
     if backend == "native":
         (y, hT, _), data = _native_forward("rnn", x, h0, None, W_ih, W_hh, b, None, train, lengths, reverse,
-                                           num_threads, bf16, relu=nonlinearity == "relu")
+                                           num_threads, precision, int8_weights, relu=nonlinearity == "relu")
     else:
         y, hT, data = reference.rnn_forward(x, h0, W_ih, W_hh, b, train=train, lengths=lengths, reverse=reverse,
                                             precision=precision, nonlinearity=nonlinearity)
@@ -100,13 +112,15 @@ def rnn_backward(dy, dhT, cache):
 
 def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
                  lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
-                 precision: str = "fp32", W_hr=None):
+                 precision: str = "fp32", W_hr=None, int8_weights: Optional[Int8Weights] = None):
     """LSTM over a whole sequence, gates i, f, g, o (update, forget, candidate, output).
 
     x (T, B, D); h0, c0 (B, H) or None (zeros); W_ih (4H, D); W_hh (4H, H);
     b (4H,). Returns y (T, B, H), hT, cT (B, H) and the cache for
     lstm_backward (None when ``train`` is False).
-    ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
+    ``precision``: "fp32", "bf16" (bfloat16 products, float32 arrays only) or
+    "int8" (inference, float32, no W_hr; ``int8_weights``: W_ih and W_hh
+    prepared by Int8Weights, else quantized in the call).
     ``W_hr`` (P, H), 0 < P < H: the projection of torch.nn.LSTM(proj_size=P),
     h_t = (o_t ⊙ tanh(c_t)) W_hrᵀ; then W_hh is (4H, P), h0, hT (B, P) and
     y (T, B, P).
@@ -114,14 +128,17 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optio
     x, W_ih, W_hh, (b, *proj), H = check_weights(4, x, W_ih, W_hh, [("b", b)], W_hr)
     W_hr = proj[0] if proj else None
     P = 0 if W_hr is None else W_hr.shape[0]
+    if precision == "int8" and W_hr is not None:
+        raise ValueError("precision: 'int8' runs LSTMs without a projection only (W_hr); use 'fp32' or 'bf16' "
+                         "for proj_size > 0")
     h0, c0 = checked_state("h0", h0, x, P or H), checked_state("c0", c0, x, H)
     lengths, reverse, num_threads = checked_lengths(lengths, x), checked_reverse(reverse), checked_threads(num_threads)
     train = checked_flag("train", train)
-    bf16 = wants_bf16(precision, x.dtype)
+    check_inference(check_precision(precision, x.dtype), train)
     backend = backend_to_run(backend, x, H)
     if backend == "native":
         (y, hT, cT), data = _native_forward("lstm", x, h0, c0, W_ih, W_hh, b, None, train, lengths, reverse,
-                                           num_threads, bf16, W_hr=W_hr)
+                                           num_threads, precision, int8_weights, W_hr=W_hr)
     else:
         y, hT, cT, data = reference.lstm_forward(x, h0, c0, W_ih, W_hh, b, train=train, lengths=lengths,
                                                  reverse=reverse, precision=precision, W_hr=W_hr)
@@ -151,24 +168,26 @@ def lstm_backward(dy, dhT, dcT, cache):
 
 def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, *, train: bool = True, backend: Optional[str] = None,
                 lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
-                precision: str = "fp32"):
+                precision: str = "fp32", int8_weights: Optional[Int8Weights] = None):
     """GRU over a whole sequence, gates r, z, n; the reset is applied after the
     recurrent product, as PyTorch and cuDNN do.
 
     x (T, B, D); h0 (B, H) or None (zeros); W_ih (3H, D); W_hh (3H, H);
     b_ih, b_hh (3H,). Returns y (T, B, H), hT (B, H) and the cache for
     gru_backward (None when ``train`` is False).
-    ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
+    ``precision``: "fp32", "bf16" (bfloat16 products, float32 arrays only) or
+    "int8" (inference, float32; ``int8_weights``: W_ih and W_hh prepared by
+    Int8Weights, else quantized in the call).
     """
     x, W_ih, W_hh, (b_ih, b_hh), H = check_weights(3, x, W_ih, W_hh, [("b_ih", b_ih), ("b_hh", b_hh)])
     h0 = checked_state("h0", h0, x, H)
     lengths, reverse, num_threads = checked_lengths(lengths, x), checked_reverse(reverse), checked_threads(num_threads)
     train = checked_flag("train", train)
-    bf16 = wants_bf16(precision, x.dtype)
+    check_inference(check_precision(precision, x.dtype), train)
     backend = backend_to_run(backend, x, H)
     if backend == "native":
         (y, hT, _), data = _native_forward("gru", x, h0, None, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse,
-                                           num_threads, bf16)
+                                           num_threads, precision, int8_weights)
     else:
         y, hT, data = reference.gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train=train, lengths=lengths,
                                             reverse=reverse, precision=precision)
