@@ -8,6 +8,7 @@ checked calls.
 
 from .activations import sigmoid, tanh
 from .bf16 import matmul_bf16, round_bf16
+from .int8 import dequantize, int8_error_bound, int8_sums, matmul_int8, quantize_rows
 from .gru import gru_backward, gru_cell_backward, gru_cell_forward, gru_forward
 from .lstm import lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward
 from .losses import softmax_cross_entropy_rows
@@ -21,4 +22,5 @@ __all__ = [
     "gru_cell_forward", "gru_cell_backward", "gru_forward", "gru_backward",
     "adam_update", "softmax_cross_entropy_rows",
     "round_bf16", "matmul_bf16",
+    "quantize_rows", "int8_sums", "dequantize", "matmul_int8", "int8_error_bound",
 ]

@@ -11,6 +11,8 @@ sums differs from the native kernels'.
 
 import numpy as np
 
+from .int8 import matmul_int8
+
 
 def round_bf16(a):
     """a (float32, any shape) rounded to bfloat16, as float32."""
@@ -28,5 +30,8 @@ def matmul_bf16(a, b):
 
 
 def matmul_for(precision: str):
-    """The product of a precision: np.matmul for "fp32", matmul_bf16 for "bf16"."""
+    """The product of a precision: np.matmul for "fp32", matmul_bf16 for
+    "bf16", int8.matmul_int8 for "int8" (its second operand is Wᵀ)."""
+    if precision == "int8":
+        return matmul_int8
     return matmul_bf16 if precision == "bf16" else np.matmul
