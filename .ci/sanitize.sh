@@ -31,9 +31,13 @@ flags=" $(grep -m1 '^flags' /proc/cpuinfo 2> /dev/null || true) "
 has() { for f in "$@"; do [[ "$flags" == *" $f "* ]] || return 1; done; }
 isas="scalar"
 if has avx2 fma; then isas+=";avx2"; fi
+if has avx2 fma avx_vnni; then isas+=";avx2_vnni"; fi
 if has avx2 fma avx512f avx512dq avx512bw avx512vl; then isas+=";avx512"; fi
-if has avx2 fma avx512f avx512dq avx512bw avx512vl avx512_bf16; then isas+=";avx512_bf16"; fi
-if has avx2 fma avx512f avx512dq avx512bw avx512vl avx512_bf16 amx_tile amx_bf16; then isas+=";amx_bf16"; fi
+if has avx2 fma avx512f avx512dq avx512bw avx512vl avx512_vnni; then isas+=";avx512_vnni"; fi
+if has avx2 fma avx512f avx512dq avx512bw avx512vl avx512_vnni avx512_bf16; then isas+=";avx512_bf16"; fi
+if has avx2 fma avx512f avx512dq avx512bw avx512vl avx512_vnni avx512_bf16 amx_tile amx_bf16 amx_int8; then
+  isas+=";amx_bf16"
+fi
 echo "[sanitize] building the instruction sets $isas"
 # -O1 -g: line numbers in the reports and a shorter build; no -DNDEBUG, so
 # that pybind11 also checks that the GIL is held at every reference count change.

@@ -5,11 +5,17 @@ share of NumPy's matmul peak measured in the same run.
 
     python bench/cells.py [--cells lstm gru] [--threads 1 2] [--json out.json]
     python bench/cells.py --precision bf16 [--rounds 7] ...
+    python bench/cells.py --precision int8 [--rounds 7] [--extra] ...
 
 With --precision bf16: seqcore in bfloat16 beside seqcore in float32 and
 torch in bfloat16 (module, input and gradient in torch.bfloat16, faster
 than torch.autocast here: bench/torch_bf16_modes.py), the three taking
 turns call by call (medians of --rounds), with the ratios to each.
+
+With --precision int8 (inference only): seqcore in int8 (weights quantized
+once) beside seqcore in bfloat16 and float32, torch's quantize_dynamic
+LSTM/GRU (qint8 weights; torch has no dynamically quantized RNN) and torch
+in float32, in turns; --extra adds the issue's 100×1×256×1024.
 
 A training step is forward + backward with input and weight gradients, from
 a gradient at every step's output. Run it on a quiet machine; for NumPy's
@@ -49,8 +55,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure (median)")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) NumPy reference")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                        help="bf16: seqcore and torch in bfloat16 beside seqcore in float32, in turns")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                        help="bf16: seqcore and torch in bfloat16 beside seqcore in float32, in turns; int8: "
+                             "inference, seqcore int8/bf16/fp32 beside torch's quantize_dynamic and fp32")
+    parser.add_argument("--extra", action="store_true", help="with --precision int8: also 100×1×256×1024")
     parser.add_argument("--rounds", type=int, default=7, help="turns per figure with --precision bf16 (median)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="with --precision bf16 at 1 thread: cpu counts this thread's CPU time only "
@@ -58,6 +66,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.precision == "bf16":
         return main_bf16(args)
+    if args.precision == "int8":
+        return main_int8(args)
 
     configs = [CONFIGS[i] for i in args.configs] if args.configs is not None else CONFIGS
     backends = ["native"] + ([] if args.no_reference else ["reference"])
@@ -165,6 +175,55 @@ def main_bf16(args) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(info=info, precision="bf16", records=records), f, indent=1)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def main_int8(args) -> int:
+    """The --precision int8 tables (inference): seqcore int8, bf16, fp32 and
+    torch's quantize_dynamic and float32 modules (when installed), in turns."""
+    configs = [CONFIGS[i] for i in args.configs] if args.configs is not None else list(CONFIGS)
+    if args.extra:
+        configs.append((100, 1, 256, 1024))
+    torch = benchmark.torch_or_none()
+    info = seqcore.info()
+    print(f"seqcore {info['version']}, isa {info['isa']} (of {', '.join(info['isas'])}), "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
+          f"torch {torch.__version__ if torch else 'not installed'}; inference tokens/s, "
+          f"medians of {args.rounds} turns")
+    records = []
+    for n in args.threads:
+        with benchmark.threads(n):
+            print(f"\n== {n} thread(s) ==")
+            rows = []
+            for cell in args.cells:
+                for config in configs:
+                    T, B, D, H = config
+                    cargs = benchmark.cell_arguments(cell, T, B, D, H)
+                    fns = {p: benchmark.seqcore_step(cell, cargs, "native", False, p) for p in ("int8", "bf16", "fp32")}
+                    if torch is not None:
+                        q = benchmark.torch_step(cell, cargs, False, "int8")
+                        if q is not None:
+                            fns["torch_int8"] = q
+                        fns["torch_fp32"] = benchmark.torch_step(cell, cargs, False, "fp32")
+                    seconds = timing.median_seconds_in_turns(fns, rounds=args.rounds)
+                    tps = {k: T * B / v for k, v in seconds.items()}
+                    record = dict(cell=cell, T=T, B=B, D=D, H=H, threads=n, step="infer",
+                                  **{f"{k}_tokens_per_s": v for k, v in tps.items()})
+                    for other in ("bf16", "fp32", "torch_int8", "torch_fp32"):
+                        if other in tps:
+                            record[f"int8_over_{other}"] = tps["int8"] / tps[other]
+                    records.append(record)
+                    rows.append([cell, "{}x{}x{}x{}".format(*config), tps["int8"], tps["bf16"], tps["fp32"],
+                                 tps.get("torch_int8", "-"), tps.get("torch_fp32", "-"),
+                                 record.get("int8_over_torch_int8", "-"), record["int8_over_bf16"]])
+            headers = ["cell", "T×B×D×H", "seqcore int8", "seqcore bf16", "seqcore fp32", "torch int8 (dynamic)",
+                       "torch fp32", "int8/torch int8", "int8/bf16"]
+            print(format_table(headers, rows))
+            sys.stdout.flush()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(info=info, precision="int8", records=records), f, indent=1)
         print(f"\nwrote {args.json}")
     return 0
 

@@ -1,5 +1,5 @@
 """Sampling speed: characters per second of seqcore.generate.sample on its
-stepper, one sample and N at once, in precision "fp32" and "bf16", at 1
+stepper, one sample and N at once, in precision "fp32", "bf16" and "int8", at 1
 thread and at --threads (default 2) threads a step, against the reference
 path (one forward a token and the NumPy draw: how sample ran before the
 stepper) and a plain PyTorch loop (nn.LSTM one step at a time with the state
@@ -54,9 +54,9 @@ class Stepped:
         return self.model.stepper(batch_size, num_threads=self.threads)
 
 
-def in_bf16(model):
-    """A copy of the model in precision "bf16" (the same float32 weights)."""
-    copy = LanguageModel(**dict(model.config(), precision="bf16"))
+def in_precision(model, precision: str):
+    """A copy of the model in `precision` ("bf16", "int8"; the same float32 weights)."""
+    copy = LanguageModel(**dict(model.config(), precision=precision))
     copy.load_state_dict(model.state_dict())
     return copy
 
@@ -132,10 +132,11 @@ def main(argv=None) -> int:
     for name in args.models:
         vocab, model = make(name)
         L, N = args.length, args.samples
-        bf16 = in_bf16(model)
+        bf16, int8 = in_precision(model, "bf16"), in_precision(model, "int8")
         contestants = []
         for who, m in (("seqcore", model), (f"seqcore, {args.threads} threads", Stepped(model, args.threads)),
-                       ("seqcore bf16", bf16), (f"seqcore bf16, {args.threads} threads", Stepped(bf16, args.threads))):
+                       ("seqcore bf16", bf16), (f"seqcore bf16, {args.threads} threads", Stepped(bf16, args.threads)),
+                       ("seqcore int8", int8), (f"seqcore int8, {args.threads} threads", Stepped(int8, args.threads))):
             contestants += [
                 (who, 1, L, lambda m=m: sample(m, vocab, L, seed=1, stop_at_eos=False)),
                 (who, N, L, lambda m=m: sample(m, vocab, L, seed=1, stop_at_eos=False, num_samples=N))]

@@ -25,8 +25,15 @@ bool cpu_has_avx512() {
          __builtin_cpu_supports("avx512vl");
 }
 
-// AVX512-BF16 (vdpbf16ps, vcvtne2ps2bf16) on top of those.
-bool cpu_has_avx512_bf16() { return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16"); }
+// AVX-VNNI (vpdpbusd on 256-bit vectors) on top of AVX2.
+bool cpu_has_avx2_vnni() { return cpu_has_avx2() && __builtin_cpu_supports("avxvnni"); }
+
+// AVX512-VNNI (vpdpbusd) on top of AVX-512.
+bool cpu_has_avx512_vnni() { return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni"); }
+
+// AVX512-BF16 (vdpbf16ps, vcvtne2ps2bf16) on top of those (every CPU with
+// it has VNNI, which its kernels use for "int8").
+bool cpu_has_avx512_bf16() { return cpu_has_avx512_vnni() && __builtin_cpu_supports("avx512bf16"); }
 
 // AMX-BF16 tiles on top of AVX512-BF16, and Linux's permission to use the
 // tile data (asked for once; granted for the whole process).
@@ -40,9 +47,11 @@ bool os_grants_amx() {
 #endif
 }
 
+// (and AMX-INT8's, which its kernels use for "int8": every CPU with AMX so
+// far has both)
 bool cpu_has_amx_bf16() {
   return cpu_has_avx512_bf16() && __builtin_cpu_supports("amx-tile") &&
-         __builtin_cpu_supports("amx-bf16") && os_grants_amx();
+         __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("amx-int8") && os_grants_amx();
 }
 
 // The kernels of instruction set `name` where this build has them (CMake's
@@ -51,8 +60,14 @@ const IsaKernels* built(const std::string& name) {
 #ifdef SEQCORE_BUILT_avx2
   if (name == "avx2") return &avx2::kernels();
 #endif
+#ifdef SEQCORE_BUILT_avx2_vnni
+  if (name == "avx2_vnni") return &avx2_vnni::kernels();
+#endif
 #ifdef SEQCORE_BUILT_avx512
   if (name == "avx512") return &avx512::kernels();
+#endif
+#ifdef SEQCORE_BUILT_avx512_vnni
+  if (name == "avx512_vnni") return &avx512_vnni::kernels();
 #endif
 #ifdef SEQCORE_BUILT_avx512_bf16
   if (name == "avx512_bf16") return &avx512_bf16::kernels();
@@ -68,11 +83,14 @@ const IsaKernels* built(const std::string& name) {
 const IsaKernels* kernels_by_name(const std::string& name) {
   if (name == "scalar") return &scalar::kernels();
   if (name == "avx2") return cpu_has_avx2() ? built(name) : nullptr;
+  if (name == "avx2_vnni") return cpu_has_avx2_vnni() ? built(name) : nullptr;
   if (name == "avx512") return cpu_has_avx512() ? built(name) : nullptr;
+  if (name == "avx512_vnni") return cpu_has_avx512_vnni() ? built(name) : nullptr;
   if (name == "avx512_bf16") return cpu_has_avx512_bf16() ? built(name) : nullptr;
   if (name == "amx_bf16") return cpu_has_amx_bf16() ? built(name) : nullptr;
   throw std::invalid_argument("SEQCORE_ISA: unknown instruction set '" + name +
-                              "'; expected one of scalar, avx2, avx512, avx512_bf16, amx_bf16");
+                              "'; expected one of scalar, avx2, avx2_vnni, avx512, avx512_vnni, avx512_bf16, "
+                              "amx_bf16");
 }
 
 const IsaKernels* choose_at_startup() {
@@ -86,7 +104,7 @@ const IsaKernels* choose_at_startup() {
     }
     return k;
   }
-  for (const char* name : {"amx_bf16", "avx512_bf16", "avx512", "avx2"}) {
+  for (const char* name : {"amx_bf16", "avx512_bf16", "avx512_vnni", "avx512", "avx2_vnni", "avx2"}) {
     const IsaKernels* k = kernels_by_name(name);
     if (k != nullptr) return k;
   }
@@ -99,7 +117,7 @@ std::atomic<const IsaKernels*> g_active{nullptr};
 
 std::vector<std::string> supported_isas() {
   std::vector<std::string> out{"scalar"};
-  for (const char* name : {"avx2", "avx512", "avx512_bf16", "amx_bf16"})
+  for (const char* name : {"avx2", "avx2_vnni", "avx512", "avx512_vnni", "avx512_bf16", "amx_bf16"})
     if (kernels_by_name(name) != nullptr) out.push_back(name);
   return out;
 }

@@ -91,6 +91,7 @@ struct StepperSizes {
   bool table = false;      // layer 0's x W_ihᵀ kept for every id (V, G·H)
   bool head_bias = false;
   bool bf16 = false;       // precision "bf16" (float only): the products' operands in bfloat16
+  bool int8 = false;       // precision "int8" (float only): the recurrent layers' products in int8
 };
 
 // The weights a stepper copies (and packs) when it is prepared or
@@ -175,10 +176,27 @@ struct KernelTable {
                        int num_threads, bool top_first);
 };
 
+// Precision "int8" (inference, float32; cells/forward_int8.h, the scheme
+// in seqcore/reference/int8.py). A cell's weights are quantized and packed
+// once by pack into a buffer of weights_size bytes (64-byte aligned; its
+// layout is this ISA's), which forward then reads: args as the float32
+// forward's with train false (scratch unused). sums, for tests: the exact
+// int32 sums S (M, N) of A (M, K) and W (N, K) quantized per row (their
+// scales into sa (M,), sw (N,)), through panels of nv (1, 3 or 4) vectors.
+struct Int8Kernels {
+  int64_t (*weights_size)(Cell cell, int64_t D, int64_t H);
+  void (*pack)(Cell cell, int64_t D, int64_t H, const float* W_ih, const float* W_hh, uint8_t* buf,
+               int num_threads);
+  void (*forward)(Cell cell, const CellForwardArgs<float>& args, const uint8_t* weights);
+  void (*sums)(int64_t M, int64_t N, int64_t K, const float* A, const float* W, int32_t* S, float* sa, float* sw,
+               int nv, int num_threads);
+};
+
 struct IsaKernels {
   const char* name;
   KernelTable<float> f32;
   KernelTable<double> f64;
+  Int8Kernels int8;
 };
 
 // One per ISA translation unit (csrc/isa/kernels_<isa>.cpp).
@@ -187,5 +205,7 @@ namespace avx2 { const IsaKernels& kernels(); }
 namespace avx512 { const IsaKernels& kernels(); }
 namespace avx512_bf16 { const IsaKernels& kernels(); }
 namespace amx_bf16 { const IsaKernels& kernels(); }
+namespace avx2_vnni { const IsaKernels& kernels(); }
+namespace avx512_vnni { const IsaKernels& kernels(); }
 
 }  // namespace seqcore

@@ -132,6 +132,37 @@ def cell_backward(
     LSTM, db_hh None but for GRU.
     """
 
+# precision "int8" (inference, float32; csrc/cells/forward_int8.h)
+
+class Int8Weights:
+    """A cell's W_ih (G·H, D) and W_hh (G·H, H), float32, quantized per output
+    row and packed once for the ISA in use (isa)."""
+
+    def __init__(self, cell: str, W_ih: _Array, W_hh: _Array, num_threads: int = 0) -> None: ...
+    @property
+    def isa(self) -> str: ...
+    @property
+    def nbytes(self) -> int: ...
+
+def cell_forward_int8(
+    cell: str,
+    x: _Array,
+    h0: _Array,
+    c0: Optional[_Array],
+    weights: Int8Weights,
+    b_ih: _Array,
+    b_hh: Optional[_Array],
+    lengths: Optional[npt.NDArray[np.int64]] = None,
+    reverse: bool = False,
+    num_threads: int = 0,
+) -> Tuple[_Array, _Array, Optional[_Array]]:
+    """Inference of one layer, one direction, in precision 'int8' (float32) -> (y, hT, cT)."""
+
+def int8_sums(
+    a: _Array, w: _Array, nv: int = 1, num_threads: int = 0
+) -> Tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """For tests: the exact int32 sums of a and w quantized per row -> (S, scale_a, scale_w)."""
+
 def forward_workspace_bytes(
     cell: str, T: int, B: int, D: int, H: int, train: bool, gather: bool, float64: bool
 ) -> int:
@@ -166,7 +197,9 @@ class _Stepper:
     copied (W_hh packed) at construction and by refresh; one call a token.
     b_ih: RNN, LSTM the one bias b_ih + b_hh; b_hh: a list for GRU, else None.
     table: keep layer 0's x W_ihᵀ for every id (V, G·H). bf16: precision
-    "bf16" (float32 only): the products' operands rounded to bfloat16."""
+    "bf16" (float32 only): the products' operands rounded to bfloat16.
+    int8: precision "int8" (float32 only): the recurrent layers' weights
+    quantized once, their products in int8 (the head in float32)."""
 
     def __init__(
         self,
@@ -181,6 +214,7 @@ class _Stepper:
         head_b: Optional[_Array],
         table: bool,
         bf16: bool = False,
+        int8: bool = False,
     ) -> None: ...
     def refresh(
         self,

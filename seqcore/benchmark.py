@@ -6,7 +6,7 @@ and `seqcore bench`; prints nothing itself.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -95,15 +95,23 @@ def seqcore_step(cell: str, args: Tuple, backend: str, train: bool,
                  precision: str = "fp32") -> Callable[[], None]:
     """A training step (forward and backward with every gradient, from dy at
     each step's output) or an inference call, of ops with `backend`, in
-    `precision`."""
+    `precision`. In "int8" (inference only: None for a training step) the
+    native backend's weights are quantized once, as a model's are."""
     forward = getattr(ops, f"{cell}_forward")
     backward = getattr(ops, f"{cell}_backward")
     x = args[0]
     dy = np.ones(x.shape[:2] + (args[-2 if cell != "gru" else -3].shape[1],), x.dtype)
     no_state_grads = [None] * (2 if cell == "lstm" else 1)
+    options: Dict[str, Any] = {}
+    if precision == "int8":
+        if train:
+            return None
+        if backend == "native":
+            W_ih, W_hh = (args[3], args[4]) if cell == "lstm" else (args[2], args[3])
+            options["int8_weights"] = ops.Int8Weights(cell, W_ih, W_hh)
 
     def infer():
-        forward(*args, train=False, backend=backend, precision=precision)
+        forward(*args, train=False, backend=backend, precision=precision, **options)
 
     def train_step():
         out = forward(*args, train=True, backend=backend, precision=precision)
@@ -116,9 +124,11 @@ def torch_step(cell: str, args: Tuple, train: bool, precision: str = "fp32") -> 
     """The same step with torch.nn.RNN/LSTM/GRU and the same weights, or None
     without torch. precision "bf16": module, input and gradient in
     torch.bfloat16 (faster than float32 weights under torch.autocast:
-    bench/torch_bf16_modes.py)."""
+    bench/torch_bf16_modes.py). "int8": inference only, the module as
+    torch.ao.quantization.quantize_dynamic makes it (qint8 weights; torch
+    has dynamically quantized LSTM and GRU, not RNN: None for "rnn")."""
     torch = torch_or_none()
-    if torch is None:
+    if torch is None or (precision == "int8" and (train or cell == "rnn")):
         return None
     x = args[0]
     W_ih, W_hh = (args[3], args[4]) if cell == "lstm" else (args[2], args[3])
@@ -133,6 +143,13 @@ def torch_step(cell: str, args: Tuple, train: bool, precision: str = "fp32") -> 
         dtype = torch.bfloat16
         layer = layer.to(dtype)
         xt = xt.to(dtype)
+    if precision == "int8":
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch 2.13: its quantized tensors are deprecated
+            # (quantize_dynamic swaps a container's children, not the module given itself)
+            layer = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(layer), {type(layer)},
+                                                           dtype=torch.qint8)[0]
     xt = xt.requires_grad_(train)
     dy = torch.ones(x.shape[0], x.shape[1], H, dtype=dtype)
 
@@ -153,7 +170,8 @@ def measure_cell(cell: str, config: Sequence[int], backends: Sequence[str], repe
                  min_time: float = 0.2, dtype=np.float32, precision: str = "fp32") -> Dict[str, Dict[str, float]]:
     """Tokens per second (T·B per call) of each backend ("native",
     "reference", "torch"), for "train" and "infer", at the current threads,
-    in `precision` ("fp32", "bf16": torch's module and input in bfloat16).
+    in `precision` ("fp32", "bf16": torch's module and input in bfloat16;
+    "int8": inference only, torch's quantize_dynamic module).
     The backends take turns (timing.median_seconds_in_turns: `repeat`
     rounds, about `min_time` seconds of each backend in all), so that a
     shared machine's drift slows them alike and their ratios hold."""
@@ -168,6 +186,8 @@ def measure_cell(cell: str, config: Sequence[int], backends: Sequence[str], repe
                   else seqcore_step(cell, args, backend, train, precision))
             if fn is not None:
                 fns[backend] = fn
+        if not fns:  # "int8" trains in no backend
+            continue
         seconds = median_seconds_in_turns(fns, rounds=repeat, warmup=1, min_time=min_time)
         for backend, s in seconds.items():
             result[backend][mode] = T * B / s

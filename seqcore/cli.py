@@ -46,7 +46,7 @@ import numpy as np
 
 from . import benchmark, memory, ops
 from ._atomic import atomic_write_json
-from .generate import sample, stream
+from .generate import sample, sample_row_bytes, stream
 from .nn import LanguageModel
 from .text import UnknownTokenError, Vocabulary, train_val_split
 from .text.corpus import STDLIB_MAX_CHARS, stdlib_corpus  # both were defined here: still cli.<name>
@@ -489,6 +489,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
             ckpt.model.precision = args.precision
         except ValueError as e:
             raise UsageError(f"--precision: {e}") from None
+    need = args.num_samples * sample_row_bytes(ckpt.model, vocab, args.length)
+    available = memory.available_bytes()
+    if available is not None and need > available:
+        fmt = memory.format_bytes
+        raise UsageError(f"--num-samples, --length: {args.num_samples:,} samples of {args.length:,} tokens need "
+                         f"about {fmt(need)}, more than the {fmt(available)} available; make them smaller")
     # Without a prime, a char-level text starts after a newline (not printed).
     prime = args.prime if args.prime else ("\n" if vocab.level == "char" and "\n" in vocab else "")
     options = dict(prime=prime, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
@@ -536,9 +542,11 @@ def _add_sample_parser(sub) -> None:
     p.add_argument("--num-samples", metavar="N", type=_int_at_least(1), default=1,
                    help="samples drawn at once, each under a '--- sample i of N ---' line; sample i is the one "
                         "--seed + i gives alone (default 1)")
-    p.add_argument("--precision", choices=["fp32", "bf16"],
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"],
                    help="the products' precision while sampling (default: the run's); bf16 rounds the weights "
-                        "to bfloat16 once: half the bytes a token, the logits of the model's bf16 forward")
+                        "to bfloat16 once: half the bytes a token, the logits of the model's bf16 forward; int8 "
+                        "quantizes the recurrent weights once (per row, symmetric) and each step's rows: a "
+                        "quarter of the bytes, the logits of the model's int8 forward")
     _add_threads(p)
     p.set_defaults(run=cmd_sample, parser=p)
 
@@ -558,6 +566,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"CORPUS: {args.corpus} is too short to score (fewer than 2 tokens)")
     batch = args.batch or settings.get("batch", TRAIN_DEFAULTS["batch"])
     seq_len = args.seq_len or settings.get("seq_len", TRAIN_DEFAULTS["seq_len"])
+    # a chunk's logits, their softmax's workspace and the layers' outputs (float32 or float64)
+    rnn = ckpt.model.rnn
+    itemsize = np.dtype(ckpt.model.dtype).itemsize
+    need = batch * seq_len * itemsize * (3 * len(vocab) + 4 * rnn.num_layers * rnn.hidden_size * rnn.directions)
+    available = memory.available_bytes()
+    if available is not None and need > available:
+        fmt = memory.format_bytes
+        raise UsageError(f"--batch, --seq-len: scoring {batch:,} × {seq_len:,} tokens at a time needs about "
+                         f"{fmt(need)}, more than the {fmt(available)} available; make them smaller")
+    if args.precision is not None:  # else the run's
+        try:
+            ckpt.model.precision = args.precision
+        except ValueError as e:
+            raise UsageError(f"--precision: {e}") from None
     result = evaluate(ckpt.model, data, batch, seq_len, vocab)
     unit = "char" if vocab.level == "char" else "token"
     ids = np.concatenate(data) if lines else data
@@ -580,6 +602,9 @@ def _add_eval_parser(sub) -> None:
     p.add_argument("--batch", metavar="N", type=_int_at_least(1),
                    help="streams read side by side (default: the run's)")
     p.add_argument("--seq-len", metavar="N", type=_int_at_least(1), help="steps per chunk (default: the run's)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"],
+                   help="the products' precision (default: the run's); int8: the recurrent weights quantized "
+                        "once, int8 products with exact int32 sums")
     _add_threads(p)
     p.set_defaults(run=cmd_eval, parser=p)
 
@@ -636,8 +661,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"seqcore: error: --{name} must be at least 1", file=sys.stderr)
             return 2
     dtype = np.float64 if args.dtype == "float64" else np.float32
-    if args.precision == "bf16" and dtype == np.float64:
-        print("seqcore: error: --precision bf16 needs --dtype float32", file=sys.stderr)
+    if args.precision != "fp32" and dtype == np.float64:
+        print(f"seqcore: error: --precision {args.precision} needs --dtype float32", file=sys.stderr)
         return 2
     config = (args.T, args.B, args.D, args.H)
     backends = ["native", "reference"] + (["torch"] if benchmark.torch_or_none() else [])
@@ -652,9 +677,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             tps = benchmark.measure_cell(cell, config, backends, repeat=args.repeat, min_time=0, dtype=dtype,
                                          precision=args.precision)
             for mode in ("train", "infer"):
+                if mode not in tps["native"]:  # int8: inference only
+                    continue
                 native = tps["native"][mode]
-                row = [cell, mode] + [tps[b][mode] for b in backends]
-                row += [native / tps[b][mode] for b in backends[1:]]
+                row = [cell, mode] + [tps[b].get(mode, "-") for b in backends]
+                row += [native / tps[b][mode] if mode in tps[b] else "-" for b in backends[1:]]
                 rows.append(row)
     headers = ["cell", "step"] + backends + [f"native/{b}" for b in backends[1:]]
     print(format_table(headers, rows))
@@ -669,10 +696,11 @@ def _add_bench_parser(sub) -> None:
     p.add_argument("--D", type=int, default=128, help="input size (default 128)")
     p.add_argument("--H", type=int, default=256, help="hidden size (default 256)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
                    help="matrix products in float32, or bfloat16 operands with float32 sums (torch: module and "
-                        "input in bfloat16) (default fp32)")
-    p.add_argument("--threads", metavar="N", type=int, default=0, help="kernel threads (default: as configured)")
+                        "input in bfloat16), or int8 inference (torch: quantize_dynamic's LSTM, GRU) "
+                        "(default fp32)")
+    p.add_argument("--threads", metavar="N", type=_threads, help="kernel threads (default: all cores)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per figure (default 5)")
     p.set_defaults(run=cmd_bench)
 

@@ -37,8 +37,9 @@ Generator may be passed and is drawn from) gives one uniform number per
 drawn token, so the same seed, model and arguments give the same text.
 
 Speed. A model with ``stepper()`` (``seqcore.nn.LanguageModel``) is stepped
-by it after the prime, in the model's precision ("fp32", or "bf16": the
-weights rounded to bfloat16 once, half the bytes a token): weights packed
+by it after the prime, in the model's precision ("fp32"; "bf16": the
+weights rounded to bfloat16 once, half the bytes a token; "int8": the
+recurrent weights quantized once, a quarter of the bytes): weights packed
 once, one native call a token for the step and the draw. The stepper gives
 each token the logits the model's forward on T=1 gives it, bit for bit, and draws with the same operations in
 float64 (csrc/generate/draw.h); so the text is the one of the reference path
@@ -68,7 +69,7 @@ from typing import Iterator, List, Optional, Union
 
 import numpy as np
 
-from . import ops
+from . import memory, ops
 from .nn.losses import check_temperature, log_softmax
 from .text import UnknownTokenError, Vocabulary, join_words
 
@@ -379,6 +380,17 @@ def _text(vocab: Vocabulary, tokens: List[str]) -> str:
     return join_words(tokens) if vocab.level == "word" else "".join(tokens)
 
 
+def sample_row_bytes(model, vocab: Vocabulary, length: int) -> int:
+    """About the bytes one of ``sample``'s rows takes (an upper estimate):
+    its generator (~2 KiB), its tokens and text (64 bytes a token), and the
+    stepper's row: logits, and the states, outputs and gate inputs of every
+    layer, float32 or float64."""
+    rnn = getattr(model, "rnn", None)
+    H, L = getattr(rnn, "hidden_size", 0), getattr(rnn, "num_layers", 0)
+    itemsize = np.dtype(getattr(model, "dtype", np.float32)).itemsize
+    return 2048 + 64 * length + itemsize * (len(vocab) + 8 * L * H)
+
+
 def sample(model, vocab: Vocabulary, length: int = 200, *, prime: str = "", temperature: float = 1.0,
            top_k: Optional[int] = None, top_p: Optional[float] = None, seed: Seed = None,
            stop_at_eos: bool = True, num_samples: Optional[int] = None) -> Union[str, List[str]]:
@@ -397,6 +409,9 @@ def sample(model, vocab: Vocabulary, length: int = 200, *, prime: str = "", temp
     num_samples = _int("num_samples", num_samples, 1)
     length, temperature, top_k, top_p, stop_at_eos, ids = _check_args(model, vocab, length, temperature, top_k,
                                                                        top_p, stop_at_eos, prime)
+    memory.require(num_samples * sample_row_bytes(model, vocab, length),
+                   f"sample(num_samples={num_samples:,}, length={length:,})'s rows",
+                   "make num_samples or length smaller")
     rngs = _row_rngs(seed, num_samples)
     if _steppable(model):
         rows = _stepped_rows(model, vocab, length, ids, temperature, top_k, top_p, rngs, stop_at_eos)

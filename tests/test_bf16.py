@@ -234,9 +234,9 @@ def test_float64_with_bf16_is_refused(cell):
 @pytest.mark.parametrize("bad", ["bf32", "BF16", "", None, 16])
 def test_unknown_precision_is_named(bad):
     inputs = make_inputs("lstm", 2, 3, 4, 5, dtype=np.float32)
-    with pytest.raises(ValueError, match=r"^precision: expected 'fp32' or 'bf16', got " + repr(bad).replace("'", ".")):
+    with pytest.raises(ValueError, match=r"^precision: expected 'fp32', 'bf16' or 'int8', got " + repr(bad).replace("'", ".")):
         forward("lstm", inputs, precision=bad)
-    with pytest.raises(ValueError, match="^precision: expected 'fp32' or 'bf16'"):
+    with pytest.raises(ValueError, match="^precision: expected 'fp32', 'bf16' or 'int8'"):
         ops.matmul(inputs["W_hh"], inputs["W_hh"].T, precision=bad)
 
 
@@ -299,7 +299,7 @@ def test_precision_attribute_is_checked():
     from seqcore.nn import GRU, LanguageModel, Linear
     for make in (lambda **k: GRU(4, 5, **k), lambda **k: Linear(4, 5, **k),
                  lambda **k: LanguageModel(11, 4, 5, num_layers=1, **k)):
-        with pytest.raises(ValueError, match="^precision: expected 'fp32' or 'bf16', got 'fp16'"):
+        with pytest.raises(ValueError, match="^precision: expected 'fp32', 'bf16' or 'int8', got 'fp16'"):
             make(precision="fp16")
         with pytest.raises(ValueError, match="^precision: 'bf16' needs float32"):
             make(precision="bf16", dtype=np.float64)

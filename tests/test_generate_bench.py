@@ -24,7 +24,8 @@ def test_every_model_and_contestant_gets_a_record(tmp_path, capsys):
     records = json.loads(out.read_text())["records"]
     assert [(r["model"], r["library"], r["samples"]) for r in records] == [
         (m, lib, n) for m in ("char-rnn", "shakespeare")
-        for lib, n in [(who, n) for who in ("seqcore", "seqcore, 2 threads", "seqcore bf16", "seqcore bf16, 2 threads")
+        for lib, n in [(who, n) for who in ("seqcore", "seqcore, 2 threads", "seqcore bf16", "seqcore bf16, 2 threads",
+                                            "seqcore int8", "seqcore int8, 2 threads")
                        for n in (1, 3)] + [("seqcore, reference path", 1)]]
     assert all(r["chars_per_s"] > 0 for r in records)
     assert "x seqcore 1" in capsys.readouterr().out

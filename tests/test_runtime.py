@@ -11,7 +11,7 @@ from children import CHILD_CWD, child_env
 import seqcore
 from seqcore import ops
 
-ALL_ISAS = ["scalar", "avx2", "avx512", "avx512_bf16", "amx_bf16"]
+ALL_ISAS = ["scalar", "avx2", "avx2_vnni", "avx512", "avx512_vnni", "avx512_bf16", "amx_bf16"]
 
 
 def run_python(code, env=None, **extra):

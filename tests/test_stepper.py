@@ -217,7 +217,7 @@ def test_bf16_follows_the_model_and_may_be_chosen():
     model.precision = "bf16"
     assert model.stepper(1).precision == "bf16"
     assert model.stepper(1, precision="fp32").precision == "fp32"
-    with pytest.raises(ValueError, match="^precision: expected 'fp32' or 'bf16', got 'bf32'"):
+    with pytest.raises(ValueError, match="^precision: expected 'fp32', 'bf16' or 'int8', got 'bf32'"):
         model.stepper(1, precision="bf32")
     double = LanguageModel(10, 4, 16, seed=0, dtype=np.float64)
     with pytest.raises(ValueError, match="^precision: 'bf16' needs float32"):

@@ -270,7 +270,8 @@ def test_wheel_runs_with_torch_imported_first(no_compiler_python):
 def test_sdist_holds_the_sources_and_no_build_output():
     with tarfile.open(sdist_path()) as t:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
-    kernels = [f"csrc/isa/kernels_{isa}.cpp" for isa in ("scalar", "avx2", "avx512", "avx512_bf16", "amx_bf16")]
+    kernels = [f"csrc/isa/kernels_{isa}.cpp" for isa in ("scalar", "avx2", "avx2_vnni", "avx512", "avx512_vnni", "avx512_bf16",
+                                                            "amx_bf16")]
     for required in ("pyproject.toml", "CMakeLists.txt", "README.md", "csrc/bindings/module.cpp",
                      "csrc/dispatch.cpp", "seqcore/_version.py", "seqcore/_core.pyi", "seqcore/py.typed",
                      *kernels):

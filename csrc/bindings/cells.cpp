@@ -219,6 +219,111 @@ int64_t forward_workspace_bytes(const std::string& cell_name, int64_t T, int64_t
   return n * (float64 ? 8 : 4);
 }
 
+// ---------------------------------------------------------------------------
+// precision "int8" (inference, float32; cells/forward_int8.h)
+
+// A cell's weights quantized and packed once, in the layout of the ISA in
+// use when it was made (the forward refuses them under another: pack again).
+class Int8Weights {
+ public:
+  Int8Weights(const std::string& cell, const py::array& W_ih, const py::array& W_hh, int num_threads)
+      : cell_(parse_cell(cell)), k_(&active_kernels()) {
+    check_array<float>(W_ih, "W_ih", 2, false);
+    check_array<float>(W_hh, "W_hh", 2, false);
+    H_ = W_hh.shape(1);
+    D_ = W_ih.shape(1);
+    const int64_t GH = gate_count(cell_) * H_;
+    if (H_ < 1 || D_ < 1) throw py::value_error("W_ih, W_hh: expected D and H of at least 1");
+    const float* w_ih = input<float>(W_ih, "W_ih", {GH, D_});
+    const float* w_hh = input<float>(W_hh, "W_hh", {GH, H_});
+    buf_ = empty<uint8_t>({k_->int8.weights_size(cell_, D_, H_)});
+    uint8_t* buf = buf_.mutable_data();
+    const int threads = threads_arg(num_threads);
+    py::gil_scoped_release release;
+    k_->int8.pack(cell_, D_, H_, w_ih, w_hh, buf, threads);
+  }
+
+  Cell cell() const { return cell_; }
+  int64_t D() const { return D_; }
+  int64_t H() const { return H_; }
+  const IsaKernels* kernels() const { return k_; }
+  const uint8_t* data() const { return buf_.data(); }
+  std::string isa() const { return k_->name; }
+  int64_t nbytes() const { return static_cast<int64_t>(buf_.size()); }
+
+ private:
+  Cell cell_;
+  const IsaKernels* k_;
+  int64_t D_ = 0, H_ = 0;
+  py::array_t<uint8_t> buf_;
+};
+
+// Returns (y, hT, cT); cT is None but for LSTM.
+py::tuple cell_forward_int8_py(Cell cell, const py::array& x, const py::array& h0, const py::object& c0,
+                               const Int8Weights& w, const py::array& b_ih, const py::object& b_hh,
+                               const py::object& lengths, bool reverse, int num_threads) {
+  check_array<float>(x, "x", 3, false);
+  if (w.cell() != cell) throw py::value_error("weights: packed for another cell");
+  if (w.kernels() != &active_kernels()) {
+    throw py::value_error(std::string("weights: packed for the ISA '") + w.isa() + "', and '" +
+                          active_kernels().name + "' is in use now: pack them again");
+  }
+  const int64_t T_ = x.shape(0), B = x.shape(1), D = x.shape(2), H = w.H(), GH = gate_count(cell) * H;
+  if (T_ < 1 || B < 1) throw py::value_error("native cells need T and B of at least 1");
+  if (D != w.D()) {
+    throw py::value_error("x: expected D = " + std::to_string(w.D()) + " (the weights'), got " + std::to_string(D));
+  }
+  CellForwardArgs<float> a;
+  a.T_ = T_, a.B = B, a.D = D, a.H = H, a.train = false, a.reverse = reverse;
+  a.lengths = lengths_arg(lengths, B, T_);
+  const std::vector<int64_t> order = row_order(a.lengths, B);
+  a.order = order.empty() ? nullptr : order.data();
+  a.x = static_cast<const float*>(x.data());
+  a.h0 = input<float>(h0, "h0", {B, H});
+  a.b_ih = input<float>(b_ih, "b_ih", {GH});
+  if (cell == Cell::lstm) a.c0 = input<float>(c0.cast<py::array>(), "c0", {B, H});
+  if (cell == Cell::gru) a.b_hh = input<float>(b_hh.cast<py::array>(), "b_hh", {GH});
+  auto y = empty<float>({T_, B, H});
+  auto hT = empty<float>({B, H});
+  py::object cT = py::none();
+  a.y = y.mutable_data();
+  a.hT = hT.mutable_data();
+  if (cell == Cell::lstm) {
+    auto c = empty<float>({B, H});
+    a.cT = c.mutable_data();
+    cT = c;
+  }
+  a.num_threads = threads_arg(num_threads);
+  {
+    py::gil_scoped_release release;
+    w.kernels()->int8.forward(cell, a, w.data());
+  }
+  return py::make_tuple(y, hT, cT);
+}
+
+// (S (M, N) int32, sa (M,), sw (N,)) of a (M, K) and w (N, K), float32.
+py::tuple int8_sums_py(const py::array& a, const py::array& w, int nv, int num_threads) {
+  check_array<float>(a, "a", 2, false);
+  check_array<float>(w, "w", 2, false);
+  const int64_t M = a.shape(0), K = a.shape(1), N = w.shape(0);
+  if (w.shape(1) != K) throw py::value_error("w: expected " + std::to_string(K) + " columns (a's)");
+  if (M < 1 || N < 1 || K < 1) throw py::value_error("a, w: expected sizes of at least 1");
+  if (nv != 1 && nv != 3 && nv != 4) throw py::value_error("nv: expected 1, 3 or 4");
+  py::array_t<int32_t> S({M, N});
+  py::array_t<float> sa(M), sw(N);
+  const float* pa = static_cast<const float*>(a.data());
+  const float* pw = static_cast<const float*>(w.data());
+  int32_t* ps = S.mutable_data();
+  float* psa = sa.mutable_data();
+  float* psw = sw.mutable_data();
+  const int threads = threads_arg(num_threads);
+  {
+    py::gil_scoped_release release;
+    active_kernels().int8.sums(M, N, K, pa, pw, ps, psa, psw, nv, threads);
+  }
+  return py::make_tuple(S, sa, sw);
+}
+
 }  // namespace
 
 void bind_cells(py::module_& m) {
@@ -262,6 +367,23 @@ void bind_cells(py::module_& m) {
   m.def("forward_workspace_bytes", &forward_workspace_bytes, py::arg("cell"), py::arg("T"),
         py::arg("B"), py::arg("D"), py::arg("H"), py::arg("train"), py::arg("gather"),
         py::arg("float64"), "Bytes a forward allocates beyond its inputs and outputs.");
+  py::class_<Int8Weights>(m, "Int8Weights")
+      .def(py::init<const std::string&, const py::array&, const py::array&, int>(), py::arg("cell"), py::arg("W_ih"),
+           py::arg("W_hh"), py::arg("num_threads") = 0)
+      .def_property_readonly("isa", &Int8Weights::isa)
+      .def_property_readonly("nbytes", &Int8Weights::nbytes);
+  m.def(
+      "cell_forward_int8",
+      [](const std::string& cell, const py::array& x, const py::array& h0, const py::object& c0,
+         const Int8Weights& weights, const py::array& b_ih, const py::object& b_hh, const py::object& lengths,
+         bool reverse, int num_threads) {
+        return cell_forward_int8_py(parse_cell(cell), x, h0, c0, weights, b_ih, b_hh, lengths, reverse, num_threads);
+      },
+      py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("weights"), py::arg("b_ih"),
+      py::arg("b_hh"), py::arg("lengths") = py::none(), py::arg("reverse") = false, py::arg("num_threads") = 0,
+      "Inference of one layer, one direction, in precision 'int8' (float32) -> (y, hT, cT).");
+  m.def("int8_sums", &int8_sums_py, py::arg("a"), py::arg("w"), py::arg("nv") = 1, py::arg("num_threads") = 0,
+        "For tests: the exact int32 sums of a and w quantized per row -> (S, scale_a, scale_w).");
 }
 
 }  // namespace seqcore

@@ -24,9 +24,11 @@ class Stepper {
  public:
   Stepper(const std::string& cell, int64_t B, const py::object& embedding, const py::list& W_ih,
           const py::list& W_hh, const py::list& b_ih, const py::object& b_hh, const py::array& head_W,
-          const py::object& head_b, bool table, bool bf16)
+          const py::object& head_b, bool table, bool bf16, bool int8)
       : k_(&seqcore::table<T>()) {
     if (bf16 && sizeof(T) != 4) throw py::value_error("precision: 'bf16' needs float32 weights");
+    if (int8 && sizeof(T) != 4) throw py::value_error("precision: 'int8' needs float32 weights");
+    if (int8 && bf16) throw py::value_error("precision: one of bf16 and int8");
     s_.cell = parse_cell(cell);
     s_.L = static_cast<int64_t>(W_hh.size());
     if (s_.L < 1) throw py::value_error("W_hh: expected one array per layer, got none");
@@ -42,6 +44,7 @@ class Stepper {
     s_.table = table;
     s_.head_bias = !head_b.is_none();
     s_.bf16 = bf16;
+    s_.int8 = int8;
     if (s_.V < 1 || s_.H < 1 || s_.D < 1) throw py::value_error("stepper: V, H and D must be at least 1");
     buf_ = empty<T>({k_->stepper_size(s_)});
     logits_ = empty<T>({s_.B, s_.V});
@@ -208,10 +211,10 @@ template <typename T>
 void bind_stepper(py::module_& m, const char* name) {
   py::class_<Stepper<T>>(m, name)
       .def(py::init<const std::string&, int64_t, const py::object&, const py::list&, const py::list&,
-                    const py::list&, const py::object&, const py::array&, const py::object&, bool, bool>(),
+                    const py::list&, const py::object&, const py::array&, const py::object&, bool, bool, bool>(),
            py::arg("cell"), py::arg("batch_size"), py::arg("embedding"), py::arg("W_ih"), py::arg("W_hh"),
            py::arg("b_ih"), py::arg("b_hh"), py::arg("head_W"), py::arg("head_b"), py::arg("table"),
-           py::arg("bf16") = false)
+           py::arg("bf16") = false, py::arg("int8") = false)
       .def("refresh", &Stepper<T>::refresh, py::arg("embedding"), py::arg("W_ih"), py::arg("W_hh"),
            py::arg("b_ih"), py::arg("b_hh"), py::arg("head_W"), py::arg("head_b"))
       .def("step", &Stepper<T>::step, py::arg("ids"), py::arg("num_threads") = 0)

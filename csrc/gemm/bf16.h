@@ -228,13 +228,19 @@ struct AmxTileConfig {
   uint8_t rows[16] = {};
 };
 
+// ldtilecfg of cfg. GCC 12's _tile_loadconfig names only the first 8 bytes
+// of its operand as read, so the stores of the rest of a local config may be
+// dropped: seen with the int8 kernels (colsb left 0, ldtilecfg faulting with
+// SIGSEGV). The whole struct as the operand keeps every store.
+inline void amx_load_config(const AmxTileConfig& cfg) { __asm__ volatile("ldtilecfg %0" : : "m"(cfg)); }
+
 inline void amx_configure() {
   AmxTileConfig cfg;
   for (int t = 0; t < 8; ++t) {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
-  _tile_loadconfig(&cfg);
+  amx_load_config(cfg);
 }
 
 struct Bf16AmxKernel {

@@ -1,11 +1,12 @@
 // Register tile and cache blocks of the matrix product (gemm/gemm.h) for
 // AVX2 + FMA (16 vector registers).
-// Only kernels_avx2.cpp includes this file.
+// Only kernels_avx2.cpp and kernels_avx2_vnni.cpp include this file, each
+// after defining SEQCORE_ISA_NS (its namespace: avx2 or avx2_vnni).
 #pragma once
 #include <cstdint>
 
 namespace seqcore {
-namespace avx2 {
+namespace SEQCORE_ISA_NS {
 
 // MR rows x NV vectors of C in registers (MR * NV accumulators, NV vectors
 // of B and one broadcast of A), so NR = NV * Vec<T>::size columns. KC x NR
@@ -23,5 +24,5 @@ template <> struct GemmConfig<double> {
   static constexpr int64_t KC = 512, MC = 48, NC = 1024;
 };
 
-}  // namespace avx2
+}  // namespace SEQCORE_ISA_NS
 }  // namespace seqcore

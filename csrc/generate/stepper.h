@@ -12,7 +12,8 @@
 // for tiles of several rows. So a batch of samples is a batch of single
 // samples, and sampling gives the text the step-by-step forward gives.
 // In precision "bf16" (StepperSizes::bf16) the same holds against the bf16
-// forward: stepper_bf16.h's products, stepper_product_bf16 below.
+// forward: stepper_bf16.h's products, stepper_product_bf16 below; in "int8"
+// against the int8 forward: stepper_int8.h (included at the end).
 // A step's threads (run_workers) meet on a step counter (cells/team.h).
 #include <type_traits>
 
@@ -322,13 +323,26 @@ struct StepperLayout {
   }
 };
 
+// precision "int8" (float only): generate/stepper_int8.h, included at the end
+inline int64_t stepper_size_int8(const StepperSizes& s);
+inline int64_t stepper_state_int8(const StepperSizes& s, int which);
+inline void stepper_pack_int8(const StepperSizes& s, const StepperWeights<float>& w, float* buf);
+inline void stepper_step_int8(const StepperSizes& s, float* buf, const int64_t* ids, int64_t rows, float* logits,
+                              int num_threads);
+
 template <typename T>
 int64_t stepper_size(const StepperSizes& s) {
+  if constexpr (sizeof(T) == 4) {
+    if (s.int8) return stepper_size_int8(s);
+  }
   return StepperLayout<T>(s).total;
 }
 
 template <typename T>
 int64_t stepper_state(const StepperSizes& s, int which) {
+  if constexpr (sizeof(T) == 4) {
+    if (s.int8) return stepper_state_int8(s, which);
+  }
   const StepperLayout<T> at(s);
   return which == 0 ? at.h : at.c;
 }
@@ -402,6 +416,10 @@ inline void stepper_pack_bf16(const StepperSizes& s, const StepperWeights<float>
 template <typename T>
 void stepper_pack(const StepperSizes& s, const StepperWeights<T>& w, T* buf) {
   if constexpr (sizeof(T) == 4) {
+    if (s.int8) {
+      stepper_pack_int8(s, w, buf);
+      return;
+    }
     if (s.bf16) {
       stepper_pack_bf16(s, w, buf);
       std::memset(buf + StepperLayout<T>(s).h, 0, sizeof(T) * s.L * s.B * s.H);
@@ -443,8 +461,8 @@ void stepper_pack(const StepperSizes& s, const StepperWeights<T>& w, T* buf) {
 // biases, the state h and c, updated in place as the forward's inference
 // does; h_out), handed to run(e, NV) with the cell's NV as an
 // std::integral_constant: one epilogue for every precision's product.
-template <typename T, typename Run>
-void stepper_epilogue(const StepperSizes& s, const StepperLayout<T>& at, T* buf, int64_t l, T* gx, Run&& run) {
+template <typename T, typename Layout, typename Run>
+void stepper_epilogue(const StepperSizes& s, const Layout& at, T* buf, int64_t l, T* gx, Run&& run) {
   const int64_t GH = gate_count(s.cell) * s.H, BH = s.B * s.H;
   T* h = buf + at.h + l * BH;
   T* h_out = buf + at.h_out + l * BH;
@@ -644,6 +662,10 @@ template <typename T>
 void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits, int num_threads,
                   bool top_first) {
   if constexpr (sizeof(T) == 4) {
+    if (s.int8) {  // the layers in order whatever top_first (the same arithmetic either way)
+      stepper_step_int8(s, buf, ids, rows, logits, num_threads);
+      return;
+    }
     if (s.bf16) {
       stepper_step_bf16(s, buf, ids, rows, logits, num_threads, top_first);
       return;
@@ -713,3 +735,5 @@ void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t row
 
 }  // namespace SEQCORE_ISA_NS
 }  // namespace seqcore
+
+#include "generate/stepper_int8.h"

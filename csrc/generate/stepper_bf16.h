@@ -57,7 +57,7 @@ struct StepperTiles {
       cfg.colsb[t] = 64;
       cfg.rows[t] = static_cast<uint8_t>(t < 5 && rows < 16 ? (rows > 0 ? rows : 1) : 16);
     }
-    _tile_loadconfig(&cfg);
+    amx_load_config(cfg);
 #else
     (void)rows;
 #endif

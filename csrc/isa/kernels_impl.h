@@ -24,6 +24,8 @@
 #include "cells/rnn.h"
 #include "cells/lstm.h"
 #include "cells/gru.h"
+#include "cells/panel_int8.h"
+#include "cells/forward_int8.h"
 #include "generate/stepper.h"
 #include "optim/stream.h"
 #include "optim/adam.h"
@@ -97,8 +99,8 @@ KernelTable<T> make_table() {
 }
 
 const IsaKernels& kernels() {
-  static const IsaKernels table{SEQCORE_STR(SEQCORE_ISA_NS), make_table<float>(),
-                                make_table<double>()};
+  static const IsaKernels table{SEQCORE_STR(SEQCORE_ISA_NS), make_table<float>(), make_table<double>(),
+                                Int8Kernels{&int8_weights_size, &int8_pack, &cell_forward_int8, &int8_sums}};
   return table;
 }
 

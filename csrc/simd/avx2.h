@@ -1,11 +1,12 @@
 // AVX2 + FMA vectors for the generic kernels: Vec<float> is 8 lanes,
-// Vec<double> is 4. Only kernels_avx2.cpp includes this file.
+// Vec<double> is 4. Only kernels_avx2.cpp and kernels_avx2_vnni.cpp include
+// this file, each after defining SEQCORE_ISA_NS (avx2 or avx2_vnni).
 #pragma once
 #include <immintrin.h>
 #include <cstdint>
 
 namespace seqcore {
-namespace avx2 {
+namespace SEQCORE_ISA_NS {
 
 template <typename T> struct Vec;
 
@@ -129,5 +130,5 @@ inline Vec<double> round_pow2i(Vec<double> a, Vec<double>& n) {
   return pow2i(n);
 }
 
-}  // namespace avx2
+}  // namespace SEQCORE_ISA_NS
 }  // namespace seqcore

@@ -38,8 +38,10 @@ class RecurrentNetwork(Layer):
     @property
     def precision(self) -> str:
         """The precision of the recurrent layer's and the head's products,
-        "fp32" or "bf16" (float32 models; see seqcore.ops); may be changed
-        between calls."""
+        "fp32", "bf16" or, for inference, "int8" (float32 models; see
+        seqcore.ops: the recurrent layers in int8, the head in float32); may
+        be changed between calls: train in "fp32" or "bf16", then set "int8"
+        to serve."""
         return self.rnn.precision
 
     @precision.setter
@@ -113,7 +115,7 @@ class LanguageModel(RecurrentNetwork):
         """This model prepared for generation, ``batch_size`` rows one token at
         a time: weights copied and packed once, one native call a token (see
         seqcore.nn.stepper); num_threads: the most threads of a step;
-        precision: the products' ("fp32" or "bf16"; None: the model's)."""
+        precision: the products' ("fp32", "bf16" or "int8"; None: the model's)."""
         return Stepper(self, batch_size, num_threads, precision)
 
     def backward(self, dlogits: np.ndarray, dstate=None) -> None:

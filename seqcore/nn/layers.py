@@ -72,15 +72,18 @@ def _saved(layer: Layer, saved):
 
 
 def precision_property(doc: str) -> property:
-    """The ``precision`` attribute of a layer with matrix products: "fp32" or
-    "bf16" (see seqcore.ops), checked against the layer's dtype when set;
-    it may change between calls (a backward follows its forward's)."""
+    """The ``precision`` attribute of a layer with matrix products: "fp32",
+    "bf16" or "int8" (inference only; see seqcore.ops), checked against the
+    layer's dtype when set; it may change between calls (a backward follows
+    its forward's). Setting it drops the layer's int8 weights, if any."""
 
     def get(self) -> str:
         return self._precision
 
     def set_(self, value) -> None:
         self._precision = ops.check_precision(value, self.dtype)
+        if "_int8" in vars(self):
+            self._int8 = (-1, {})
 
     return property(get, set_, doc=doc)
 
@@ -95,9 +98,13 @@ class Linear(Layer):
     Params: ``weight`` (out, in) and ``bias`` (out,), both uniform in
     ±1/√in_features as PyTorch initialises them. ``precision="bf16"``
     (float32): the products with bfloat16 operands, float32 sums.
+    ``precision="int8"`` (inference only): the product in float32 (int8
+    covers the recurrent layers, whose weights are read at every step; a
+    head's product is one per call).
     """
 
-    precision = precision_property("The products' precision: 'fp32' or 'bf16' (float32 only).")
+    precision = precision_property("The product's precision: 'fp32', 'bf16' or 'int8' (float32 only; 'int8' "
+                                   "for inference, in float32).")
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32,
                  seed: Optional[int] = None, precision: str = "fp32") -> None:
@@ -128,8 +135,9 @@ class Linear(Layer):
         if not np.isfinite(x).all():
             raise ValueError("x: contains NaN or inf")
         lead = x.shape[:-1]
+        ops.check_inference(self.precision, train)
         x2 = np.ascontiguousarray(x.reshape(-1, self.in_features))  # all steps and rows as one product
-        y2 = ops.matmul(x2, self.weight, trans_b=True, precision=self.precision)
+        y2 = ops.matmul(x2, self.weight, trans_b=True, precision="fp32" if self.precision == "int8" else self.precision)
         if self.bias is not None:
             y2 += self.bias
         self._x2, self._lead = (x2, lead) if train else (None, ())

@@ -24,7 +24,7 @@ import numpy as np
 from .. import memory, ops
 from . import init
 from .layers import precision_property
-from .module import Layer
+from .module import Layer, params_version
 
 _REVERSE: Optional[concurrent.futures.ThreadPoolExecutor] = None
 _REVERSE_LOCK = threading.Lock()
@@ -65,7 +65,8 @@ class Recurrent(Layer):
     """The common body of RNN, LSTM and GRU (``cell`` names which)."""
 
     cell = ""
-    precision = precision_property("The products' precision: 'fp32' or 'bf16' (float32 only).")
+    precision = precision_property("The products' precision: 'fp32', 'bf16' or 'int8' (float32 only; "
+                                   "'int8' for inference).")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
                  merge: str = "concat", dropout: float = 0.0, batch_first: bool = False, dtype=np.float32,
@@ -103,6 +104,9 @@ class Recurrent(Layer):
                                     ("bias_ih", (G * H,)), ("bias_hh", (G * H,))):
                     self.add_param(f"{name}{suffix}", init.uniform(self._rng, k, shape, self.dtype))
         self._saved: Optional[dict] = None
+        # precision "int8": the weights quantized once, and the params_version
+        # they were quantized at (see int8_weights)
+        self._int8: Tuple[int, Dict[str, ops.Int8Weights]] = (-1, {})
         # After backward: the gradient at the state given to forward (same
         # structure), e.g. to carry a decoder's gradient into its encoder.
         self.state_grad = None
@@ -170,12 +174,26 @@ class Recurrent(Layer):
         Returns (y, state). With train=True, what backward needs is kept."""
         x = self._check_input(x)
         states = self._check_states(state, x.shape[1])
+        ops.check_inference(self.precision, train)
         mask = self._dropout_mask if train and self.dropout > 0 else None
         y, final, self._saved = stack_forward(self.cell, self._params, x, states, num_layers=self.num_layers,
                                               directions=self.directions, merge=self.merge, train=train,
-                                              lengths=lengths, dropout_mask=mask, precision=self.precision)
+                                              lengths=lengths, dropout_mask=mask, precision=self.precision,
+                                              int8_weights=self.int8_weights() if self.precision == "int8" else None)
         y = np.ascontiguousarray(y.transpose(1, 0, 2)) if self.batch_first else y
         return y, (final if self.cell == "lstm" else final[0])
+
+    def int8_weights(self) -> Dict[str, "ops.Int8Weights"]:
+        """The layer's weights quantized for precision "int8" (by parameter
+        suffix, filled by stack_forward as it first needs each): kept while
+        the parameters stay as they are, quantized again after seqcore writes
+        them (an optimiser's step, load_state_dict: params_version). A user's
+        own write into the arrays is not seen: clear it (``_int8``) by setting
+        ``precision`` again."""
+        version = params_version()
+        if self._int8[0] != version:
+            self._int8 = (version, {})
+        return self._int8[1]
 
     def backward(self, dy, dstate=None):
         """dy: gradient at y (its shape); dstate: gradient at the returned state
@@ -221,13 +239,19 @@ def _both_directions(directions: int, run, threads: Optional[int]):
 def stack_forward(cell: str, params: Mapping[str, np.ndarray], x: np.ndarray, states: List[Optional[np.ndarray]],
                   *, num_layers: int, directions: int, merge: str = "concat", train: bool = True, lengths=None,
                   dropout_mask: Optional[Callable[[Tuple[int, ...]], np.ndarray]] = None,
-                  threads: Optional[int] = None, precision: str = "fp32"):
+                  threads: Optional[int] = None, precision: str = "fp32",
+                  int8_weights: Optional[Dict[str, "ops.Int8Weights"]] = None):
     """A stacked (bidirectional) RNN/LSTM/GRU over time-major x (T, B, D) with
     the parameters ``params`` (PyTorch's names; the biases may be absent:
     zeros). states: [h0] or [h0, c0] (LSTM), each (num_layers·directions, B, H)
     or None (zeros). dropout_mask(shape), when given, returns the array that
     multiplies each layer's output (T, B, F) but the last one's. precision:
-    the products' ("fp32" or "bf16", see seqcore.ops).
+    the products' ("fp32", "bf16" or, with train=False, "int8": see
+    seqcore.ops). int8_weights: for "int8", a dict the caller keeps (and
+    empties when the parameters change) in which each layer's and
+    direction's quantized weights (ops.Int8Weights) are kept by parameter
+    suffix ("_l0", "_l1_reverse"), made on first use; None: quantized in
+    the call.
 
     Returns (y (T, B, F), final: a tuple of (num_layers·directions, B, H)
     arrays (h[, c]), saved: what stack_backward needs, None unless train)."""
@@ -244,6 +268,11 @@ def stack_forward(cell: str, params: Mapping[str, np.ndarray], x: np.ndarray, st
         if b_ih is None:  # a layer without biases (torch's bias=False)
             b_ih = b_hh = np.zeros(W_hh.shape[0], W_hh.dtype)
         options = dict(train=train, lengths=lengths, reverse=d == 1, num_threads=threads, precision=precision)
+        if precision == "int8" and int8_weights is not None:
+            w = int8_weights.get(sfx)
+            if w is None or not w.matches(W_ih, W_hh):
+                w = int8_weights[sfx] = ops.Int8Weights(cell, W_ih, W_hh)
+            options["int8_weights"] = w
         if cell == "gru":
             out = ops.gru_forward(inp, *init, W_ih, W_hh, b_ih, b_hh, **options)
         else:

@@ -42,10 +42,12 @@ class Stepper:
     rows keep their state. num_threads: the most threads of a step (None:
     seqcore.get_num_threads()); default 1 (see seqcore.ops.NativeStepper);
     the logits are the same whatever the threads. precision: the products'
-    precision, "fp32" or "bf16" (float32 models); None: the model's. In
-    "bf16" the weights are rounded to bfloat16 once and each row's logits
+    precision, "fp32", "bf16" or "int8" (float32 models); None: the model's.
+    In "bf16" the weights are rounded to bfloat16 once and each row's logits
     are those of the model's forward in precision "bf16" (bit for bit),
-    which reads half the bytes a token. ``keep(rows)`` moves the state of the given rows to
+    which reads half the bytes a token; in "int8" the recurrent weights are
+    quantized once (the head stays float32) and each row's logits are those
+    of the model's forward in "int8" (bit for bit): a quarter of the bytes. ``keep(rows)`` moves the state of the given rows to
     the front, so that rows that are done (a sample that ended) cost nothing
     more.
     """

@@ -22,6 +22,14 @@ vdpbf16ps (isa "avx512_bf16"), a float32 product of the rounded operands
 elsewhere. Gate nonlinearities,
 the cell state, the biases and every array in or out stay float32. The
 cache remembers the precision and backward follows it.
+``precision="int8"`` (float32, inference: ``train=False``; a training
+forward in it is refused) runs the cells' products in int8 with exact
+int32 sums, as PyTorch's dynamic quantization does: the weights quantized
+once per output row (``Int8Weights``, or in the call), x and h per row at
+every step; the scheme and its error bound are seqcore.reference.int8's.
+AMX-INT8 tiles (isa "amx_bf16"), vpdpbusd ("avx512_vnni", "avx512_bf16",
+AVX-VNNI's "avx2_vnni"), 16-bit products elsewhere: the same int32 sums on
+every ISA and thread count.
 
 Every argument is checked here, with an error naming it. Inputs that are not
 C-contiguous are copied to C-contiguous arrays (the one conversion made);
@@ -42,8 +50,9 @@ from typing import Any
 
 from ._cells import (forward_workspace_bytes, gru_backward, gru_forward, lstm_backward, lstm_forward,
                      rnn_backward, rnn_forward)
-from ._checks import BACKENDS, PRECISIONS, Cache, check_precision
+from ._checks import BACKENDS, PRECISIONS, Cache, check_inference, check_precision
 from ._generation import NativeStepper, draw
+from ._int8 import Int8Weights
 from ._products import adam_update, matmul, softmax_cross_entropy_rows, sum_of_squares
 from ._runtime import (ISAS, MAX_THREADS, SPIN_COUNT, get_num_threads, info, plan_product_threads,
                        plan_stream_threads, plan_threads, set_isa, set_num_threads, thread_plan_costs)
@@ -55,9 +64,9 @@ __all__ = [
     "info", "get_num_threads", "set_num_threads", "set_isa", "forked",
     "plan_threads", "plan_product_threads", "plan_stream_threads", "thread_plan_costs",
     "matmul", "adam_update", "sum_of_squares", "softmax_cross_entropy_rows",
-    "check_precision", "Cache", "forward_workspace_bytes",
+    "check_precision", "check_inference", "Cache", "forward_workspace_bytes",
     "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
-    "draw", "NativeStepper",
+    "draw", "NativeStepper", "Int8Weights",
 ]
 
 # Layer 0's x W_ihᵀ is kept for every id (one row copied a step instead of a

@@ -7,8 +7,9 @@ from typing import Optional
 import numpy as np
 
 from .. import reference
-from ._checks import (Cache, backend_to_run, check_dy_dh, check_weights, checked_cache, checked_flag, checked_grad,
-                      checked_lengths, checked_reverse, checked_state, wants_bf16)
+from ._checks import (Cache, backend_to_run, check_dy_dh, check_inference, check_precision, check_weights,
+                      checked_cache, checked_flag, checked_grad, checked_lengths, checked_reverse, checked_state)
+from ._int8 import Int8Weights, int8_weights_for
 from ._runtime import checked_threads, core
 
 
@@ -16,8 +17,14 @@ from ._runtime import checked_threads, core
 # the native kernels
 
 
-def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16):
-    """Runs core.cell_forward; returns ((y, hT, cT), what backward needs)."""
+def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, precision,
+                    int8_weights=None):
+    """Runs core.cell_forward (core.cell_forward_int8 in precision "int8");
+    returns ((y, hT, cT), what backward needs)."""
+    if precision == "int8":
+        weights = int8_weights_for(cell, W_ih, W_hh, int8_weights, num_threads)
+        return core.cell_forward_int8(cell, x, h0, c0, weights, b_ih, b_hh, lengths, reverse, num_threads), None
+    bf16 = precision == "bf16"
     y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = core.cell_forward(
         cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16)
     data = dict(x=x, W_ih=W_ih, W_hh=W_hh, ws_h=ws_h, ws_gates=ws_gates, ws_c=ws_c, ws_hn=ws_hn,
@@ -49,23 +56,25 @@ def forward_workspace_bytes(cell: str, T: int, B: int, D: int, H: int, *, train:
 
 def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
                 lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
-                precision: str = "fp32"):
+                precision: str = "fp32", int8_weights: Optional[Int8Weights] = None):
     """Vanilla tanh RNN over a whole sequence: h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b).
 
     x (T, B, D); h0 (B, H) or None (zeros); W_ih (H, D); W_hh (H, H); b (H,).
     Returns y (T, B, H), hT (B, H) and the cache for rnn_backward (None when
     ``train`` is False: nothing is kept).
-    ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
+    ``precision``: "fp32", "bf16" (bfloat16 products, float32 arrays only) or
+    "int8" (inference, float32; ``int8_weights``: W_ih and W_hh prepared by
+    Int8Weights, else quantized in the call).
     """
     x, W_ih, W_hh, (b,), H = check_weights(1, x, W_ih, W_hh, [("b", b)])
     h0 = checked_state("h0", h0, x, H)
     lengths, reverse, num_threads = checked_lengths(lengths, x), checked_reverse(reverse), checked_threads(num_threads)
     train = checked_flag("train", train)
-    bf16 = wants_bf16(precision, x.dtype)
+    check_inference(check_precision(precision, x.dtype), train)
     backend = backend_to_run(backend, x, H)
     if backend == "native":
         (y, hT, _), data = _native_forward("rnn", x, h0, None, W_ih, W_hh, b, None, train, lengths, reverse,
-                                           num_threads, bf16)
+                                           num_threads, precision, int8_weights)
     else:
         y, hT, data = reference.rnn_forward(x, h0, W_ih, W_hh, b, train=train, lengths=lengths, reverse=reverse,
                                             precision=precision)
@@ -92,23 +101,25 @@ def rnn_backward(dy, dhT, cache):
 
 def lstm_forward(x, h0, c0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[str] = None,
                  lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", int8_weights: Optional[Int8Weights] = None):
     """LSTM over a whole sequence, gates i, f, g, o (update, forget, candidate, output).
 
     x (T, B, D); h0, c0 (B, H) or None (zeros); W_ih (4H, D); W_hh (4H, H);
     b (4H,). Returns y (T, B, H), hT, cT (B, H) and the cache for
     lstm_backward (None when ``train`` is False).
-    ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
+    ``precision``: "fp32", "bf16" (bfloat16 products, float32 arrays only) or
+    "int8" (inference, float32; ``int8_weights``: W_ih and W_hh prepared by
+    Int8Weights, else quantized in the call).
     """
     x, W_ih, W_hh, (b,), H = check_weights(4, x, W_ih, W_hh, [("b", b)])
     h0, c0 = checked_state("h0", h0, x, H), checked_state("c0", c0, x, H)
     lengths, reverse, num_threads = checked_lengths(lengths, x), checked_reverse(reverse), checked_threads(num_threads)
     train = checked_flag("train", train)
-    bf16 = wants_bf16(precision, x.dtype)
+    check_inference(check_precision(precision, x.dtype), train)
     backend = backend_to_run(backend, x, H)
     if backend == "native":
         (y, hT, cT), data = _native_forward("lstm", x, h0, c0, W_ih, W_hh, b, None, train, lengths, reverse,
-                                           num_threads, bf16)
+                                           num_threads, precision, int8_weights)
     else:
         y, hT, cT, data = reference.lstm_forward(x, h0, c0, W_ih, W_hh, b, train=train, lengths=lengths,
                                                  reverse=reverse, precision=precision)
@@ -135,24 +146,26 @@ def lstm_backward(dy, dhT, dcT, cache):
 
 def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, *, train: bool = True, backend: Optional[str] = None,
                 lengths=None, reverse: bool = False, num_threads: Optional[int] = None,
-                precision: str = "fp32"):
+                precision: str = "fp32", int8_weights: Optional[Int8Weights] = None):
     """GRU over a whole sequence, gates r, z, n; the reset is applied after the
     recurrent product, as PyTorch and cuDNN do.
 
     x (T, B, D); h0 (B, H) or None (zeros); W_ih (3H, D); W_hh (3H, H);
     b_ih, b_hh (3H,). Returns y (T, B, H), hT (B, H) and the cache for
     gru_backward (None when ``train`` is False).
-    ``precision``: "fp32" or "bf16" (bfloat16 products, float32 arrays only).
+    ``precision``: "fp32", "bf16" (bfloat16 products, float32 arrays only) or
+    "int8" (inference, float32; ``int8_weights``: W_ih and W_hh prepared by
+    Int8Weights, else quantized in the call).
     """
     x, W_ih, W_hh, (b_ih, b_hh), H = check_weights(3, x, W_ih, W_hh, [("b_ih", b_ih), ("b_hh", b_hh)])
     h0 = checked_state("h0", h0, x, H)
     lengths, reverse, num_threads = checked_lengths(lengths, x), checked_reverse(reverse), checked_threads(num_threads)
     train = checked_flag("train", train)
-    bf16 = wants_bf16(precision, x.dtype)
+    check_inference(check_precision(precision, x.dtype), train)
     backend = backend_to_run(backend, x, H)
     if backend == "native":
         (y, hT, _), data = _native_forward("gru", x, h0, None, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse,
-                                           num_threads, bf16)
+                                           num_threads, precision, int8_weights)
     else:
         y, hT, data = reference.gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, train=train, lengths=lengths,
                                             reverse=reverse, precision=precision)

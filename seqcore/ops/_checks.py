@@ -8,7 +8,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 BACKENDS = ("native", "reference")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 # Whether "native" runs the C++ cells (else it falls back to the reference).
 NATIVE_CELLS = True
 
@@ -48,20 +48,32 @@ def check_backend(backend: Optional[str]) -> None:
 
 
 def check_precision(precision, dtype=np.float32) -> str:
-    """Checks a precision ("fp32" or "bf16", see the module's docstring) for
-    arrays of `dtype` and returns it; ValueError naming ``precision`` for any
-    other value, and for "bf16" with float64."""
+    """Checks a precision ("fp32", "bf16" or "int8", see the module's
+    docstring) for arrays of `dtype` and returns it; ValueError naming
+    ``precision`` for any other value, and for "bf16" or "int8" with float64."""
     if not isinstance(precision, str) or precision not in PRECISIONS:
-        raise ValueError(f"precision: expected 'fp32' or 'bf16', got {precision!r}")
-    if precision == "bf16" and np.dtype(dtype) != np.float32:
-        raise ValueError(f"precision: 'bf16' needs float32 arrays, got {np.dtype(dtype)} "
+        raise ValueError(f"precision: expected 'fp32', 'bf16' or 'int8', got {precision!r}")
+    if precision != "fp32" and np.dtype(dtype) != np.float32:
+        raise ValueError(f"precision: {precision!r} needs float32 arrays, got {np.dtype(dtype)} "
                          "(float64 computes in float64: use precision='fp32')")
     return precision
 
 
+def check_inference(precision: str, train: bool) -> None:
+    """Precision "int8" is for inference: a training forward in it is refused,
+    naming ``precision``."""
+    if precision == "int8" and train:
+        raise ValueError("precision: 'int8' is for inference (train=False) only; train in 'fp32' or 'bf16', "
+                         "then set precision = 'int8' to serve")
+
+
 def wants_bf16(precision, dtype) -> bool:
-    """check_precision; True for "bf16"."""
-    return check_precision(precision, dtype) == "bf16"
+    """check_precision for a product that has "fp32" and "bf16" (not "int8",
+    refused naming ``precision``); True for "bf16"."""
+    if check_precision(precision, dtype) == "int8":
+        raise ValueError("precision: this product takes 'fp32' or 'bf16'; 'int8' is the recurrent layers' "
+                         "inference precision")
+    return precision == "bf16"
 
 
 def check_float_ndarray(name: str, a: Any) -> None:

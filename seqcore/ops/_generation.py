@@ -59,7 +59,10 @@ class NativeStepper:
 
     precision: the products' ("fp32", or "bf16" for float32: the weights
     rounded to bfloat16 once, each row's logits those of a one-row forward
-    in precision "bf16", bit for bit, on every ISA).
+    in precision "bf16", bit for bit, on every ISA; or "int8" for float32:
+    the recurrent weights quantized once, each row's logits those of a
+    one-row forward in "int8" (the head in float32), bit for bit, on every
+    ISA).
     """
 
     def __init__(self, cell: str, batch_size: int, embedding, W_ih, W_hh, b_ih, b_hh, head_W, head_b,
@@ -76,7 +79,8 @@ class NativeStepper:
         from .. import ops  # the package's STEPPER_TABLE_BYTES, which tests and fuzz/ change
         table = V * GH * self.dtype.itemsize <= ops.STEPPER_TABLE_BYTES
         native = core.StepperF64 if self.dtype == np.float64 else core.StepperF32
-        self._native = native(cell, int(batch_size), *weights, table, self.precision == "bf16")
+        self._native = native(cell, int(batch_size), *weights, table, self.precision == "bf16",
+                              self.precision == "int8")
         self.batch_size, self.vocab_size = int(batch_size), V
         self.num_threads = checked_threads(num_threads)  # checked now; 0: seqcore.get_num_threads() at each step
         self.num_layers, self.hidden_size = len(weights[2]), head_W.shape[1]

@@ -45,7 +45,7 @@ def _load_core():
 
 core = _load_core()
 
-ISAS = ("scalar", "avx2", "avx512", "avx512_bf16", "amx_bf16")
+ISAS = ("scalar", "avx2", "avx2_vnni", "avx512", "avx512_vnni", "avx512_bf16", "amx_bf16")
 
 # ---------------------------------------------------------------------------
 # runtime
@@ -112,9 +112,12 @@ def set_num_threads(n: int) -> None:
 
 
 def set_isa(name: str) -> None:
-    """Uses the kernels of another instruction set ("scalar", "avx2", "avx512",
-    "avx512_bf16", "amx_bf16") from now on, as SEQCORE_ISA does at start-up.
-    The last two differ from "avx512" only in precision "bf16"'s products."""
+    """Uses the kernels of another instruction set ("scalar", "avx2",
+    "avx2_vnni", "avx512", "avx512_vnni", "avx512_bf16", "amx_bf16") from now
+    on, as SEQCORE_ISA does at start-up. The "_vnni" ones differ from their
+    base only in precision "int8"'s products (vpdpbusd); "avx512_bf16" and
+    "amx_bf16" from "avx512_vnni" in "bf16"'s, and "amx_bf16" in "int8"'s
+    (AMX-INT8 tiles)."""
     if name not in ISAS:
         raise ValueError(f"name: expected one of {', '.join(map(repr, ISAS))}, got {name!r}")
     if name not in core.isas():
