@@ -356,5 +356,17 @@ inline void int8_unit_rows(const Int8Panels& m, const PanelMap& map, int64_t u, 
   });
 }
 
+// Unit u's NV vectors of one row into that row's columns (out_row: G·H
+// values), as the map places them; lanes past H are not written.
+template <int NV>
+inline void int8_store_columns(const PanelMap& map, int64_t u, const Vec<float>* acc, float* out_row) {
+  constexpr int V = Vec<float>::size;
+  for (int q = 0; q < NV; ++q) {
+    const int64_t j = map.hidden(u, q, 0);
+    if (j >= map.H) break;
+    store_n(acc[q], out_row + map.column(u, q, 0), static_cast<int>(map.H - j < V ? map.H - j : V));
+  }
+}
+
 }  // namespace SEQCORE_ISA_NS
 }  // namespace seqcore
