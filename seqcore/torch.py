@@ -51,6 +51,13 @@ Precision and dtypes, as torch's modules:
 - ``torch.autocast("cpu", dtype=torch.float16)``: seqcore has no float16
   products; the stack computes in float32 and returns torch's dtypes (LSTM,
   RNN float16; GRU as above). (torch's own LSTM fails there, in oneDNN.)
+- ``convert(model, precision="int8")`` (or a module's ``seqcore_precision
+  = "int8"``): inference in seqcore's int8 products (weights quantized per
+  output row once, until they change; activations per row each step; see
+  seqcore.ops), for float32 modules; a call that needs gradients is
+  refused. ``precision="bf16"``: the bf16 products without autocast.
+  ``convert`` also takes the modules ``quantize_dynamic`` makes (see
+  convert).
 - bfloat16 parameters (``model.to(torch.bfloat16)``): the bf16 products on
   float32 copies of the weights; input, states, outputs and every gradient
   bfloat16. float16 parameters: float32 arithmetic, float16 in and out.
@@ -104,6 +111,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.utils.weak import WeakIdKeyDictionary
 
 from .nn.recurrent import param_suffixes, stack_backward, stack_forward
 
@@ -114,6 +122,9 @@ GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 # 16-bit ones in float32 (see the module's docstring).
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 LOW = (torch.bfloat16, torch.float16)
+# A module's seqcore_precision: None (its dtype's and autocast's), "bf16" (the
+# bf16 products whatever autocast says) or "int8" (inference, float32 modules).
+PRECISIONS = (None, "bf16", "int8")
 
 
 
@@ -188,7 +199,8 @@ def recurrent_forward(x: Tensor, h0: Optional[Tensor], c0: Optional[Tensor], wei
         [_numpy(h0), _numpy(c0)] if cell == "lstm" else [_numpy(h0)], num_layers=num_layers,
         directions=2 if bidirectional else 1, train=train, lengths=None if lengths is None else _numpy(lengths),
         dropout_mask=(lambda shape: _numpy(next(pending))) if masks else None,
-        threads=torch.get_num_threads(), precision=precision, nonlinearity=nonlinearity, proj_size=proj_size)
+        threads=torch.get_num_threads(), precision=precision, nonlinearity=nonlinearity, proj_size=proj_size,
+        int8_weights=_int8_weights(weights) if precision == "int8" else None)
     c_n = torch.from_numpy(finals[1]) if cell == "lstm" else x.new_empty(0)
     handle = _keep(saved) if train else torch.empty(0, dtype=torch.int64)
     return torch.from_numpy(y), torch.from_numpy(finals[0]), c_n, handle
@@ -248,6 +260,22 @@ def _backward(ctx, dy, dh_n, dc_n, _dhandle):
 
 
 recurrent_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+_INT8 = WeakIdKeyDictionary()  # a stack's first weight -> (its weights' ids and versions, their Int8Weights)
+
+
+def _int8_weights(weights: List[Tensor]) -> dict:
+    """The dict in which stack_forward keeps a stack's quantized weights
+    (ops.Int8Weights by parameter suffix), kept while the weights are the
+    same tensors at the same versions: an in-place change (an optimizer's
+    step, load_state_dict, ``with torch.no_grad(): w.mul_(2)``) bumps a
+    version, and the next call quantizes them again."""
+    key = tuple((id(w), w._version) for w in weights)
+    kept = _INT8.get(weights[0])
+    if kept is None or kept[0] != key:
+        kept = _INT8[weights[0]] = (key, {})
+    return kept[1]
 
 
 def _torch_dropout_masks(p: float, count: int, shape: Tuple[int, int, int], dtype: torch.dtype,
@@ -334,6 +362,12 @@ class _Recurrent:
 
         compute = torch.float64 if param_dtype == torch.float64 else torch.float32
         precision = "bf16" if torch.bfloat16 in (param_dtype, autocast) else "fp32"
+        chosen = getattr(self, "seqcore_precision", None)
+        if chosen not in PRECISIONS:
+            raise ValueError(f"seqcore_precision: expected None, 'bf16' or 'int8', got {chosen!r}")
+        if chosen is not None and param_dtype != torch.float32:
+            raise TypeError(f"seqcore_precision: {chosen!r} runs float32 modules, got {param_dtype} parameters")
+        precision = chosen or precision
         if autocast is None:
             out_dtype = param_dtype
         elif self._cell == "gru":  # not on autocast's list: torch's GRU keeps its state's dtype
@@ -351,6 +385,10 @@ class _Recurrent:
                                          (x.shape[0], x.shape[1], dirs * (self.proj_size or self.hidden_size)),
                                          compute, packed)
         train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in [x, *states, *weights])
+        if precision == "int8" and train:
+            raise ValueError("precision: seqcore_precision 'int8' is for inference: call the module under "
+                             "torch.no_grad() or torch.inference_mode() (or with nothing that requires a "
+                             "gradient); train in float32 or bf16")
         y, h_n, c_n, _ = recurrent_forward(x, *(states + [None] * (2 - len(states))), weights, masks, lengths,
                                            self._cell, self.num_layers, self.bidirectional, self.bias,
                                            getattr(self, "nonlinearity", "tanh"), self.proj_size, precision, train)
@@ -471,20 +509,67 @@ ORIGINALS = {twin: original for original, twin in TWINS.items()}
 COMPILES = _let_dynamo_trace_converted_modules()
 
 
-def convert(model: torch.nn.Module) -> torch.nn.Module:
+def convert(model: torch.nn.Module, *, precision: Optional[str] = None) -> torch.nn.Module:
     """Makes every torch.nn.LSTM, GRU and RNN in ``model`` (``model`` itself
     included) run on seqcore's kernels, in place; returns ``model``.
 
     Each module keeps its parameters (the same objects: an optimizer built
     before still updates them), buffers, hooks and mode: only its class
     changes. Only these exact classes are converted (not subclasses of them,
-    whose forward may differ)."""
+    whose forward may differ).
+
+    precision: None (the parameters' dtype and autocast decide), "bf16"
+    (seqcore's bf16 products in every call, autocast or not) or "int8"
+    (inference in seqcore's int8 products: weights quantized per output row
+    once, until they change; a call that needs gradients is refused), set
+    as each converted module's ``seqcore_precision`` (change it there
+    later). The dynamically quantized LSTM and GRU modules of
+    ``torch.ao.quantization.quantize_dynamic`` are replaced in their parent
+    by seqcore's, with their weights dequantized and precision "int8" (or the
+    one given), not requiring gradients; if ``model`` itself is one, the
+    replacement is returned (use what convert returns)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    found = [m for m in model.modules() if type(m) in TWINS]
-    for m in found:
-        m.__class__ = TWINS[type(m)]
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected None, 'bf16' or 'int8', got {precision!r}")
+    for name, m in list(model.named_modules()):
+        if _dynamically_quantized(m):
+            twin = _from_dynamically_quantized(m, precision or "int8")
+            if not name:
+                return twin
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, twin)
+    for m in model.modules():
+        if type(m) in TWINS:
+            m.__class__ = TWINS[type(m)]
+            if precision is not None:
+                m.seqcore_precision = precision
+        elif type(m) in ORIGINALS and precision is not None:
+            m.seqcore_precision = precision
     return model
+
+
+def _dynamically_quantized(module: torch.nn.Module) -> bool:
+    """A dynamically quantized LSTM/GRU (torch.ao.nn.quantized.dynamic), found
+    by name so that torch's deprecated quantization package is not imported."""
+    return type(module).__module__.startswith("torch.ao.nn.quantized.dynamic") and \
+        type(module).__name__ in ("LSTM", "GRU")
+
+
+def _from_dynamically_quantized(q: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """seqcore's module of q's configuration with q's weights dequantized
+    (made on the meta device, then given them: nothing drawn)."""
+    if getattr(q, "proj_size", 0):
+        raise ValueError("model: a dynamically quantized LSTM with proj_size has no int8 kernel in seqcore")
+    twin = TWINS[getattr(torch.nn, type(q).__name__)](q.input_size, q.hidden_size, q.num_layers, q.bias,
+                                                        q.batch_first, float(q.dropout), q.bidirectional,
+                                                        device="meta")
+    state = {name: w.dequantize() for name, w in q.get_weight().items()}
+    state.update(q.get_bias())
+    twin.load_state_dict(state, assign=True)
+    twin.requires_grad_(False).train(q.training)
+    twin.seqcore_precision = precision
+    return twin
 
 
 def revert(model: torch.nn.Module) -> torch.nn.Module:
@@ -495,4 +580,5 @@ def revert(model: torch.nn.Module) -> torch.nn.Module:
     for m in model.modules():
         if type(m) in ORIGINALS:
             m.__class__ = ORIGINALS[type(m)]
+            m.__dict__.pop("seqcore_precision", None)
     return model

@@ -73,7 +73,6 @@ template <int NV>
 void int8_project_inputs(const PanelMap& map, const Int8Panels& ih, const float* X, int64_t n, int64_t D,
                          int64_t GH, uint8_t* xq, float* xs, float* Gx, int num_threads) {
   const int64_t Dp = int8_depth(D), units = map.units();
-  constexpr int V = Vec<float>::size;
   for (int64_t r = 0; r < n; ++r) xs[r] = int8_quantize_row(X + r * D, D, Dp, xq + r * Dp);
   const int nt = static_cast<int>(plan_product_threads(n, GH, D, num_threads));
   run_workers(num_threads, static_cast<int>(units < nt ? units : nt), [&](int w, int team) {
@@ -81,14 +80,8 @@ void int8_project_inputs(const PanelMap& map, const Int8Panels& ih, const float*
     int64_t u0, u1;
     split_units(units, w, team, u0, u1);
     for (int64_t u = u0; u < u1; ++u)
-      int8_unit_rows<NV>(ih, map, u, xq, Dp, xs, n, [&](int64_t row, const Vec<float>* acc) {
-        alignas(64) float y[V];
-        for (int q = 0; q < NV; ++q) {
-          acc[q].store(y);
-          for (int lane = 0; lane < V; ++lane)
-            if (map.hidden(u, q, lane) < map.H) Gx[row * GH + map.column(u, q, lane)] = y[lane];
-        }
-      });
+      int8_unit_rows<NV>(ih, map, u, xq, Dp, xs, n,
+                         [&](int64_t row, const Vec<float>* acc) { int8_store_columns<NV>(map, u, acc, Gx + row * GH); });
   });
 }
 

@@ -51,8 +51,22 @@ struct Int8Panels {
 // (a_q = 0) to Kp; rows whose max |a| is below 2^-100 are all zeros, s = 0.
 // One IEEE operation at a time, as reference.int8.quantize_rows.
 inline float int8_quantize_row(const float* a, int64_t K, int64_t Kp, uint8_t* dst) {
+  // max |a| (exact in any order; vectorised: the rows are quantized at every step)
   float amax = 0.0f;
-  for (int64_t k = 0; k < K; ++k) {
+  int64_t k0 = 0;
+#if defined(__AVX512F__)
+  __m512 vmax = _mm512_setzero_ps();
+  for (; k0 + 16 <= K; k0 += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(a + k0)));
+  amax = _mm512_reduce_max_ps(vmax);
+#elif defined(__AVX2__)
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 vmax = _mm256_setzero_ps();
+  for (; k0 + 8 <= K; k0 += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(a + k0), magnitude));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, vmax);
+  for (int i = 0; i < 8; ++i) amax = lanes[i] > amax ? lanes[i] : amax;
+#endif
+  for (int64_t k = k0; k < K; ++k) {
     const float v = std::fabs(a[k]);
     amax = v > amax ? v : amax;
   }
@@ -354,6 +368,18 @@ inline void int8_unit_rows(const Int8Panels& m, const PanelMap& map, int64_t u, 
     }
     done(row, static_cast<const Vec<float>*>(acc));
   });
+}
+
+// Unit u's NV vectors of one row into that row's columns (out_row: G·H
+// values), as the map places them; lanes past H are not written.
+template <int NV>
+inline void int8_store_columns(const PanelMap& map, int64_t u, const Vec<float>* acc, float* out_row) {
+  constexpr int V = Vec<float>::size;
+  for (int q = 0; q < NV; ++q) {
+    const int64_t j = map.hidden(u, q, 0);
+    if (j >= map.H) break;
+    store_n(acc[q], out_row + map.column(u, q, 0), static_cast<int>(map.H - j < V ? map.H - j : V));
+  }
 }
 
 }  // namespace SEQCORE_ISA_NS

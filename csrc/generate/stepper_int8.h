@@ -100,17 +100,10 @@ inline void stepper_quantize_rows(const float* A, int64_t n, int64_t K, uint8_t*
 template <int NV>
 void stepper_int8_columns(const PanelMap& map, const Int8Panels& m, int64_t u0, int64_t u1, const uint8_t* rows,
                           const float* scales, int64_t n, float* gx, int64_t GH) {
-  constexpr int V = Vec<float>::size;
   const int64_t Kp = int8_depth(m.K);
   for (int64_t u = u0; u < u1; ++u)
-    int8_unit_rows<NV>(m, map, u, rows, Kp, scales, n, [&](int64_t row, const Vec<float>* acc) {
-      alignas(64) float y[V];
-      for (int q = 0; q < NV; ++q) {
-        acc[q].store(y);
-        for (int lane = 0; lane < V; ++lane)
-          if (map.hidden(u, q, lane) < map.H) gx[row * GH + map.column(u, q, lane)] = y[lane];
-      }
-    });
+    int8_unit_rows<NV>(m, map, u, rows, Kp, scales, n,
+                       [&](int64_t row, const Vec<float>* acc) { int8_store_columns<NV>(map, u, acc, gx + row * GH); });
 }
 
 template <int NV>
