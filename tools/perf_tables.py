@@ -132,6 +132,27 @@ def _cells_bf16(bench: Dict[str, Any]) -> str:
     return _table(headers, _pivot(records, value, columns, _shape))
 
 
+def _cells_int8(bench: Dict[str, Any]) -> str:
+    """bench/cells.py --precision int8: inference, seqcore int8 and its ratios."""
+    headers = ["cell, T×B×D×H", "threads", "int8 tokens/s", "×seqcore bf16", "×seqcore fp32",
+               "×torch int8 (quantize_dynamic)"]
+    rows = [[_shape(r), str(r["threads"]), _num(r["int8_tokens_per_s"]), f"{r['int8_over_bf16']:.2f}",
+             f"{r['int8_over_fp32']:.2f}", f"{r['int8_over_torch_int8']:.2f}" if "int8_over_torch_int8" in r else ""]
+            for r in bench["records"]]
+    return _table(headers, rows)
+
+
+def _torch_dropin(bench: Dict[str, Any]) -> str:
+    """bench/torch_dropin.py: a PyTorch training loop as written and converted, in turns."""
+    cfg = bench["config"]
+    headers = ["model", "precision", "torch tokens/s", "converted tokens/s", "converted / torch"]
+    rows = [[f"{r['cell'].upper()} {cfg['hidden']} × {cfg['layers']}",
+             "bf16 autocast" if r.get("precision") == "bf16" else "float32",
+             _num(r["torch_tokens_per_s"]), _num(r["seqcore_torch_tokens_per_s"]), f"{r['ratio']:.2f}×"]
+            for r in bench["results"]]
+    return _table(headers, rows)
+
+
 def _generate(bench: Dict[str, Any]) -> str:
     rows, base = [], {}
     for r in bench["records"]:
@@ -182,13 +203,15 @@ def cells_summary(bench: Dict[str, Any], threads: Optional[int] = None) -> str:
 def _renderer(data: Dict[str, Any]) -> Callable[[Any], str]:
     command = data["command"]
     if "bench/cells.py" in command:
-        return _cells_bf16 if data["bench"].get("precision") == "bf16" else _cells_fp32
+        return {"bf16": _cells_bf16, "int8": _cells_int8}.get(data["bench"].get("precision"), _cells_fp32)
+    if "bench/torch_dropin.py" in command:
+        return _torch_dropin
     if "bench/generate.py" in command:
         return _generate
     if "bench/layers.py" in command:
         return _layers
     raise ValueError(f"{data['name']}: no table for the command {command!r} "
-                     "(bench/cells.py, bench/generate.py, bench/layers.py)")
+                     "(bench/cells.py, bench/generate.py, bench/layers.py, bench/torch_dropin.py)")
 
 
 def caption(data: Dict[str, Any]) -> str:
