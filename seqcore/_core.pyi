@@ -165,8 +165,9 @@ def cell_forward_int8(
     lengths: Optional[npt.NDArray[np.int64]] = None,
     reverse: bool = False,
     num_threads: int = 0,
+    relu: bool = False,
 ) -> Tuple[_Array, _Array, Optional[_Array]]:
-    """Inference of one layer, one direction, in precision 'int8' (float32) -> (y, hT, cT)."""
+    """Inference of one layer, one direction, in precision 'int8' (float32) -> (y, hT, cT); relu: an RNN's nonlinearity."""
 
 def int8_sums(
     a: _Array, w: _Array, nv: int = 1, num_threads: int = 0

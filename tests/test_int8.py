@@ -118,6 +118,23 @@ def test_native_equals_the_reference_of_the_same_arithmetic(isa, cell, shape):
         assert relative_error(native[k], ref[k]) < 2e-3, (k, relative_error(native[k], ref[k]))
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_relu_rnn_in_int8_equals_the_reference_of_the_same_arithmetic(isa, shape):
+    """nonlinearity="relu": the int8 products feed the RNN's relu epilogue."""
+    T, B, D, H = shape
+    rng = np.random.default_rng(4)
+    x, h0 = rng.standard_normal((T, B, D)).astype(np.float32), rng.standard_normal((B, H)).astype(np.float32)
+    W_ih, W_hh = (rng.uniform(-0.4, 0.4, (H, n)).astype(np.float32) for n in (D, H))
+    b = rng.uniform(-0.2, 0.2, H).astype(np.float32)
+    options = dict(train=False, precision="int8", nonlinearity="relu")
+    y, hT, _ = ops.rnn_forward(x, h0, W_ih, W_hh, b, **options)
+    y_ref, hT_ref, _ = ops.rnn_forward(x, h0, W_ih, W_hh, b, backend="reference", **options)
+    assert (y >= 0).all() and (y == 0).any()  # relu, not tanh
+    assert relative_error(y, y_ref) < 2e-3 and relative_error(hT, hT_ref) < 2e-3
+    y_tanh, _, _ = ops.rnn_forward(x, h0, W_ih, W_hh, b, train=False, precision="int8")
+    assert not np.allclose(y, y_tanh)
+
+
 # ISAs whose epilogues are the same vector code: their int8 products differ
 # (16-bit products, vpdpbusd, AMX tiles) but give the same int32 sums, so
 # their outputs are the same bits. Across widths the epilogue's sigmoid and

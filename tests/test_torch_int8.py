@@ -131,10 +131,17 @@ def test_quantize_dynamic_modules_are_replaced_by_seqcores_in_int8(cls):
     assert type(alone) is getattr(st, cls)
 
 
-def test_int8_refuses_a_relu_rnn_naming_precision():
+def test_a_relu_rnn_runs_in_int8_as_seqcores_own_layer():
+    torch.manual_seed(0)
     module = st.convert(torch.nn.RNN(4, 8, nonlinearity="relu"), precision="int8")
-    with torch.no_grad(), pytest.raises(ValueError, match="precision: 'int8' runs tanh RNNs only"):
-        module(torch.randn(5, 2, 4))
+    x = torch.randn(5, 2, 4)
+    with torch.no_grad():
+        y = module(x)[0]
+    p = {n: w.detach().numpy() for n, w in module.named_parameters()}
+    y_ops, _, _ = ops.rnn_forward(x.numpy(), None, p["weight_ih_l0"], p["weight_hh_l0"],
+                                  p["bias_ih_l0"] + p["bias_hh_l0"], train=False, precision="int8",
+                                  nonlinearity="relu")
+    assert np.array_equal(y.numpy(), y_ops) and (y >= 0).all()
 
 
 def test_revert_forgets_the_precision():

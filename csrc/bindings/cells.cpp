@@ -298,9 +298,10 @@ class Int8Weights {
 // Returns (y, hT, cT); cT is None but for LSTM.
 py::tuple cell_forward_int8_py(Cell cell, const py::array& x, const py::array& h0, const py::object& c0,
                                const Int8Weights& w, const py::array& b_ih, const py::object& b_hh,
-                               const py::object& lengths, bool reverse, int num_threads) {
+                               const py::object& lengths, bool reverse, int num_threads, bool relu) {
   check_array<float>(x, "x", 3, false);
   if (w.cell() != cell) throw py::value_error("weights: packed for another cell");
+  if (relu && cell != Cell::rnn) throw py::value_error("relu: only an RNN has a nonlinearity to choose");
   if (w.kernels() != &active_kernels()) {
     throw py::value_error(std::string("weights: packed for the ISA '") + w.isa() + "', and '" +
                           active_kernels().name + "' is in use now: pack them again");
@@ -311,7 +312,7 @@ py::tuple cell_forward_int8_py(Cell cell, const py::array& x, const py::array& h
     throw py::value_error("x: expected D = " + std::to_string(w.D()) + " (the weights'), got " + std::to_string(D));
   }
   CellForwardArgs<float> a;
-  a.T_ = T_, a.B = B, a.D = D, a.H = H, a.train = false, a.reverse = reverse;
+  a.T_ = T_, a.B = B, a.D = D, a.H = H, a.train = false, a.reverse = reverse, a.relu = relu;
   a.lengths = lengths_arg(lengths, B, T_);
   const std::vector<int64_t> order = row_order(a.lengths, B);
   a.order = order.empty() ? nullptr : order.data();
@@ -417,12 +418,15 @@ void bind_cells(py::module_& m) {
       "cell_forward_int8",
       [](const std::string& cell, const py::array& x, const py::array& h0, const py::object& c0,
          const Int8Weights& weights, const py::array& b_ih, const py::object& b_hh, const py::object& lengths,
-         bool reverse, int num_threads) {
-        return cell_forward_int8_py(parse_cell(cell), x, h0, c0, weights, b_ih, b_hh, lengths, reverse, num_threads);
+         bool reverse, int num_threads, bool relu) {
+        return cell_forward_int8_py(parse_cell(cell), x, h0, c0, weights, b_ih, b_hh, lengths, reverse, num_threads,
+                                    relu);
       },
       py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("weights"), py::arg("b_ih"),
       py::arg("b_hh"), py::arg("lengths") = py::none(), py::arg("reverse") = false, py::arg("num_threads") = 0,
-      "Inference of one layer, one direction, in precision 'int8' (float32) -> (y, hT, cT).");
+      py::arg("relu") = false,
+      "Inference of one layer, one direction, in precision 'int8' (float32) -> (y, hT, cT); relu: an RNN's "
+      "nonlinearity.");
   m.def("int8_sums", &int8_sums_py, py::arg("a"), py::arg("w"), py::arg("nv") = 1, py::arg("num_threads") = 0,
         "For tests: the exact int32 sums of a and w quantized per row -> (S, scale_a, scale_w).");
 }

@@ -198,16 +198,24 @@ inline void cell_forward_int8(Cell cell, const CellForwardArgs<float>& a, const 
                                        return e;
                                      });
   } else {
-    forward_loop_int8<kRnnForwardNV>(a, H, Int8CellLayout<kRnnForwardNV>(cell, a.D, H), weights, h_pair,
-                                     [&](float* gx, const float* h_prev, float* h_out) {
-                                       RnnForwardEpilogue<float> e;
-                                       e.H = H;
-                                       e.gx = gx;
-                                       e.b = a.b_ih;
-                                       e.h_prev = h_prev;
-                                       e.h_out = h_out;
-                                       return e;
-                                     });
+    // relu: the same loop, the epilogue's other nonlinearity (a compile-time flag)
+    const auto run = [&](auto relu) {
+      forward_loop_int8<kRnnForwardNV>(a, H, Int8CellLayout<kRnnForwardNV>(cell, a.D, H), weights, h_pair,
+                                       [&](float* gx, const float* h_prev, float* h_out) {
+                                         RnnForwardEpilogue<float, decltype(relu)::value> e;
+                                         e.H = H;
+                                         e.gx = gx;
+                                         e.b = a.b_ih;
+                                         e.h_prev = h_prev;
+                                         e.h_out = h_out;
+                                         return e;
+                                       });
+    };
+    if (a.relu) {
+      run(std::true_type{});
+    } else {
+      run(std::false_type{});
+    }
   }
 }
 

@@ -24,7 +24,8 @@ def _native_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, rev
     returns ((y, hT, cT), what backward needs)."""
     if precision == "int8":
         weights = int8_weights_for(cell, W_ih, W_hh, int8_weights, num_threads)
-        return core.cell_forward_int8(cell, x, h0, c0, weights, b_ih, b_hh, lengths, reverse, num_threads), None
+        return core.cell_forward_int8(cell, x, h0, c0, weights, b_ih, b_hh, lengths, reverse, num_threads,
+                                      relu), None
     bf16 = precision == "bf16"
     y, hT, cT, ws_h, ws_gates, ws_c, ws_hn, ws_m = core.cell_forward(
         cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, train, lengths, reverse, num_threads, bf16, W_hr, relu)
@@ -70,13 +71,10 @@ def rnn_forward(x, h0, W_ih, W_hh, b, *, train: bool = True, backend: Optional[s
     Returns y (T, B, H), hT (B, H) and the cache for rnn_backward (None when
     ``train`` is False: nothing is kept; the cache remembers the nonlinearity).
     ``precision``: "fp32", "bf16" (bfloat16 products, float32 arrays only) or
-    "int8" (inference, float32, tanh only; ``int8_weights``: W_ih and W_hh
+    "int8" (inference, float32; ``int8_weights``: W_ih and W_hh
     prepared by Int8Weights, else quantized in the call).
     """
     nonlinearity = check_nonlinearity(nonlinearity)
-    if precision == "int8" and nonlinearity == "relu":
-        raise ValueError("precision: 'int8' runs tanh RNNs only (no int8 kernel has the relu epilogue yet); "
-                         "use 'fp32' or 'bf16' for nonlinearity='relu'")
     x, W_ih, W_hh, (b,), H = check_weights(1, x, W_ih, W_hh, [("b", b)])
     h0 = checked_state("h0", h0, x, H)
     lengths, reverse, num_threads = checked_lengths(lengths, x), checked_reverse(reverse), checked_threads(num_threads)
