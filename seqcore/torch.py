@@ -113,15 +113,13 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from torch.utils.weak import WeakIdKeyDictionary
 
-from .nn.recurrent import param_suffixes, stack_backward, stack_forward
+from .nn.recurrent import GATES, param_suffixes, stack_backward, stack_forward
 
 __all__ = ["LSTM", "GRU", "RNN", "convert", "revert"]
 
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 # The dtypes the modules take: float32/float64 compute as they are, the
 # 16-bit ones in float32 (see the module's docstring).
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-LOW = (torch.bfloat16, torch.float16)
 # A module's seqcore_precision: None (its dtype's and autocast's), "bf16" (the
 # bf16 products whatever autocast says) or "int8" (inference, float32 modules).
 PRECISIONS = (None, "bf16", "int8")
