@@ -175,40 +175,21 @@ inline void cell_forward_int8(Cell cell, const CellForwardArgs<float>& a, const 
     to_kernel_rows(rows, a.c0, H, c);
     forward_loop_int8<kLstmForwardNV>(a, 4 * H, Int8CellLayout<kLstmForwardNV>(cell, a.D, H), weights, h_pair,
                                       [&](float* gx, const float* h_prev, float* h_out) {
-                                        LstmForwardEpilogue<float> e;
-                                        e.H = H;
-                                        e.gx = gx;
-                                        e.b = a.b_ih;
-                                        e.h_prev = h_prev;
-                                        e.h_out = h_out;
-                                        e.c_prev = e.c_out = c;
-                                        return e;
+                                        return lstm_forward_epilogue(a, gx, h_prev, h_out, c, c);
                                       });
     to_batch_rows(rows, c, H, a.cT);
   } else if (cell == Cell::gru) {
     forward_loop_int8<kGruForwardNV>(a, 3 * H, Int8CellLayout<kGruForwardNV>(cell, a.D, H), weights, h_pair,
                                      [&](float* gx, const float* h_prev, float* h_out) {
-                                       GruForwardEpilogue<float> e;
-                                       e.H = H;
-                                       e.gx = gx;
-                                       e.b_ih = a.b_ih;
-                                       e.b_hh = a.b_hh;
-                                       e.h_prev = h_prev;
-                                       e.h_out = h_out;
-                                       return e;
+                                       return gru_forward_epilogue(a, gx, h_prev, h_out);
                                      });
   } else {
     // relu: the same loop, the epilogue's other nonlinearity (a compile-time flag)
     const auto run = [&](auto relu) {
       forward_loop_int8<kRnnForwardNV>(a, H, Int8CellLayout<kRnnForwardNV>(cell, a.D, H), weights, h_pair,
                                        [&](float* gx, const float* h_prev, float* h_out) {
-                                         RnnForwardEpilogue<float, decltype(relu)::value> e;
-                                         e.H = H;
-                                         e.gx = gx;
-                                         e.b = a.b_ih;
-                                         e.h_prev = h_prev;
-                                         e.h_out = h_out;
-                                         return e;
+                                         return rnn_forward_epilogue<float, decltype(relu)::value>(a, gx, h_prev,
+                                                                                                   h_out);
                                        });
     };
     if (a.relu) {

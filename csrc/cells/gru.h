@@ -119,6 +119,21 @@ struct GruBackwardEpilogue {
   }
 };
 
+// The epilogue of one iteration, gx and h_prev -> h_out, as inference runs it
+// (the fp32/bf16 loop below, the int8 loop in forward_int8.h); training
+// adds where the gates and h_n go.
+template <typename T>
+GruForwardEpilogue<T> gru_forward_epilogue(const CellForwardArgs<T>& a, T* gx, const T* h_prev, T* h_out) {
+  GruForwardEpilogue<T> e;
+  e.H = a.H;
+  e.gx = gx;
+  e.b_ih = a.b_ih;
+  e.b_hh = a.b_hh;
+  e.h_prev = h_prev;
+  e.h_out = h_out;
+  return e;
+}
+
 template <typename T>
 void gru_forward(const CellForwardArgs<T>& a) {
   const int64_t B = a.B, H = a.H, GH = 3 * H;
@@ -126,13 +141,7 @@ void gru_forward(const CellForwardArgs<T>& a) {
   const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
   const ForwardScratch<T> scratch(a.scratch, map, a.T_, B, a.D, GH, a.train, !rows.identity(), a.ws_gates);
   forward_loop<T, kGruForwardNV>(a, GH, map, scratch, [&](int64_t s, T* gx, const T* h_prev, T* h_out) {
-    GruForwardEpilogue<T> e;
-    e.H = H;
-    e.gx = gx;
-    e.b_ih = a.b_ih;
-    e.b_hh = a.b_hh;
-    e.h_prev = h_prev;
-    e.h_out = h_out;
+    GruForwardEpilogue<T> e = gru_forward_epilogue(a, gx, h_prev, h_out);
     if (a.train) {
       e.gates = gx;
       e.hn_out = a.ws_hn + rows.offset(s) * H;

@@ -135,6 +135,23 @@ struct LstmBackwardEpilogue {
   }
 };
 
+// The epilogue of one iteration: gx, h_prev and c_prev -> h_out (m with a
+// projection: h_prev then unused) and c_out; what the fp32/bf16 loop below
+// and the int8 loop (forward_int8.h) both run. Training adds the gates.
+template <typename T>
+LstmForwardEpilogue<T> lstm_forward_epilogue(const CellForwardArgs<T>& a, T* gx, const T* h_prev, T* h_out,
+                                             T* c_prev, T* c_out) {
+  LstmForwardEpilogue<T> e;
+  e.H = a.H;
+  e.gx = gx;
+  e.b = a.b_ih;
+  e.h_prev = a.P > 0 ? nullptr : h_prev;
+  e.h_out = h_out;
+  e.c_prev = c_prev;
+  e.c_out = c_out;
+  return e;
+}
+
 template <typename T>
 void lstm_forward(const CellForwardArgs<T>& a) {
   const int64_t T_ = a.T_, B = a.B, D = a.D, H = a.H, GH = 4 * H, P = a.P;
@@ -156,14 +173,9 @@ void lstm_forward(const CellForwardArgs<T>& a) {
     proj.m_buf = a.train ? nullptr : proj.panels + lstm_projection_panels<T>(H, P);
   }
   forward_loop<T, kLstmForwardNV>(a, GH, map, scratch, [&](int64_t s, T* gx, const T* h_prev, T* h_out) {
-    LstmForwardEpilogue<T> e;
-    e.H = H;
-    e.gx = gx;
-    e.b = a.b_ih;
-    e.h_prev = P > 0 ? nullptr : h_prev;
-    e.h_out = h_out;
-    e.c_prev = a.train ? a.ws_c + rows.offset(s) * H : c_buf;
-    e.c_out = a.train ? a.ws_c + rows.offset(s + 1) * H : c_buf;
+    LstmForwardEpilogue<T> e = lstm_forward_epilogue(a, gx, h_prev, h_out,
+                                                     a.train ? a.ws_c + rows.offset(s) * H : c_buf,
+                                                     a.train ? a.ws_c + rows.offset(s + 1) * H : c_buf);
     e.gates = a.train ? gx : nullptr;
     return e;
   }, P > 0 ? &proj : nullptr);

@@ -76,6 +76,19 @@ struct RnnBackwardEpilogue {
   }
 };
 
+// The epilogue of one iteration, gx and h_prev -> h_out: what the fp32/bf16
+// loop (below) and the int8 loop (forward_int8.h) both run.
+template <typename T, bool Relu>
+RnnForwardEpilogue<T, Relu> rnn_forward_epilogue(const CellForwardArgs<T>& a, T* gx, const T* h_prev, T* h_out) {
+  RnnForwardEpilogue<T, Relu> e;
+  e.H = a.H;
+  e.gx = gx;
+  e.b = a.b_ih;
+  e.h_prev = h_prev;
+  e.h_out = h_out;
+  return e;
+}
+
 template <typename T, bool Relu>
 void rnn_forward_with(const CellForwardArgs<T>& a) {
   const int64_t B = a.B, H = a.H;
@@ -83,13 +96,7 @@ void rnn_forward_with(const CellForwardArgs<T>& a) {
   const Rows rows{a.lengths, a.order, a.T_, B, a.reverse};
   const ForwardScratch<T> scratch(a.scratch, map, a.T_, B, a.D, H, a.train, !rows.identity(), nullptr);
   forward_loop<T, kRnnForwardNV>(a, H, map, scratch, [&](int64_t, T* gx, const T* h_prev, T* h_out) {
-    RnnForwardEpilogue<T, Relu> e;
-    e.H = H;
-    e.gx = gx;
-    e.b = a.b_ih;
-    e.h_prev = h_prev;
-    e.h_out = h_out;
-    return e;
+    return rnn_forward_epilogue<T, Relu>(a, gx, h_prev, h_out);
   });
 }
 
