@@ -125,7 +125,6 @@ DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 PRECISIONS = (None, "bf16", "int8")
 
 
-
 # ---------------------------------------------------------------------------
 # what a backward needs, named by a handle tensor
 
@@ -184,8 +183,8 @@ def recurrent_forward(x: Tensor, h0: Optional[Tensor], c0: Optional[Tensor], wei
     states h0 (layers·dirs, B, P), c0 (layers·dirs, B, H) or None (zeros),
     P = proj_size or H; masks: the dropout masks (T, B, dirs·P) of every
     layer but the last, or none; lengths (B,) int64 of a padded batch or
-    None. nonlinearity: an RNN's, "tanh" or "relu"; precision "fp32" or
-    "bf16".
+    None. nonlinearity: an RNN's, "tanh" or "relu"; precision "fp32",
+    "bf16" or (not ``train``) "int8".
 
     Returns (y (T, B, dirs·P), h_n (layers·dirs, B, P), c_n (layers·dirs, B,
     H; empty but for LSTM), handle: (1,) int64 naming what backward needs
