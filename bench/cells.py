@@ -38,7 +38,13 @@ from seqcore import benchmark, timing
 from seqcore.timing import format_table
 
 # (T, B, D, H)
-CONFIGS = [(100, 1, 64, 128), (200, 8, 64, 64), (64, 32, 128, 256), (100, 64, 256, 512), (50, 16, 512, 1024)]
+CONFIGS = [(100, 1, 64, 128), (200, 8, 64, 64), (64, 32, 128, 256), (100, 64, 256, 512), (50, 16, 512, 1024),
+           (100, 1, 256, 1024)]
+
+
+# Inference at batches up to this size is bound by reading W_hh each step:
+# the table gives its rate as a share of the bandwidth probe's.
+SMALL_BATCH = 4
 
 
 def geomean(values):
@@ -73,9 +79,12 @@ def main(argv=None) -> int:
     backends = ["native"] + ([] if args.no_reference else ["reference"])
     if benchmark.torch_or_none() is not None:
         backends.append("torch")
+    if benchmark.onnxruntime_step("rnn", benchmark.cell_arguments("rnn", 1, 1, 1, 1)) is not None:
+        backends.append("onnxruntime")
     info = seqcore.info()
     print(f"seqcore {info['version']}, isa {info['isa']}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cpus; torch {'yes' if 'torch' in backends else 'not installed'}")
+          f"{os.cpu_count()} cpus; torch {'yes' if 'torch' in backends else 'not installed'}; onnxruntime "
+          f"{'yes (inference: the layer as seqcore.onnx exports it)' if 'onnxruntime' in backends else 'not installed'}")
     for blas in benchmark.blas_info():
         print(f"numpy BLAS: {blas.get('internal_api')} {blas.get('version')} kernel {blas.get('architecture')}")
     if benchmark.threadpoolctl is None:
@@ -90,7 +99,7 @@ def main(argv=None) -> int:
         with benchmark.threads(n):
             peak = benchmark.numpy_matmul_gflops(2048, np.float32)
             print(f"\n== {n} thread(s): numpy matmul 2048³ float32 peak {peak:.1f} GFLOP/s ==")
-            rows = []
+            rows, streams = [], []
             for cell in args.cells:
                 for config in configs:
                     tps = benchmark.measure_cell(cell, config, backends, repeat=args.repeat)
@@ -101,22 +110,36 @@ def main(argv=None) -> int:
                                       step=mode, peak_gflops=peak, native_gflops=gflops,
                                       **{f"{b}_tokens_per_s": tps[b].get(mode) for b in backends})
                         for b in backends[1:]:
-                            record[f"native_over_{b}"] = native / tps[b][mode]
+                            if mode in tps[b]:
+                                record[f"native_over_{b}"] = native / tps[b][mode]
+                        if mode == "infer" and config[1] <= SMALL_BATCH:
+                            # a step reads W_hh whole: its bytes a second against the probe's at that size
+                            weights = benchmark.recurrent_weight_bytes(cell, config[3])
+                            record["W_hh_bytes_per_s"] = weights * native / config[1]
+                            record["probe_bytes_per_s"] = benchmark.read_bandwidth(weights)
+                            streams.append([cell, "{}x{}x{}x{}".format(*config), weights / 2**20,
+                                            record["W_hh_bytes_per_s"] / 1e9, record["probe_bytes_per_s"] / 1e9,
+                                            100 * record["W_hh_bytes_per_s"] / record["probe_bytes_per_s"]])
                         records.append(record)
                         rows.append([cell, "{}x{}x{}x{}".format(*config), mode]
-                                    + [tps[b][mode] for b in backends]
-                                    + [record[f"native_over_{b}"] for b in backends[1:]]
+                                    + [tps[b].get(mode, "-") for b in backends]
+                                    + [record.get(f"native_over_{b}", "-") for b in backends[1:]]
                                     + [gflops, 100 * gflops / peak])
             headers = (["cell", "T×B×D×H", "step"] + [f"{b} tok/s" for b in backends]
                        + [f"×{b}" for b in backends[1:]] + ["GFLOP/s", "% peak"])
             print(format_table(headers, rows))
-            if "torch" in backends:
+            for other in [b for b in ("torch", "onnxruntime") if b in backends]:
                 for cell in args.cells:
                     for mode in ("train", "infer"):
-                        ratios = [r["native_over_torch"] for r in records
-                                  if r["cell"] == cell and r["threads"] == n and r["step"] == mode]
-                        print(f"{cell} {mode}: native/torch geometric mean {geomean(ratios):.2f}, "
-                              f"min {min(ratios):.2f}")
+                        ratios = [r[f"native_over_{other}"] for r in records if r["cell"] == cell
+                                  and r["threads"] == n and r["step"] == mode and f"native_over_{other}" in r]
+                        if ratios:
+                            print(f"{cell} {mode}: native/{other} geometric mean {geomean(ratios):.2f}, "
+                                  f"min {min(ratios):.2f}")
+            if streams:
+                print(f"\nInference at B <= {SMALL_BATCH}: W_hh read once a step, against the probe "
+                      "(bench/bandwidth.py) reading as many bytes at these threads")
+                print(format_table(["cell", "T×B×D×H", "W_hh MB", "W_hh GB/s", "probe GB/s", "% probe"], streams))
             sys.stdout.flush()
 
     if args.json:

@@ -177,6 +177,12 @@ struct KernelTable {
   double (*softmax_cross_entropy)(const T* z, int64_t N, int64_t V, const int64_t* targets,
                                   const double* weights, T* dz, int num_threads);
 
+  // The bandwidth probe (probe/read_stream.h): num_threads workers read
+  // their shares of p[0, n) repeats times over with the kernels' vector
+  // loads; returns the seconds from the first start to the last end, and
+  // the sum of what was read into *checksum.
+  double (*read_stream)(const T* p, int64_t n, int64_t repeats, int num_threads, T* checksum);
+
   // A stepper's buffer (64-byte aligned, stepper_size elements): the
   // weights, copied and packed by stepper_pack, then the state, which
   // stepper_pack zeroes. stepper_state gives the offset of h (which = 0)

@@ -195,6 +195,9 @@ def adam(
 def sum_of_squares(x: _Array) -> float:
     """The sum of the squares of x's elements, accumulated in double (C-contiguous); the same bits at any number of threads."""
 
+def read_stream(x: _Array, repeats: int = 1, num_threads: int = 0) -> tuple[float, float]:
+    """The bandwidth probe: num_threads workers (0: get_num_threads()) read their shares of x (1-D, C-contiguous) repeats times with the kernels' vector loads -> (seconds from the first start to the last end, the sum of what was read)."""
+
 def softmax_cross_entropy(logits: _Array, targets: _Array, weights: _Array) -> tuple[float, _Array]:
     """Softmax cross-entropy of the rows of logits -> (sum of the weighted rows' nll, dlogits)."""
 

@@ -68,6 +68,27 @@ def numpy_matmul_gflops(n: int = 2048, dtype=np.float32, repeat: int = 5) -> flo
     return 2 * n**3 / median_seconds(lambda: np.matmul(a, b, out=c), repeat=repeat) / 1e9
 
 
+def read_bandwidth(nbytes: int, rounds: int = 5, min_time: float = 0.05) -> float:
+    """Bytes a second that seqcore's kernels read from a buffer of `nbytes`
+    float32 bytes, at the current threads (each reads its share, over and
+    over: a share that fits a core's L2 is read from there, and so on). The
+    median of `rounds` timings of at least `min_time` seconds each, after
+    one pass that brings the buffer in (the probe, probe/read_stream.h)."""
+    from . import _core
+    if nbytes < 64:
+        raise ValueError(f"nbytes: expected at least 64, got {nbytes}")
+    x = np.ones(nbytes // 4, np.float32)
+    seconds, _ = _core.read_stream(x, 1)
+    repeats = max(1, int(min_time / max(seconds, 1e-7)))
+    rates = [x.nbytes * repeats / _core.read_stream(x, repeats)[0] for _ in range(rounds)]
+    return float(np.median(rates))
+
+
+def recurrent_weight_bytes(cell: str, H: int, dtype=np.float32) -> int:
+    """Bytes of W_hh (G·H, H): what a time step reads whole."""
+    return GATES[cell] * H * H * np.dtype(dtype).itemsize
+
+
 def cell_flops(cell: str, T: int, B: int, D: int, H: int, train: bool) -> float:
     """Floating-point operations of the matrix products of one call: forward
     2·T·B·G·H·(D + H); a training step adds dx, dW_ih, dW_hh and dh, three
@@ -166,10 +187,46 @@ def torch_step(cell: str, args: Tuple, train: bool, precision: str = "fp32") -> 
     return train_step if train else infer
 
 
+def onnxruntime_step(cell: str, args: Tuple) -> Optional[Callable[[], None]]:
+    """Inference of the same layer (ops.<cell>_forward's `args`, float32) in
+    ONNX Runtime, or None without onnx and onnxruntime (the onnx extra): a
+    seqcore.nn layer with these weights exported by seqcore.onnx (no state
+    inputs), run by a session of the current thread count's intra-op
+    threads, spinning off (a spinning pool would hold the cores in the other
+    contestants' turns)."""
+    try:
+        import onnxruntime
+        from . import onnx as seqcore_onnx
+    except ImportError:
+        return None
+    from . import nn
+    x = args[0]
+    if x.dtype != np.float32:
+        return None
+    W_ih, W_hh = (args[3], args[4]) if cell == "lstm" else (args[2], args[3])
+    D, H = x.shape[2], W_hh.shape[1]
+    layer = getattr(nn, TORCH_CLASS[cell])(D, H)
+    b_ih, b_hh = (args[4], args[5]) if cell == "gru" else (args[-1], np.zeros_like(args[-1]))
+    layer.load_state_dict({"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh})
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = ops.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    proto = seqcore_onnx.build(layer, state=False)
+    session = onnxruntime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = {"x": x}
+
+    def infer():
+        session.run(None, feed)
+
+    return infer
+
+
 def measure_cell(cell: str, config: Sequence[int], backends: Sequence[str], repeat: int = 5,
                  min_time: float = 0.2, dtype=np.float32, precision: str = "fp32") -> Dict[str, Dict[str, float]]:
     """Tokens per second (T·B per call) of each backend ("native",
-    "reference", "torch"), for "train" and "infer", at the current threads,
+    "reference", "torch", "onnxruntime": inference in float32 only), for
+    "train" and "infer", at the current threads,
     in `precision` ("fp32", "bf16": torch's module and input in bfloat16;
     "int8": inference only, torch's quantize_dynamic module).
     The backends take turns (timing.median_seconds_in_turns: `repeat`
@@ -182,8 +239,12 @@ def measure_cell(cell: str, config: Sequence[int], backends: Sequence[str], repe
         train = mode == "train"
         fns = {}
         for backend in backends:
-            fn = (torch_step(cell, args, train, precision) if backend == "torch"
-                  else seqcore_step(cell, args, backend, train, precision))
+            if backend == "onnxruntime":
+                fn = None if train or precision != "fp32" else onnxruntime_step(cell, args)
+            elif backend == "torch":
+                fn = torch_step(cell, args, train, precision)
+            else:
+                fn = seqcore_step(cell, args, backend, train, precision)
             if fn is not None:
                 fns[backend] = fn
         if not fns:  # "int8" trains in no backend

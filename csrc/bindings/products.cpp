@@ -109,6 +109,22 @@ double sum_of_squares_py(const py::array& x) {
   return k.sum_of_squares(p, n, threads);
 }
 
+template <typename T>
+py::tuple read_stream_py(const py::array& x, int64_t repeats, int num_threads) {
+  check_array<T>(x, "x", 1, false);
+  if (repeats < 1) throw py::value_error("repeats: expected an int >= 1, got " + std::to_string(repeats));
+  const int threads = threads_arg(num_threads);
+  const T* p = static_cast<const T*>(x.data());
+  const int64_t n = x.size();
+  T sum;
+  double seconds;
+  {
+    py::gil_scoped_release release;
+    seconds = table<T>().read_stream(p, n, repeats, threads, &sum);
+  }
+  return py::make_tuple(seconds, static_cast<double>(sum));
+}
+
 // Softmax cross-entropy of logits z (N, V), C-contiguous, against targets
 // (N,) int64 in [0, V) with weights (N,) float64 -> (Σ nll of the weighted
 // rows, dz (N, V)).
@@ -179,6 +195,16 @@ void bind_products(py::module_& m) {
       },
       py::arg("logits"), py::arg("targets"), py::arg("weights"),
       "Softmax cross-entropy of the rows of logits -> (sum of the weighted rows' nll, dlogits).");
+  m.def(
+      "read_stream",
+      [](const py::array& x, int64_t repeats, int num_threads) {
+        return is_float64(x) ? read_stream_py<double>(x, repeats, num_threads)
+                             : read_stream_py<float>(x, repeats, num_threads);
+      },
+      py::arg("x"), py::arg("repeats") = 1, py::arg("num_threads") = 0,
+      "The bandwidth probe: num_threads workers (0: get_num_threads()) read their shares of x (1-D, "
+      "C-contiguous) repeats times with the kernels' vector loads -> (seconds from the first start to the "
+      "last end, the sum of what was read).");
   m.def("sigmoid", [](const py::array& x) { return activation_any(x, true); }, py::arg("x"));
   m.def("tanh", [](const py::array& x) { return activation_any(x, false); }, py::arg("x"));
 }

@@ -131,7 +131,8 @@ void forward_loop_int8(const CellForwardArgs<float>& a, int64_t GH, const Int8Ce
         if (u1 > u0)
           for (int64_t r = 0; r < running; ++r)
             my_scales[r] = int8_quantize_row(h_prev + r * H, H, Hp, my_rows + r * Hp);
-        for (int64_t u = u0; u < u1; ++u) {
+        for (int64_t j = u0; j < u1; ++j) {
+          const int64_t u = unit_in_order(j, u0, u1, s);
           int8_unit_rows<NV>(hh, map, u, my_rows, Hp, my_scales, running, [&](int64_t row, const Vec<float>* acc) {
             const int64_t t = rows.time(s, row);
             epi.apply(row, u, acc, a.y + (t * B + rows.batch(row)) * H);

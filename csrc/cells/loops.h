@@ -340,7 +340,8 @@ void step_amx_pipelined(Step& step, const T* A, int64_t lda, int64_t K, const T*
       }
     };
     int64_t item = 0;
-    for (int64_t u = u0; u < u1; ++u) {
+    for (int64_t j = u0; j < u1; ++j) {
+      const int64_t u = unit_in_order(j, u0, u1, step.s);
       const uint32_t* p = reinterpret_cast<const uint32_t*>(panels + u * psize);
       int64_t row0 = 0;
       for (int64_t i = 0; i < tiles; ++i, ++item) {
@@ -378,7 +379,8 @@ void forward_step_units(Step& step, bool bf16, bool train, const T* panels, int6
     return;
   }
 #endif
-  for (int64_t u = u0; u < u1; ++u) {
+  for (int64_t j = u0; j < u1; ++j) {
+    const int64_t u = unit_in_order(j, u0, u1, step.s);
     step.unit = u;
     step.panel = panels + u * psize;
     if (running > 0) for_each_tile_in<NV>(bf16, running, step);
@@ -669,7 +671,8 @@ void backward_step_units(Step& step, bool bf16, bool has_product, const T* panel
     return;
   }
 #endif
-  for (int64_t u = u0; u < u1; ++u) {
+  for (int64_t j = u0; j < u1; ++j) {
+    const int64_t u = unit_in_order(j, u0, u1, step.s);
     step.unit = u;
     step.panel = has_product ? panels + u * psize : nullptr;
     if (running > 0) for_each_tile_in<NV>(bf16, running, step);

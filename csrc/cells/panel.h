@@ -168,6 +168,19 @@ inline void split_units(int64_t units, int tid, int nth, int64_t& u0, int64_t& u
   u1 = u0 + per + (tid < extra ? 1 : 0);
 }
 
+// The j-th unit (j in [u0, u1)) a worker visits in iteration s: ascending on
+// even iterations, descending on odd ones. A worker reads all its panels
+// once a step; where they exceed its L2, a pass leaves the panels it read
+// last in L2, and the next pass, going the other way, starts with them
+// rather than with the ones evicted longest ago (the worst order for LRU:
+// every read a miss). At B = 1, H = 1024, 2 threads (8.4 MB of W_hh a
+// thread, 2 MB of L2 a core, Sapphire Rapids) the product ran 25% faster
+// with alternation. The unit order changes no sum: each unit's columns
+// are summed on their own.
+inline int64_t unit_in_order(int64_t j, int64_t u0, int64_t u1, int64_t s) {
+  return (s & 1) != 0 ? u1 - 1 - (j - u0) : j;
+}
+
 // Vec of T from p[0, n): a full load when n == V.
 template <typename T>
 inline Vec<T> load_n(const T* p, int n) {

@@ -31,6 +31,7 @@
 #include "optim/adam.h"
 #include "optim/norms.h"
 #include "optim/softmax_cross_entropy.h"
+#include "probe/read_stream.h"
 
 namespace seqcore {
 namespace SEQCORE_ISA_NS {
@@ -91,6 +92,7 @@ KernelTable<T> make_table() {
   t.adam = &adam_update<T>;
   t.sum_of_squares = &sum_of_squares<T>;
   t.softmax_cross_entropy = &softmax_cross_entropy<T>;
+  t.read_stream = &read_stream<T>;
   t.stepper_size = &stepper_size<T>;
   t.stepper_state = &stepper_state<T>;
   t.stepper_pack = &stepper_pack<T>;
