@@ -55,6 +55,19 @@ def test_a_cells_table_has_a_row_per_shape_a_column_per_threads_and_step(tmp_pat
     assert "20:00 UTC at commit abc1234 on Test CPU 9000" in perf_tables.render("q", tmp_path)
 
 
+def test_a_cells_table_shows_onnxruntime_and_the_probe_where_the_record_has_them(tmp_path):
+    records = [cell_record("lstm", 2, "train", native_tokens_per_s=100.0, native_over_torch=1.5),
+               cell_record("lstm", 2, "infer", native_tokens_per_s=300.0, native_over_torch=1.25,
+                           native_over_onnxruntime=1.1, W_hh_bytes_per_s=45e9, probe_bytes_per_s=50e9)]
+    write(tmp_path, "c", "python bench/cells.py --threads 2", dict(info={}, records=records))
+    table = perf_tables.render("c", tmp_path)
+    assert "tokens/s (×torch, ×onnxruntime)" in table
+    assert "| LSTM 10×2×3×4 | 100 (1.50×) | 300 (1.25×, 1.10×) |" in table
+    assert "| LSTM 10×2×3×4 | 2 | 45.0 | 50.0 | 90% |" in table
+    summary = perf_tables.cells_summary(dict(records=records))
+    assert "infer, 2 threads: ×onnxruntime" in summary and "| 1.10× (least 1.10×) |" in summary
+
+
 def test_bf16_generate_and_layers_records_have_their_tables(tmp_path):
     bf16 = [cell_record("rnn", 1, "train", bf16_over_fp32=2.5, bf16_over_torch_bf16=1.25)]
     write(tmp_path, "b", "python bench/cells.py --precision bf16", dict(precision="bf16", records=bf16))

@@ -110,14 +110,27 @@ def _columns(records: List[Dict[str, Any]]) -> List[tuple]:
 
 
 def _cells_fp32(bench: Dict[str, Any]) -> str:
+    """bench/cells.py in float32: tokens/s, ×torch, and ×onnxruntime for
+    inference where it ran; then the small-batch steps against the probe."""
     records = bench["records"]
     columns = _columns(records)
-    headers = ["cell, T×B×D×H: tokens/s (×torch)"] + [f"{step}, {n} thread{'s' * (n > 1)}" for n, step in columns]
+    ort = any(r.get("native_over_onnxruntime") for r in records)
+    headers = ([f"cell, T×B×D×H: tokens/s (×torch{', ×onnxruntime' if ort else ''})"]
+               + [f"{step}, {n} thread{'s' * (n > 1)}" for n, step in columns])
 
     def value(r):
-        torch = r.get("native_over_torch")
-        return _num(r["native_tokens_per_s"]) + (f" ({torch:.2f}×)" if torch else "")
-    return _table(headers, _pivot(records, value, columns, _shape))
+        ratios = [f"{x:.2f}×" for x in (r.get("native_over_torch"), r.get("native_over_onnxruntime")) if x]
+        return _num(r["native_tokens_per_s"]) + (f" ({', '.join(ratios)})" if ratios else "")
+    table = _table(headers, _pivot(records, value, columns, _shape))
+    streams = [r for r in records if r.get("probe_bytes_per_s")]
+    if streams:
+        rows = [[_shape(r), str(r["threads"]), f"{r['W_hh_bytes_per_s'] / 1e9:.1f}",
+                 f"{r['probe_bytes_per_s'] / 1e9:.1f}", f"{100 * r['W_hh_bytes_per_s'] / r['probe_bytes_per_s']:.0f}%"]
+                for r in streams]
+        table += ("\n\nInference at small batches reads all of W_hh each step: the bytes a second it reads, "
+                  "against the probe (`bench/bandwidth.py`) reading as many bytes on as many threads.\n\n"
+                  + _table(["cell, T×B×D×H", "threads", "W_hh GB/s", "probe GB/s", "share of the probe"], rows))
+    return table
 
 
 def _cells_bf16(bench: Dict[str, Any]) -> str:
@@ -197,6 +210,16 @@ def cells_summary(bench: Dict[str, Any], threads: Optional[int] = None) -> str:
             row.append(f"{_geomean(ratios):.2f}× (least {min(ratios):.2f}×)" if ratios else "")
         rows.append(row)
     headers = ["cell"] + [f"{step}, {n} thread{'s' * (n > 1)}: ×torch" for n, step in columns]
+    ort = [r for r in bench["records"] if r.get("native_over_onnxruntime")
+           and (threads is None or r["threads"] == threads)]
+    if ort:  # inference against ONNX Runtime, where the record has it
+        ort_threads = sorted({r["threads"] for r in ort})
+        for row in rows:
+            cell = row[0].split()[0].lower()
+            for n in ort_threads:
+                ratios = [r["native_over_onnxruntime"] for r in ort if r["cell"] == cell and r["threads"] == n]
+                row.append(f"{_geomean(ratios):.2f}× (least {min(ratios):.2f}×)" if ratios else "")
+        headers += [f"infer, {n} thread{'s' * (n > 1)}: ×onnxruntime" for n in ort_threads]
     return _table(headers, rows)
 
 

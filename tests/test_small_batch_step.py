@@ -1,0 +1,126 @@
+"""The small-batch step (issue 27) and the read-bandwidth probe.
+
+At B <= 4 a time step reads all of W_hh, and each worker visits its units in
+alternating order from step to step (cells/panel.h, unit_in_order) so that a
+pass starts with the panels the last one left in its L2. The order changes no
+sum: the results are the same bits at 1, 2 and 3 threads (every offered
+thread working, so each worker owns several units and the order matters),
+train and inference alike, and match the NumPy reference; on every ISA this
+CPU has, the forced lower ones included. T is odd and even (the last step
+ascending or descending).
+"""
+
+import numpy as np
+import pytest
+
+import seqcore
+from seqcore import _core, benchmark, ops
+
+CELLS = ("rnn", "lstm", "gru")
+
+
+@pytest.fixture
+def every_thread_works():
+    """Thread planning off (every offered thread works, whatever the step's
+    size), restored after."""
+    before_planning, before_threads = _core.thread_planning(), seqcore.get_num_threads()
+    _core.set_thread_planning(False)
+    yield
+    _core.set_thread_planning(before_planning)
+    seqcore.set_num_threads(before_threads)
+
+
+def arguments(cell, T, B, D, H, seed=0):
+    return benchmark.cell_arguments(cell, T, B, D, H, seed=seed)
+
+
+def forward(cell, args, train, precision="fp32", int8=None):
+    options = {"int8_weights": int8} if int8 is not None else {}
+    return getattr(ops, f"{cell}_forward")(*args, train=train, backend="native", precision=precision, **options)
+
+
+def reference_outputs(cell, args):
+    return outputs(cell, getattr(ops, f"{cell}_forward")(*args, train=False, backend="reference"))
+
+
+def outputs(cell, out):
+    """y, hT (and cT) of a forward's result."""
+    return out[:3] if cell == "lstm" else out[:2]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("T,B", [(7, 1), (6, 3)])
+def test_small_batch_step_is_the_same_bits_at_any_threads(cell, T, B, isa, every_thread_works):
+    # H = 200: 13 units of 16 lanes (AVX-512, gated), so 2 or 3 workers own several each
+    args = arguments(cell, T, B, 24, 200)
+    W_ih, W_hh = (args[3], args[4]) if cell == "lstm" else (args[2], args[3])
+    int8 = ops.Int8Weights(cell, W_ih, W_hh)
+    dy = np.random.default_rng(1).standard_normal((T, B, 200)).astype(np.float32)
+    no_state_grads = [None] * (2 if cell == "lstm" else 1)
+    results = {}
+    for n in (1, 2, 3):
+        seqcore.set_num_threads(n)
+        got = {}
+        for precision in ("fp32", "bf16", "int8"):
+            got[precision] = outputs(cell, forward(cell, args, False, precision, int8 if precision == "int8" else None))
+        for precision in ("fp32", "bf16"):
+            out = forward(cell, args, True, precision)
+            got[precision + " train"] = outputs(cell, out)
+            got[precision + " grads"] = getattr(ops, f"{cell}_backward")(dy, *no_state_grads, out[-1])
+        results[n] = got
+    for n in (2, 3):
+        for key, arrays in results[1].items():
+            for i, (a, b) in enumerate(zip(arrays, results[n][key])):
+                np.testing.assert_array_equal(a, b, err_msg=f"{key} output {i}: 1 against {n} threads")
+    for precision in ("fp32", "bf16"):  # training's forward computes what inference does
+        for a, b in zip(results[1][precision], results[1][precision + " train"]):
+            np.testing.assert_array_equal(a, b)
+    want = reference_outputs(cell, [a.astype(np.float64) if a is not None else None for a in args])
+    for a, b in zip(results[1]["fp32"], want):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_small_batch_step_in_float64_matches_the_reference(cell, isa, every_thread_works):
+    args = [a.astype(np.float64) if a is not None else None for a in arguments(cell, 5, 2, 8, 72)]
+    want = reference_outputs(cell, args)
+    for n in (1, 3):
+        seqcore.set_num_threads(n)
+        got = outputs(cell, getattr(ops, f"{cell}_forward")(*args, train=False, backend="native"))
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_read_stream_reads_every_element(dtype, n, isa):
+    x = (np.arange(100_003) % 7).astype(dtype)  # a tail past the last whole vector and cache line
+    seconds, total = _core.read_stream(x, 3, n)
+    assert seconds > 0
+    assert total == 3 * x.sum()  # small integers: exact in either type
+
+
+def test_read_stream_reads_a_tiny_buffer_on_more_threads_than_lines():
+    x = np.full(5, 2.0, np.float32)
+    assert _core.read_stream(x, 2, 8)[1] == 20.0
+
+
+def test_read_stream_refuses_bad_input():
+    x = np.ones(64, np.float32)
+    with pytest.raises(ValueError, match="repeats"):
+        _core.read_stream(x, 0)
+    with pytest.raises(ValueError, match="x: expected 1 dimensions"):
+        _core.read_stream(np.ones((4, 4), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.read_stream(np.ones(128, np.float32)[::2])
+    with pytest.raises(TypeError, match="x: expected a float32 array"):
+        _core.read_stream(np.ones(64, np.int32))
+    with pytest.raises(ValueError, match="num_threads"):
+        _core.read_stream(x, 1, -1)
+
+
+def test_read_bandwidth_is_a_rate():
+    rate = benchmark.read_bandwidth(1 << 16, rounds=3, min_time=0.001)
+    assert np.isfinite(rate) and rate > 1e6  # bytes a second: any machine reads 64 KB at more than 1 MB/s
+    with pytest.raises(ValueError, match="nbytes"):
+        benchmark.read_bandwidth(16)
