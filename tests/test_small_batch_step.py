@@ -124,3 +124,22 @@ def test_read_bandwidth_is_a_rate():
     assert np.isfinite(rate) and rate > 1e6  # bytes a second: any machine reads 64 KB at more than 1 MB/s
     with pytest.raises(ValueError, match="nbytes"):
         benchmark.read_bandwidth(16)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_the_stepper_gives_the_same_logits_on_any_threads(precision, isa):
+    # H = 448: a step is worth 3 threads (generate/stepper.h, stepper_threads), each owning
+    # several units, whose order alternates from step to step
+    from seqcore.nn import LanguageModel
+    model = LanguageModel(40, 16, 448, 1, cell="lstm", seed=3, precision=precision)
+    ids = np.random.default_rng(0).integers(0, 40, (7, 2))
+    runs = {}
+    for n in (1, 2, 3):
+        stepper = model.stepper(2, num_threads=n)
+        runs[n] = [stepper.step(row).copy() for row in ids]
+    for n in (2, 3):
+        for s, (a, b) in enumerate(zip(runs[1], runs[n])):
+            np.testing.assert_array_equal(a, b, err_msg=f"step {s}: 1 against {n} threads")
+    if precision == "fp32":  # and the model's forward over the same tokens
+        logits = model.forward(ids, train=False)[0]
+        np.testing.assert_allclose(np.stack(runs[1]), logits, rtol=0, atol=1e-5)

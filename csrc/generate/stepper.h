@@ -210,7 +210,7 @@ struct StepperProduct {
 // [u0, u1) (hidden units [u0, u1) · map.unit_width()).
 template <typename T, int NV, typename Epi>
 void stepper_layer(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* panels, const T* h_prev,
-                   T* h_out, const Epi& epi) {
+                   T* h_out, const Epi& epi, int64_t pass) {
   constexpr int KS = panel_chains<1, NV>();
   constexpr int RS = tile_rows<NV>();  // rows a tile's NV·R accumulators allow (chain by chain)
   StepperTile<T, NV, KS, Epi> t;
@@ -219,7 +219,8 @@ void stepper_layer(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, co
   t.h_out = h_out;
   t.epi = epi;
   const int64_t psize = map.panel_size(map.H);
-  for (int64_t u = u0; u < u1; ++u) {
+  for (int64_t j = u0; j < u1; ++j) {
+    const int64_t u = unit_in_order(j, u0, u1, pass);
     t.unit = u;
     t.panel = panels + u * psize;
     for_each_tile<NV, RS>(rows, t);
@@ -230,7 +231,7 @@ void stepper_layer(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, co
 // the epilogue from it later; the same arithmetic as stepper_layer.
 template <typename T, int NV>
 void stepper_layer_product(const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* panels,
-                           const T* h_prev, T* acc) {
+                           const T* h_prev, T* acc, int64_t pass) {
   constexpr int KS = panel_chains<1, NV>();
   constexpr int RS = tile_rows<NV>();
   StepperProduct<T, NV, KS> t;
@@ -238,7 +239,8 @@ void stepper_layer_product(const PanelMap& map, int64_t u0, int64_t u1, int64_t 
   t.ld = map.units() * NV * Vec<T>::size;
   t.h_prev = h_prev;
   t.acc_out = acc;
-  for (int64_t u = u0; u < u1; ++u) {
+  for (int64_t j = u0; j < u1; ++j) {
+    const int64_t u = unit_in_order(j, u0, u1, pass);
     t.unit = u;
     t.panel = panels + u * map.panel_size(map.H);
     for_each_tile<NV, RS>(rows, t);
@@ -328,7 +330,7 @@ inline int64_t stepper_size_int8(const StepperSizes& s);
 inline int64_t stepper_state_int8(const StepperSizes& s, int which);
 inline void stepper_pack_int8(const StepperSizes& s, const StepperWeights<float>& w, float* buf);
 inline void stepper_step_int8(const StepperSizes& s, float* buf, const int64_t* ids, int64_t rows, float* logits,
-                              int num_threads);
+                              int num_threads, bool top_first);
 
 template <typename T>
 int64_t stepper_size(const StepperSizes& s) {
@@ -513,11 +515,11 @@ enum StepperMode { kFused = 0, kProduct = 1, kEpilogue = 2 };
 
 template <typename T, int NV, typename Epi>
 void stepper_run_layer(int mode, const PanelMap& map, int64_t u0, int64_t u1, int64_t rows, const T* panels,
-                       const T* h, T* h_out, T* acc, const Epi& e) {
+                       const T* h, T* h_out, T* acc, const Epi& e, int64_t pass) {
   if (mode == kFused) {
-    stepper_layer<T, NV>(map, u0, u1, rows, panels, h, h_out, e);
+    stepper_layer<T, NV>(map, u0, u1, rows, panels, h, h_out, e, pass);
   } else if (mode == kProduct) {
-    stepper_layer_product<T, NV>(map, u0, u1, rows, panels, h, acc);
+    stepper_layer_product<T, NV>(map, u0, u1, rows, panels, h, acc, pass);
   } else {
     stepper_layer_epilogue<T, NV>(map, u0, u1, rows, acc, h_out, e);
   }
@@ -552,7 +554,7 @@ struct StepperTileBf16 {
 template <int NV, typename Epi>
 void stepper_run_layer_bf16(int mode, const PanelMap& map, int64_t u0, int64_t u1, int64_t rows,
                             const float* panels, const Bf16Rows<float>& state, float* h_out, float* acc,
-                            const Epi& e) {
+                            const Epi& e, int64_t pass) {
   if (mode == kEpilogue) {
     stepper_layer_epilogue<float, NV>(map, u0, u1, rows, acc, h_out, e);
     return;
@@ -564,7 +566,8 @@ void stepper_run_layer_bf16(int mode, const PanelMap& map, int64_t u0, int64_t u
   t.h_out = h_out;
   t.acc_out = mode == kProduct ? acc : nullptr;
   t.epi = e;
-  for (int64_t u = u0; u < u1; ++u) {
+  for (int64_t j = u0; j < u1; ++j) {
+    const int64_t u = unit_in_order(j, u0, u1, pass);
     t.unit = u;
     t.panel = panels + u * bf16_unit_panel(map);
     for_each_tile<NV, bf16_tile_rows<NV>()>(rows, t);
@@ -628,7 +631,8 @@ inline void stepper_step_bf16(const StepperSizes& s, float* buf, const int64_t* 
       state.ready = true;
       const float* panels = buf + at.panels + l * at.panel_block;
       stepper_epilogue(s, at, buf, l, gx, [&](const auto& e, auto nv) {
-        stepper_run_layer_bf16<decltype(nv)::value>(mode, map, u0, u1, rows, panels, state, h_out, acc, e);
+        stepper_run_layer_bf16<decltype(nv)::value>(mode, map, u0, u1, rows, panels, state, h_out, acc, e,
+                                                    top_first ? 1 : 0);
       });
       if (mode == kProduct) return;
       bf16_convert_cols(kh, h_out, H, rows, j0, j1, buf + at.out_rows + (l % 2) * at.out_block);
@@ -657,13 +661,14 @@ inline void stepper_step_bf16(const StepperSizes& s, float* buf, const int64_t* 
 // only the last state), then the layers in order, so that the weights this
 // step reads first are those the last step read last. Taken on every other
 // step, a stack whose weights exceed the core's cache (L2) finds part of
-// them still there (the same arithmetic either way).
+// them still there (the same arithmetic either way). Within a layer, the
+// threads' units go the other way on such steps too (unit_in_order).
 template <typename T>
 void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t rows, T* logits, int num_threads,
                   bool top_first) {
   if constexpr (sizeof(T) == 4) {
-    if (s.int8) {  // the layers in order whatever top_first (the same arithmetic either way)
-      stepper_step_int8(s, buf, ids, rows, logits, num_threads);
+    if (s.int8) {  // the layers in order, the units as top_first says (the same arithmetic either way)
+      stepper_step_int8(s, buf, ids, rows, logits, num_threads, top_first);
       return;
     }
     if (s.bf16) {
@@ -714,7 +719,8 @@ void stepper_step(const StepperSizes& s, T* buf, const int64_t* ids, int64_t row
       }
       const T* panels = buf + at.panels + l * at.panel_block;
       stepper_epilogue(s, at, buf, l, gx, [&](const auto& e, auto nv) {
-        stepper_run_layer<T, decltype(nv)::value>(mode, map, u0, u1, rows, panels, h, h_out, acc, e);
+        stepper_run_layer<T, decltype(nv)::value>(mode, map, u0, u1, rows, panels, h, h_out, acc, e,
+                                                  top_first ? 1 : 0);
       });
       if (mode == kProduct) return;
       // Every thread's products have read h: the new state goes in (own

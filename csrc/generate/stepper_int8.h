@@ -154,7 +154,7 @@ inline void stepper_pack_int8(const StepperSizes& s, const StepperWeights<float>
 
 template <int NV>
 void stepper_step_int8_nv(const StepperSizes& s, float* buf, const int64_t* ids, int64_t rows, float* logits,
-                          int num_threads) {
+                          int num_threads, bool top_first) {
   const StepperLayoutInt8 at(s);
   const int64_t G = gate_count(s.cell), GH = G * s.H, H = s.H, BH = s.B * H, V = s.V;
   const PanelMap& map = at.map;
@@ -200,10 +200,12 @@ void stepper_step_int8_nv(const StepperSizes& s, float* buf, const int64_t* ids,
       if (u1 > u0) stepper_quantize_rows(h, rows, H, h_rows, h_scales);
       const Int8Panels hh = at.hh(buf, l, H);
       stepper_epilogue(s, at, buf, l, gx, [&](const auto& e, auto) {
-        for (int64_t u = u0; u < u1; ++u)
+        for (int64_t j = u0; j < u1; ++j) {
+          const int64_t u = unit_in_order(j, u0, u1, top_first ? 1 : 0);
           int8_unit_rows<NV>(hh, map, u, h_rows, Hp, h_scales, rows, [&](int64_t row, const Vec<float>* acc) {
             e.apply(row, u, acc, h_out + row * H);
           });
+        }
       });
       // every thread's products have read h: the new state goes in (own columns)
       step_end(&done, tid, team, meetings++);
@@ -217,11 +219,11 @@ void stepper_step_int8_nv(const StepperSizes& s, float* buf, const int64_t* ids,
 }
 
 inline void stepper_step_int8(const StepperSizes& s, float* buf, const int64_t* ids, int64_t rows, float* logits,
-                              int num_threads) {
+                              int num_threads, bool top_first) {
   switch (s.cell) {
-    case Cell::rnn: stepper_step_int8_nv<kRnnForwardNV>(s, buf, ids, rows, logits, num_threads); break;
-    case Cell::lstm: stepper_step_int8_nv<kLstmForwardNV>(s, buf, ids, rows, logits, num_threads); break;
-    case Cell::gru: stepper_step_int8_nv<kGruForwardNV>(s, buf, ids, rows, logits, num_threads); break;
+    case Cell::rnn: stepper_step_int8_nv<kRnnForwardNV>(s, buf, ids, rows, logits, num_threads, top_first); break;
+    case Cell::lstm: stepper_step_int8_nv<kLstmForwardNV>(s, buf, ids, rows, logits, num_threads, top_first); break;
+    case Cell::gru: stepper_step_int8_nv<kGruForwardNV>(s, buf, ids, rows, logits, num_threads, top_first); break;
   }
 }
 
