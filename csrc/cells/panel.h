@@ -46,22 +46,41 @@ struct PanelMap {
 // Packs the panels of units [u0, u1). The weight of (k, column n) is
 // S[n * lds + k] (S holds columns as rows, as W_hh in the forward), or
 // S[k * lds + n] when k_major (as W_hh in the backward).
+//
+// Columns as rows (every forward call packs W_hh so) are read a block of
+// kPackDepth k at a time: one cache line of each lane's row, written into
+// a kPackDepth · NV · V block of the panel that stays in L1, where taking
+// k one at a time read each lane's row with a stride of a row (at H = 1024,
+// LSTM: 16.8 MB read 4 bytes a line, perf: ~5% of an inference call at B = 1).
+constexpr int64_t kPackDepth = 64 / sizeof(float);
+
 template <typename T>
 void pack_panels(const PanelMap& map, int64_t K, const T* S, int64_t lds, bool k_major,
                  int64_t u0, int64_t u1, T* P) {
+  const int64_t step = static_cast<int64_t>(map.NV) * map.V;  // between a panel's k
   for (int64_t u = u0; u < u1; ++u) {
     T* p = P + u * map.panel_size(K);
-    for (int64_t k = 0; k < K; ++k) {
-      for (int q = 0; q < map.NV; ++q) {
-        for (int lane = 0; lane < map.V; ++lane) {
-          T w = T(0);
-          if (map.hidden(u, q, lane) < map.H) {
-            const int64_t n = map.column(u, q, lane);
-            w = k_major ? S[k * lds + n] : S[n * lds + k];
+    if (k_major) {
+      for (int64_t k = 0; k < K; ++k)
+        for (int q = 0; q < map.NV; ++q)
+          for (int lane = 0; lane < map.V; ++lane) {
+            const bool real = map.hidden(u, q, lane) < map.H;
+            *p++ = real ? S[k * lds + map.column(u, q, lane)] : T(0);
           }
-          *p++ = w;
+      continue;
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += kPackDepth) {
+      const int64_t k1 = k0 + kPackDepth < K ? k0 + kPackDepth : K;
+      for (int q = 0; q < map.NV; ++q)
+        for (int lane = 0; lane < map.V; ++lane) {
+          T* dst = p + k0 * step + q * map.V + lane;
+          if (map.hidden(u, q, lane) >= map.H) {
+            for (int64_t k = k0; k < k1; ++k, dst += step) *dst = T(0);
+            continue;
+          }
+          const T* src = S + map.column(u, q, lane) * lds;
+          for (int64_t k = k0; k < k1; ++k, dst += step) *dst = src[k];
         }
-      }
     }
   }
 }
