@@ -81,6 +81,11 @@ def test_bf16_generate_and_layers_records_have_their_tables(tmp_path):
                    torch_tokens_per_s=2500.0, ratio=2.0)]
     write(tmp_path, "l", "python bench/layers.py", layers)
     assert "| LSTM, full lengths | 5,000 (2.00×) |" in perf_tables.render("l", tmp_path)
+    probe = [dict(bytes=2**20, threads=1, bytes_per_s=90e9), dict(bytes=2**20, threads=2, bytes_per_s=180e9)]
+    write(tmp_path, "p", "python bench/bandwidth.py", dict(caches={"L2": 2**21}, records=probe))
+    table = perf_tables.render("p", tmp_path)
+    assert "| buffer (caches of a core: L2 2 MB) | GB/s, 1 thread | GB/s, 2 threads |" in table
+    assert "| 1 MB | 90.0 | 180.0 |" in table
     write(tmp_path, "x", "python bench/gemm.py", {})
     with pytest.raises(ValueError, match="no table for the command"):
         perf_tables.render("x", tmp_path)

@@ -188,6 +188,19 @@ def _layers(bench: List[Dict[str, Any]]) -> str:
     return _table(headers, _pivot(bench, value, columns, lambda r: f"{r['cell'].upper()}, {r['batch']} lengths"))
 
 
+def _bandwidth(bench: Dict[str, Any]) -> str:
+    """bench/bandwidth.py: the probe's GB/s per buffer size and threads."""
+    threads = sorted({r["threads"] for r in bench["records"]})
+    rows: Dict[int, Dict[int, str]] = {}
+    for r in bench["records"]:
+        rows.setdefault(r["bytes"], {})[r["threads"]] = f"{r['bytes_per_s'] / 1e9:.1f}"
+    caches = ", ".join(f"{k} {v / 2**20:g} MB" for k, v in bench.get("caches", {}).items())
+    headers = [f"buffer (caches of a core: {caches})" if caches else "buffer"] + [
+        f"GB/s, {n} thread{'s' * (n > 1)}" for n in threads]
+    return _table(headers, [[f"{size / 2**20:g} MB"] + [by.get(n, "") for n in threads]
+                            for size, by in rows.items()])
+
+
 def _geomean(values: List[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
@@ -233,8 +246,10 @@ def _renderer(data: Dict[str, Any]) -> Callable[[Any], str]:
         return _generate
     if "bench/layers.py" in command:
         return _layers
-    raise ValueError(f"{data['name']}: no table for the command {command!r} "
-                     "(bench/cells.py, bench/generate.py, bench/layers.py, bench/torch_dropin.py)")
+    if "bench/bandwidth.py" in command:
+        return _bandwidth
+    raise ValueError(f"{data['name']}: no table for the command {command!r} (bench/bandwidth.py, "
+                     "bench/cells.py, bench/generate.py, bench/layers.py, bench/torch_dropin.py)")
 
 
 def caption(data: Dict[str, Any]) -> str:
