@@ -79,6 +79,18 @@ def step(core: ModuleType, cell: str, a: Dict[str, object], infer: bool = False,
     return (t1 - t0, clock() - t1) + t_infer
 
 
+def outputs(core: ModuleType, cell: str, a: Dict[str, object], bf16: bool = False) -> List[np.ndarray]:
+    """What a case's inference, training forward and backward return."""
+    c0 = a["h0"] if cell == "lstm" else None
+    b_hh = a["b"] if cell == "gru" else None
+    forward = [core.cell_forward(cell, a["x"], a["h0"], c0, a["W_ih"], a["W_hh"], a["b"], b_hh, train, bf16=bf16)
+               for train in (False, True)]
+    y, hT, cT, ws_h, ws_gates, ws_c, ws_hn = forward[1][:7]
+    grads = core.cell_backward(cell, a["x"], a["W_ih"], a["W_hh"], ws_h, ws_gates, ws_c, ws_hn, a["dy"], None, None,
+                               bf16=bf16)
+    return [v for v in list(forward[0][:3]) + [y, hT, cT] + list(grads) if isinstance(v, np.ndarray)]
+
+
 def main(argv: List[str] = None) -> List[List[object]]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -94,6 +106,8 @@ def main(argv: List[str] = None) -> List[List[object]]:
                    help="cpu: this thread's CPU time (with --threads 1 only; steadier on a shared machine)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: the calls in precision \"bf16\" (bfloat16 products, float32 sums)")
+    p.add_argument("--check-bits", action="store_true",
+                   help="first check that the two builds give the same bits (every output of each case)")
     args = p.parse_args(argv)
     if args.threads < 1 or args.rounds < 3:
         p.error("--threads: expected >= 1; --rounds: expected >= 3")
@@ -113,6 +127,12 @@ def main(argv: List[str] = None) -> List[List[object]]:
     if any(len(s) != 4 or min(s) < 1 for s in shapes):
         p.error("--shapes: expected four sizes of at least 1, TxBxDxH")
     cases = [(cell, shape, make_case(cell, shape, rng)) for cell in args.cells for shape in shapes]
+    if args.check_bits:
+        bf16 = args.precision == "bf16"
+        differ = [f"{cell} {'x'.join(map(str, shape))}" for cell, shape, a in cases
+                  if not all(np.array_equal(u, v) for u, v in zip(outputs(builds["before"], cell, a, bf16),
+                                                                  outputs(builds["after"], cell, a, bf16)))]
+        print("bits: " + (f"differ in {', '.join(differ)}" if differ else "the same in every case"))
     times: Dict[Tuple[str, str, Tuple[int, ...]], List[Tuple[float, float]]] = {}
     for r in range(args.rounds):
         order = ["before", "after"] if r % 2 == 0 else ["after", "before"]

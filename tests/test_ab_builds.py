@@ -6,6 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from seqcore import _core
@@ -53,3 +54,17 @@ def test_a_missing_build_or_one_file_twice_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         load_bench().main([_core.__file__, _core.__file__])
     assert "expected two files" in capsys.readouterr().err
+
+
+def test_check_bits_finds_the_same_bits_and_a_difference(tmp_path, capsys):
+    bench = load_bench()
+    argv = two_copies(tmp_path) + ["--cells", "gru", "--rounds", "3", "--threads", "1", "--shapes", "3x2x4x8",
+                                   "--check-bits"]
+    bench.main(argv)
+    assert "bits: the same in every case" in capsys.readouterr().out
+    # one build's outputs off by the least step: the check names the case
+    real = bench.outputs
+    bench.outputs = lambda core, *a, **k: [v if core.__name__.startswith("ab_before") else
+                                           v + np.finfo(v.dtype).eps * abs(v) for v in real(core, *a, **k)]
+    bench.main(argv)
+    assert "bits: differ in gru 3x2x4x8" in capsys.readouterr().out

@@ -1,13 +1,15 @@
-"""The small-batch step (issue 27) and the read-bandwidth probe.
+"""How a time step reads W_hh, and the read-bandwidth probe.
 
-At B <= 4 a time step reads all of W_hh, and each worker visits its units in
-alternating order from step to step (cells/panel.h, unit_in_order) so that a
-pass starts with the panels the last one left in its L2. The order changes no
-sum: the results are the same bits at 1, 2 and 3 threads (every offered
-thread working, so each worker owns several units and the order matters),
-train and inference alike, and match the NumPy reference; on every ISA this
-CPU has, the forced lower ones included. T is odd and even (the last step
-ascending or descending).
+Each worker visits its units in alternating order from step to step
+(cells/panel.h, unit_in_order), so that a pass starts with the panels the last
+one left in its L2; and where a step's rows take several tiles, each unit's
+panel is read a block of k at a time by all of them (cells/loops.h,
+ForwardStep::unit_in_blocks). Neither changes a sum: the results are the same
+bits at 1, 2 and 3 threads (every offered thread working, so each worker owns
+several units and the order matters), train and inference alike, a row's
+the same in any batch whose tiles sum in one chain, and they match the NumPy
+reference; on every ISA this CPU has, the forced lower ones included. T is
+odd and even (the last step ascending or descending).
 """
 
 import numpy as np
@@ -77,6 +79,45 @@ def test_small_batch_step_is_the_same_bits_at_any_threads(cell, T, B, isa, every
             np.testing.assert_array_equal(a, b)
     want = reference_outputs(cell, [a.astype(np.float64) if a is not None else None for a in args])
     for a, b in zip(results[1]["fp32"], want):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_batch_read_in_blocks_gives_each_row_the_bits_it_has_alone(dtype, isa, every_thread_works):
+    # LSTM (4 vectors a unit), H = 200: 12 rows take 2 to 6 tiles of one chain on every ISA (read in
+    # blocks of k); 2 rows take one tile of one chain (not in blocks). A row's sums are the same
+    # chain either way, k in order: the same bits.
+    args = [a.astype(dtype) if a is not None else None for a in arguments("lstm", 5, 12, 16, 200)]
+    x, W = args[0], args[3:]
+    for n in (1, 3):
+        seqcore.set_num_threads(n)
+        for train in (False, True):
+            y, hT, cT = ops.lstm_forward(x, None, None, *W, train=train, backend="native")[:3]
+            for b in range(0, 12, 2):
+                y2, hT2, cT2 = ops.lstm_forward(x[:, b:b + 2].copy(), None, None, *W, train=train,
+                                                backend="native")[:3]
+                np.testing.assert_array_equal(y[:, b:b + 2], y2, err_msg=f"rows {b}, {b + 1}")
+                np.testing.assert_array_equal(cT[b:b + 2], cT2)
+    want = reference_outputs("lstm", [a.astype(np.float64) if a is not None else None for a in args])
+    np.testing.assert_allclose(y, want[0], rtol=0, atol=2e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("B", [13, 32])
+def test_a_batch_read_in_blocks_is_the_same_bits_at_any_threads(cell, B, isa, every_thread_works):
+    args = arguments(cell, 6, B, 24, 300)
+    results = []
+    for n in (1, 2, 3):
+        seqcore.set_num_threads(n)
+        results.append([outputs(cell, forward(cell, args, train)) for train in (False, True)])
+    for n, got in zip((2, 3), results[1:]):
+        for arrays, want in zip(got, results[0]):
+            for a, b in zip(arrays, want):
+                np.testing.assert_array_equal(a, b, err_msg=f"1 against {n} threads")
+    for a, b in zip(*results[0]):  # training's forward computes what inference does
+        np.testing.assert_array_equal(a, b)
+    want = reference_outputs(cell, [a.astype(np.float64) if a is not None else None for a in args])
+    for a, b in zip(results[0][0], want):
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-5)
 
 
