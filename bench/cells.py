@@ -47,6 +47,45 @@ CONFIGS = [(100, 1, 64, 128), (200, 8, 64, 64), (64, 32, 128, 256), (100, 64, 25
 SMALL_BATCH = 4
 
 
+def onnxruntime_step(cell: str, args: tuple):
+    """Inference of the same layer (ops.<cell>_forward's `args`, float32) in
+    ONNX Runtime, or None without onnx and onnxruntime (the onnx extra): a
+    seqcore.nn layer with these weights exported by seqcore.onnx (no state
+    inputs), run by a session of the current thread count's intra-op
+    threads, spinning off (a spinning pool would hold the cores in the other
+    contestants' turns)."""
+    try:
+        import onnxruntime
+        import seqcore.onnx as seqcore_onnx
+    except ImportError:
+        return None
+    x = args[0]
+    if x.dtype != np.float32:
+        return None
+    W_ih, W_hh = (args[3], args[4]) if cell == "lstm" else (args[2], args[3])
+    D, H = x.shape[2], W_hh.shape[1]
+    layer = getattr(seqcore.nn, benchmark.TORCH_CLASS[cell])(D, H)
+    b_ih, b_hh = (args[4], args[5]) if cell == "gru" else (args[-1], np.zeros_like(args[-1]))
+    layer.load_state_dict({"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh})
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = seqcore.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    proto = seqcore_onnx.build(layer, state=False)
+    session = onnxruntime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = {"x": x}
+
+    def infer():
+        session.run(None, feed)
+
+    return infer
+
+
+def onnxruntime_contestant(cell: str, args: tuple, train: bool, precision: str):
+    """benchmark.measure_cell's `others` entry: ONNX Runtime for float32 inference."""
+    return None if train or precision != "fp32" else onnxruntime_step(cell, args)
+
+
 def geomean(values):
     values = [v for v in values if v]
     return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
@@ -79,7 +118,7 @@ def main(argv=None) -> int:
     backends = ["native"] + ([] if args.no_reference else ["reference"])
     if benchmark.torch_or_none() is not None:
         backends.append("torch")
-    if benchmark.onnxruntime_step("rnn", benchmark.cell_arguments("rnn", 1, 1, 1, 1)) is not None:
+    if onnxruntime_step("rnn", benchmark.cell_arguments("rnn", 1, 1, 1, 1)) is not None:
         backends.append("onnxruntime")
     info = seqcore.info()
     print(f"seqcore {info['version']}, isa {info['isa']}, {platform.processor() or platform.machine()}, "
@@ -102,7 +141,8 @@ def main(argv=None) -> int:
             rows, streams = [], []
             for cell in args.cells:
                 for config in configs:
-                    tps = benchmark.measure_cell(cell, config, backends, repeat=args.repeat)
+                    tps = benchmark.measure_cell(cell, config, backends, repeat=args.repeat,
+                                                 others={"onnxruntime": onnxruntime_contestant})
                     for mode in ("train", "infer"):
                         native = tps["native"][mode]
                         gflops = benchmark.cell_flops(cell, *config, train=mode == "train") * native / np.prod(config[:2]) / 1e9

@@ -74,13 +74,12 @@ def read_bandwidth(nbytes: int, rounds: int = 5, min_time: float = 0.05) -> floa
     over: a share that fits a core's L2 is read from there, and so on). The
     median of `rounds` timings of at least `min_time` seconds each, after
     one pass that brings the buffer in (the probe, probe/read_stream.h)."""
-    from . import _core
     if nbytes < 64:
         raise ValueError(f"nbytes: expected at least 64, got {nbytes}")
     x = np.ones(nbytes // 4, np.float32)
-    seconds, _ = _core.read_stream(x, 1)
+    seconds, _ = ops.read_stream(x)
     repeats = max(1, int(min_time / max(seconds, 1e-7)))
-    rates = [x.nbytes * repeats / _core.read_stream(x, repeats)[0] for _ in range(rounds)]
+    rates = [x.nbytes * repeats / ops.read_stream(x, repeats)[0] for _ in range(rounds)]
     return float(np.median(rates))
 
 
@@ -187,46 +186,14 @@ def torch_step(cell: str, args: Tuple, train: bool, precision: str = "fp32") -> 
     return train_step if train else infer
 
 
-def onnxruntime_step(cell: str, args: Tuple) -> Optional[Callable[[], None]]:
-    """Inference of the same layer (ops.<cell>_forward's `args`, float32) in
-    ONNX Runtime, or None without onnx and onnxruntime (the onnx extra): a
-    seqcore.nn layer with these weights exported by seqcore.onnx (no state
-    inputs), run by a session of the current thread count's intra-op
-    threads, spinning off (a spinning pool would hold the cores in the other
-    contestants' turns)."""
-    try:
-        import onnxruntime
-        from . import onnx as seqcore_onnx
-    except ImportError:
-        return None
-    from . import nn
-    x = args[0]
-    if x.dtype != np.float32:
-        return None
-    W_ih, W_hh = (args[3], args[4]) if cell == "lstm" else (args[2], args[3])
-    D, H = x.shape[2], W_hh.shape[1]
-    layer = getattr(nn, TORCH_CLASS[cell])(D, H)
-    b_ih, b_hh = (args[4], args[5]) if cell == "gru" else (args[-1], np.zeros_like(args[-1]))
-    layer.load_state_dict({"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh})
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = ops.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    proto = seqcore_onnx.build(layer, state=False)
-    session = onnxruntime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    feed = {"x": x}
-
-    def infer():
-        session.run(None, feed)
-
-    return infer
-
-
 def measure_cell(cell: str, config: Sequence[int], backends: Sequence[str], repeat: int = 5,
-                 min_time: float = 0.2, dtype=np.float32, precision: str = "fp32") -> Dict[str, Dict[str, float]]:
+                 min_time: float = 0.2, dtype=np.float32, precision: str = "fp32",
+                 others: Optional[Dict[str, Callable[..., Optional[Callable[[], None]]]]] = None
+                 ) -> Dict[str, Dict[str, float]]:
     """Tokens per second (T·B per call) of each backend ("native",
-    "reference", "torch", "onnxruntime": inference in float32 only), for
-    "train" and "infer", at the current threads,
+    "reference", "torch", or a name of `others`, whose function makes that
+    contestant's call from (cell, args, train, precision), or None where it
+    has none), for "train" and "infer", at the current threads,
     in `precision` ("fp32", "bf16": torch's module and input in bfloat16;
     "int8": inference only, torch's quantize_dynamic module).
     The backends take turns (timing.median_seconds_in_turns: `repeat`
@@ -234,13 +201,14 @@ def measure_cell(cell: str, config: Sequence[int], backends: Sequence[str], repe
     shared machine's drift slows them alike and their ratios hold."""
     T, B, D, H = config
     args = cell_arguments(cell, T, B, D, H, dtype)
+    others = others or {}
     result: Dict[str, Dict[str, float]] = {backend: {} for backend in backends}
     for mode in ("train", "infer"):
         train = mode == "train"
         fns = {}
         for backend in backends:
-            if backend == "onnxruntime":
-                fn = None if train or precision != "fp32" else onnxruntime_step(cell, args)
+            if backend in others:
+                fn = others[backend](cell, args, train, precision)
             elif backend == "torch":
                 fn = torch_step(cell, args, train, precision)
             else:

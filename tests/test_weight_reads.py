@@ -160,6 +160,19 @@ def test_read_stream_refuses_bad_input():
         _core.read_stream(x, 1, -1)
 
 
+def test_ops_read_stream_checks_its_arguments():
+    x = np.full(1000, 0.5, np.float32)
+    seconds, total = ops.read_stream(x, 2, 2)
+    assert seconds > 0 and total == 1000.0
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="repeats"):
+            ops.read_stream(x, bad)
+    with pytest.raises(ValueError, match="num_threads"):
+        ops.read_stream(x, 1, 0)
+    with pytest.raises(TypeError, match="a: expected"):
+        ops.read_stream([1.0, 2.0])
+
+
 def test_read_bandwidth_is_a_rate():
     rate = benchmark.read_bandwidth(1 << 16, rounds=3, min_time=0.001)
     assert np.isfinite(rate) and rate > 1e6  # bytes a second: any machine reads 64 KB at more than 1 MB/s

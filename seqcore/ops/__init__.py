@@ -57,7 +57,7 @@ from ._checks import (BACKENDS, NONLINEARITIES, PRECISIONS, Cache, check_inferen
                       check_precision)
 from ._generation import NativeStepper, draw
 from ._int8 import Int8Weights
-from ._products import adam_update, matmul, softmax_cross_entropy_rows, sum_of_squares
+from ._products import adam_update, matmul, read_stream, softmax_cross_entropy_rows, sum_of_squares
 from ._runtime import (ISAS, MAX_THREADS, SPIN_COUNT, get_num_threads, info, plan_product_threads,
                        plan_stream_threads, plan_threads, set_isa, set_num_threads, thread_plan_costs)
 from ._runtime import every_thread_works as _every_thread_works  # noqa: F401 (for tests of the schedules)
@@ -67,7 +67,7 @@ __all__ = [
     "BACKENDS", "PRECISIONS", "ISAS", "MAX_THREADS", "SPIN_COUNT", "STEPPER_TABLE_BYTES",
     "info", "get_num_threads", "set_num_threads", "set_isa", "forked",
     "plan_threads", "plan_product_threads", "plan_stream_threads", "thread_plan_costs",
-    "matmul", "adam_update", "sum_of_squares", "softmax_cross_entropy_rows",
+    "matmul", "adam_update", "sum_of_squares", "softmax_cross_entropy_rows", "read_stream",
     "NONLINEARITIES", "check_precision", "check_inference", "check_nonlinearity", "Cache", "forward_workspace_bytes",
     "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
     "draw", "NativeStepper", "Int8Weights",

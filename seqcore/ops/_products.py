@@ -82,6 +82,22 @@ def sum_of_squares(a: np.ndarray) -> float:
     return float(core.sum_of_squares(np.ascontiguousarray(a)))
 
 
+def read_stream(a: np.ndarray, repeats: int = 1, num_threads: Optional[int] = None) -> Tuple[float, float]:
+    """The bandwidth probe (bench/bandwidth.py): ``num_threads`` threads
+    (None: get_num_threads()) each read their share of ``a`` (a 1-D,
+    C-contiguous float32 or float64 array) ``repeats`` times with the
+    kernels' vector loads. Returns (the seconds from the first thread's
+    start to the last one's end, the sum of what was read)."""
+    check_float_ndarray("a", a)
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats: expected an int >= 1, got {repeats!r}")
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer))
+                                    or num_threads < 1):
+        raise ValueError(f"num_threads: expected None or an int >= 1, got {num_threads!r}")
+    seconds, total = core.read_stream(a, int(repeats), int(num_threads or 0))
+    return float(seconds), float(total)
+
+
 def softmax_cross_entropy_rows(z: np.ndarray, targets: np.ndarray, weights: np.ndarray, *,
                                backend: Optional[str] = None) -> Tuple[float, np.ndarray]:
     """Softmax cross-entropy of the rows of z (N, V), float32 or float64,
