@@ -2,12 +2,10 @@
 
 Each worker visits its units in alternating order from step to step
 (cells/panel.h, unit_in_order), so that a pass starts with the panels the last
-one left in its L2; and where a step's rows take several tiles, each unit's
-panel is read a block of k at a time by all of them (cells/loops.h,
-ForwardStep::unit_in_blocks). Neither changes a sum: the results are the same
-bits at 1, 2 and 3 threads (every offered thread working, so each worker owns
-several units and the order matters), train and inference alike, a row's
-the same in any batch whose tiles sum in one chain, and they match the NumPy
+one left in its L2. The order changes no sum: the results are the same bits
+at 1, 2 and 3 threads (every offered thread working, so each worker owns
+several units and the order matters), train and inference alike, a row's the
+same in any batch whose tiles sum in one chain, and they match the NumPy
 reference; on every ISA this CPU has, the forced lower ones included. T is
 odd and even (the last step ascending or descending).
 """
@@ -83,10 +81,9 @@ def test_small_batch_step_is_the_same_bits_at_any_threads(cell, T, B, isa, every
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_batch_read_in_blocks_gives_each_row_the_bits_it_has_alone(dtype, isa, every_thread_works):
-    # LSTM (4 vectors a unit), H = 200: 12 rows take 2 to 6 tiles of one chain on every ISA (read in
-    # blocks of k); 2 rows take one tile of one chain (not in blocks). A row's sums are the same
-    # chain either way, k in order: the same bits.
+def test_a_row_has_the_same_bits_alone_and_in_a_batch(dtype, isa, every_thread_works):
+    # LSTM (4 vectors a unit), H = 200: 12 rows take 2 to 6 tiles of one chain on every ISA, 2 rows
+    # one tile of one chain. A row's sums are the same chain either way, k in order: the same bits.
     args = [a.astype(dtype) if a is not None else None for a in arguments("lstm", 5, 12, 16, 200)]
     x, W = args[0], args[3:]
     for n in (1, 3):
@@ -104,7 +101,7 @@ def test_a_batch_read_in_blocks_gives_each_row_the_bits_it_has_alone(dtype, isa,
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("B", [13, 32])
-def test_a_batch_read_in_blocks_is_the_same_bits_at_any_threads(cell, B, isa, every_thread_works):
+def test_a_batch_of_several_tiles_is_the_same_bits_at_any_threads(cell, B, isa, every_thread_works):
     args = arguments(cell, 6, B, 24, 300)
     results = []
     for n in (1, 2, 3):

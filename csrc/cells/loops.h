@@ -262,7 +262,6 @@ struct ForwardStep {
   int64_t next_rows = 0, GH = 0;
   const PanelMap* map = nullptr;
   Bf16Rows<T> bf16;  // precision "bf16": this thread's row buffer (cells/panel_bf16.h); else rows null
-  T* sums = nullptr;  // (B, NV, V) this thread's, for unit_in_blocks; null: never in blocks
 
   // Rows [row0, row0 + n) of the next Gx block, unit u's columns (the
   // unit's columns once, then a plain loop over the rows).
@@ -297,54 +296,6 @@ struct ForwardStep {
     }
     for (int r = 0; r < R; ++r) finish_row(unit, row0 + r, acc[r]);
   }
-
-  // Whether the unit's product over rows [0, running) is worth reading in
-  // blocks of k (unit_in_blocks), and gives tile()'s bits that way.
-  bool in_blocks(int64_t running) const {
-    return sums != nullptr && running > tile_rows<NV>() && one_chain_tiles<NV>(running);
-  }
-
-  // The unit's product and epilogues over rows [0, running), which take
-  // several tiles, a block of panel_block_depth k at a time: every tile
-  // reads the block (16 KB) before the next, so a panel that comes from L3
-  // (a worker's panels larger than its L2) is read from there once a step,
-  // by the first tile, not once by each tile. The sums wait in `sums`
-  // between the blocks; one chain, k in order: tile()'s bits.
-  void unit_in_blocks(int64_t running) {
-    constexpr int V = Vec<T>::size;
-    constexpr int64_t depth = panel_block_depth<T, NV>();
-    BlockTile block{this, 0, 0, K * NV * V * static_cast<int64_t>(sizeof(T)) > panel_prefetch_from};
-    for (; block.k0 < K; block.k0 += depth) {
-      block.depth = K - block.k0 < depth ? K - block.k0 : depth;
-      for_each_tile<NV>(running, block);
-    }
-    for (int64_t row = 0; row < running; ++row) {
-      Vec<T> acc[NV];
-      for (int q = 0; q < NV; ++q) acc[q] = Vec<T>::load(sums + (row * NV + q) * V);
-      finish_row(unit, row, acc);
-    }
-  }
-
-  // A tile of unit_in_blocks: its rows' sums over one block of k.
-  struct BlockTile {
-    ForwardStep* step;
-    int64_t k0, depth;
-    bool prefetch;
-
-    template <int R>
-    void tile(int64_t row0) {
-      constexpr int V = Vec<T>::size;
-      T* sum = step->sums + row0 * NV * V;
-      Vec<T> acc[R][NV];
-      for (int r = 0; r < R; ++r)
-        for (int q = 0; q < NV; ++q) acc[r][q] = k0 == 0 ? Vec<T>::zero() : Vec<T>::load(sum + (r * NV + q) * V);
-      if (k0 == 0) step->prefetch_next(step->unit, row0, R);
-      panel_product_more<T, R, NV>(depth, step->h_prev + row0 * step->K + k0, step->K, step->panel + k0 * NV * V,
-                                   prefetch, acc);
-      for (int r = 0; r < R; ++r)
-        for (int q = 0; q < NV; ++q) acc[r][q].store(sum + (r * NV + q) * V);
-    }
-  };
 };
 
 #if defined(__AMX_BF16__)
@@ -432,11 +383,7 @@ void forward_step_units(Step& step, bool bf16, bool train, const T* panels, int6
     const int64_t u = unit_in_order(j, u0, u1, step.s);
     step.unit = u;
     step.panel = panels + u * psize;
-    if (step.in_blocks(running)) {
-      step.unit_in_blocks(running);
-    } else if (running > 0) {
-      for_each_tile_in<NV>(bf16, running, step);
-    }
+    if (running > 0) for_each_tile_in<NV>(bf16, running, step);
     if (!train)
       for (int64_t row = running; row < B; ++row) step.epi.carry(row, u);
   }
@@ -465,9 +412,6 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
   const int64_t row_buffer = a.bf16 ? bf16_row_buffer<NV>(H, B) : 0;
   GemmBuffer<T> bf16_rows(row_buffer * workers);
   std::memset(bf16_rows.data, 0, sizeof(T) * row_buffer * workers);
-  // each worker's sums of a step read in blocks (ForwardStep::unit_in_blocks; float32 and float64)
-  const int64_t block_sums = a.bf16 ? 0 : B * NV * Vec<T>::size;
-  GemmBuffer<T> sums(block_sums * workers);
   run_workers(a.num_threads, workers, [&](int w, int n) {
     int64_t u0, u1;
     split_units(units, w, n, u0, u1);
@@ -521,7 +465,6 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
         step.GH = GH;
         step.map = &map;
         if (a.bf16) step.bf16 = bf16_thread_rows<NV>(bf16_rows.data, w, H, B);
-        if (!a.bf16) step.sums = sums.data + w * block_sums;
         step.gx_next = i + 1 < steps ? gx0 + (rows.offset(s + 1) - base) * GH : nullptr;
         step.next_rows = i + 1 < steps ? rows.count(s + 1) : 0;
         forward_step_units<T, NV>(step, a.bf16, a.train, scratch.panels, psize, u0, u1, running, B);
@@ -540,7 +483,6 @@ void forward_loop(const CellForwardArgs<T>& a, int64_t GH, const PanelMap& map,
         second.epi.h_out = slots.out(s);
         second.map = &proj->map;
         if (a.bf16) second.bf16 = bf16_thread_rows<NV>(bf16_rows.data, w, H, B);
-        if (!a.bf16) second.sums = sums.data + w * block_sums;
         forward_step_units<T, NV>(second, a.bf16, a.train, proj->panels, proj_psize, pu0, pu1, running, B);
         step_end(&done, w, n, phases * i + 1);
       }
@@ -844,6 +786,17 @@ void backward_loop_units(const CellBackwardArgs<T>& a, int64_t GH, T* panels, co
     }
   });
   report_loop(done, phases * T_);
+}
+
+// Whether every tile for_each_tile<NV> makes of m rows has R·NV >= 8
+// accumulators: then panel_product sums each of them in one chain over k,
+// in order, whatever the tile's shape.
+template <int NV>
+bool one_chain_tiles(int64_t m) {
+  if (m == 0) return true;
+  constexpr int MR = tile_rows<NV>();
+  const int64_t tiles = (m + MR - 1) / MR;
+  return m / tiles * NV >= 8;
 }
 
 // The backward loop (above) in units of NV vectors of hidden units, or of

@@ -146,36 +146,6 @@ inline void panel_product(int64_t K, const T* A, int64_t lda, const T* P, Vec<T>
     }
 }
 
-// acc[r][q] += Σ_k A[r·lda + k] · P[k][q][:], k = 0 … K-1 in order, in one
-// chain: what panel_product<T, R, NV, 1> sums, continued from acc, so that
-// a product taken a block of k at a time (acc kept between the blocks) gives
-// its bits. Lines of P are asked for panel_prefetch_bytes ahead when
-// `prefetch` (past this block: the next, which the caller reads next).
-template <typename T, int R, int NV>
-inline void panel_product_more(int64_t K, const T* A, int64_t lda, const T* P, bool prefetch,
-                               Vec<T> (&acc)[R][NV]) {
-  constexpr int V = Vec<T>::size;
-  constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(T)), ahead = panel_prefetch_bytes / sizeof(T);
-  for (int64_t k = 0; k < K; ++k) {
-    if (prefetch)
-      for (int64_t o = 0; o < NV * V; o += line) __builtin_prefetch(P + k * NV * V + ahead + o, 0, 3);
-    Vec<T> w[NV];
-    for (int q = 0; q < NV; ++q) w[q] = Vec<T>::load(P + (k * NV + q) * V);
-    for (int r = 0; r < R; ++r) {
-      const Vec<T> a = Vec<T>::broadcast(A[r * lda + k]);
-      for (int q = 0; q < NV; ++q) acc[r][q] = fmadd(a, w[q], acc[r][q]);
-    }
-  }
-}
-
-// Depth of the blocks of k in which a step with several tiles of rows reads
-// a unit's panel (ForwardStep::unit_in_blocks): 16 KB of the panel, which
-// stays in L1 while every tile reads it.
-template <typename T, int NV>
-constexpr int64_t panel_block_depth() {
-  return 16384 / (NV * Vec<T>::size * static_cast<int64_t>(sizeof(T)));
-}
-
 // The rows a tile of the micro-kernel takes.
 template <int NV>
 constexpr int tile_rows() {
@@ -207,17 +177,6 @@ inline void for_each_tile(int64_t B, Epi& epi) {
     tile_of<MR>(rows, epi, row0);
     row0 += rows;
   }
-}
-
-// Whether every tile for_each_tile<NV> makes of m rows has R·NV >= 8
-// accumulators: then panel_product sums each of them in one chain over k,
-// in order, whatever the tile's shape.
-template <int NV>
-bool one_chain_tiles(int64_t m) {
-  if (m == 0) return true;
-  constexpr int MR = tile_rows<NV>();
-  const int64_t tiles = (m + MR - 1) / MR;
-  return m / tiles * NV >= 8;
 }
 
 // Units [u0, u1) of `units` owned by thread `tid` of `nth`: an even split,
