@@ -58,6 +58,33 @@ template <typename T>
 void pack_panels(const PanelMap& map, int64_t K, const T* S, int64_t lds, bool k_major,
                  int64_t u0, int64_t u1, T* P) {
   const int64_t step = static_cast<int64_t>(map.NV) * map.V;  // between a panel's k
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4) {
+    if (!k_major && map.V == 16) {
+      // The V lanes of (unit, q) are V consecutive columns n0 + lane (rows of S;
+      // those at hidden units >= H are zeros): 16 lanes x 16 k loaded, transposed
+      // and stored a k at a time.
+      for (int64_t u = u0; u < u1; ++u) {
+        T* p = P + u * map.panel_size(K);
+        for (int q = 0; q < map.NV; ++q) {
+          const int64_t h0 = map.hidden(u, q, 0), n0 = map.column(u, q, 0);
+          const int lanes = h0 >= map.H ? 0 : static_cast<int>(map.H - h0 < 16 ? map.H - h0 : 16);
+          for (int64_t k0 = 0; k0 < K; k0 += 16) {
+            const int64_t kn = K - k0 < 16 ? K - k0 : 16;
+            const __mmask16 m = static_cast<__mmask16>((1u << kn) - 1);
+            __m512i w[16];
+            for (int lane = 0; lane < 16; ++lane)
+              w[lane] = lane < lanes ? _mm512_castps_si512(_mm512_maskz_loadu_ps(m, S + (n0 + lane) * lds + k0))
+                                     : _mm512_setzero_si512();
+            transpose_16x16(w);
+            for (int64_t k = 0; k < kn; ++k) _mm512_storeu_si512(p + (k0 + k) * step + q * 16, w[k]);
+          }
+        }
+      }
+      return;
+    }
+  }
+#endif
   for (int64_t u = u0; u < u1; ++u) {
     T* p = P + u * map.panel_size(K);
     if (k_major) {

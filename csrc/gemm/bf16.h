@@ -48,33 +48,6 @@ inline void bf16_row_words(const float* s, int64_t n, uint32_t* w) {
   }
 }
 
-// r[i][j] -> r[j][i] for 16 x 16 words: 32-bit, 64-bit and two 128-bit
-// interleaving stages.
-inline void transpose_16x16(__m512i (&r)[16]) {
-  __m512i t[16], u[16];
-  for (int k = 0; k < 8; ++k) {
-    t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
-    t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
-  }
-  // u[4k + m], lane L: column 4L + m of rows 4k … 4k+3
-  for (int k = 0; k < 4; ++k) {
-    u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
-    u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
-    u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
-    u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
-  }
-  for (int m = 0; m < 4; ++m) {
-    const __m512i v0 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x88);   // lanes 0, 2
-    const __m512i v1 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xdd);   // lanes 1, 3
-    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x88);
-    const __m512i w1 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xdd);
-    r[m] = _mm512_shuffle_i32x4(v0, w0, 0x88);
-    r[8 + m] = _mm512_shuffle_i32x4(v0, w0, 0xdd);
-    r[4 + m] = _mm512_shuffle_i32x4(v1, w1, 0x88);
-    r[12 + m] = _mm512_shuffle_i32x4(v1, w1, 0xdd);
-  }
-}
-
 // ---------------------------------------------------------------------------
 // vdpbf16ps kernel: MR x NR tiles of 8 rows x 3 vectors in zmm registers.
 // (On Intel CPUs with AMX vdpbf16ps runs at a quarter of the FMA's rate,
