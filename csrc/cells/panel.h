@@ -48,11 +48,14 @@ struct PanelMap {
 // S[k * lds + n] when k_major (as W_hh in the backward).
 //
 // Columns as rows (every forward call packs W_hh so) are read a block of
-// kPackDepth k at a time: one cache line of each lane's row, written into
-// a kPackDepth · NV · V block of the panel that stays in L1, where taking
-// k one at a time read each lane's row with a stride of a row (at H = 1024,
-// LSTM: 16.8 MB read 4 bytes a line, perf: ~5% of an inference call at B = 1).
-constexpr int64_t kPackDepth = 64 / sizeof(float);
+// kPackDepth k at a time: a cache line of each lane's float32 row (two of
+// a float64 row), written into a kPackDepth · NV · V block of the panel that
+// stays in L1, where taking k one at a time read each lane's row with a
+// stride of a row (at H = 1024, LSTM: 16.8 MB read 4 bytes a line, perf:
+// ~5% of an inference call at B = 1). With AVX-512, float32: 16 lanes x 16 k
+// in registers, transposed, a k stored a vector at a time (an inference call
+// of T = 1, B = 1, H = 1024 another 28% faster: most of it is the pack).
+constexpr int64_t kPackDepth = 16;
 
 template <typename T>
 void pack_panels(const PanelMap& map, int64_t K, const T* S, int64_t lds, bool k_major,
