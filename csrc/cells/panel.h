@@ -43,6 +43,38 @@ struct PanelMap {
   int64_t panel_size(int64_t K) const { return K * NV * V; }
 };
 
+#if defined(__AVX512F__)
+// fn(pq, n0, lanes) for each vector q of each unit of [u0, u1) of a map of
+// V = 16 lanes: pq, its words in the unit's panel (P as 32-bit words, a
+// panel of map.panel_size(K)); n0, the column of its lane 0 (the lanes are
+// the 16 columns from n0); lanes, how many are real (at hidden units < H).
+template <typename Fn>
+void for_each_panel_vector(const PanelMap& map, int64_t K, float* P, int64_t u0, int64_t u1, Fn fn) {
+  for (int64_t u = u0; u < u1; ++u) {
+    uint32_t* p = reinterpret_cast<uint32_t*>(P + u * map.panel_size(K));
+    for (int q = 0; q < map.NV; ++q) {
+      const int64_t h0 = map.hidden(u, q, 0);
+      fn(p + q * 16, map.column(u, q, 0), h0 >= map.H ? 0 : static_cast<int>(map.H - h0 < 16 ? map.H - h0 : 16));
+    }
+  }
+}
+
+// pq[w · step + lane] = word w of row n0 + lane of S, w < words, lanes past
+// `lanes` zero: 16 rows x 16 words at a time (words(row, w0): 16 words of a
+// row from w0, zeros past the row's end), transposed in registers.
+template <typename Words>
+void store_rows_transposed(uint32_t* pq, int64_t step, int64_t words, const float* S, int64_t lds, int64_t n0,
+                           int lanes, Words row_words) {
+  for (int64_t w0 = 0; w0 < words; w0 += 16) {
+    __m512i w[16];
+    for (int lane = 0; lane < 16; ++lane)
+      w[lane] = lane < lanes ? row_words(S + (n0 + lane) * lds, w0) : _mm512_setzero_si512();
+    transpose_16x16(w);
+    for (int k = 0; k < 16 && w0 + k < words; ++k) _mm512_storeu_si512(pq + (w0 + k) * step, w[k]);
+  }
+}
+#endif
+
 // Packs the panels of units [u0, u1). The weight of (k, column n) is
 // S[n * lds + k] (S holds columns as rows, as W_hh in the forward), or
 // S[k * lds + n] when k_major (as W_hh in the backward).
@@ -63,27 +95,13 @@ void pack_panels(const PanelMap& map, int64_t K, const T* S, int64_t lds, bool k
   const int64_t step = static_cast<int64_t>(map.NV) * map.V;  // between a panel's k
 #if defined(__AVX512F__)
   if constexpr (sizeof(T) == 4) {
-    if (!k_major && map.V == 16) {
-      // The V lanes of (unit, q) are V consecutive columns n0 + lane (rows of S;
-      // those at hidden units >= H are zeros): 16 lanes x 16 k loaded, transposed
-      // and stored a k at a time.
-      for (int64_t u = u0; u < u1; ++u) {
-        T* p = P + u * map.panel_size(K);
-        for (int q = 0; q < map.NV; ++q) {
-          const int64_t h0 = map.hidden(u, q, 0), n0 = map.column(u, q, 0);
-          const int lanes = h0 >= map.H ? 0 : static_cast<int>(map.H - h0 < 16 ? map.H - h0 : 16);
-          for (int64_t k0 = 0; k0 < K; k0 += 16) {
-            const int64_t kn = K - k0 < 16 ? K - k0 : 16;
-            const __mmask16 m = static_cast<__mmask16>((1u << kn) - 1);
-            __m512i w[16];
-            for (int lane = 0; lane < 16; ++lane)
-              w[lane] = lane < lanes ? _mm512_castps_si512(_mm512_maskz_loadu_ps(m, S + (n0 + lane) * lds + k0))
-                                     : _mm512_setzero_si512();
-            transpose_16x16(w);
-            for (int64_t k = 0; k < kn; ++k) _mm512_storeu_si512(p + (k0 + k) * step + q * 16, w[k]);
-          }
-        }
-      }
+    if (!k_major && map.V == 16) {  // 16 lanes x 16 k a time, transposed in registers
+      for_each_panel_vector(map, K, P, u0, u1, [&](uint32_t* pq, int64_t n0, int lanes) {
+        store_rows_transposed(pq, step, K, S, lds, n0, lanes, [&](const float* row, int64_t k0) {
+          const int64_t kn = K - k0 < 16 ? K - k0 : 16;
+          return _mm512_castps_si512(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << kn) - 1), row + k0));
+        });
+      });
       return;
     }
   }

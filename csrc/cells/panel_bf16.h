@@ -238,34 +238,22 @@ void pack_panels_bf16(const PanelMap& map, int64_t K, const T* S, int64_t lds, b
                       int64_t u0, int64_t u1, T* P) {
 #if defined(__AVX512BF16__)
   if constexpr (sizeof(T) == 4) {
-    // The V lanes of (unit, q) are V consecutive columns n0 + lane (those
-    // at hidden units >= H are zeros); kp rows of the panel are NV·V words apart.
+    // kp rows of a panel are NV·V words apart
     const int64_t kp_n = (K + 1) / 2, step = static_cast<int64_t>(map.NV) * map.V;
-    for (int64_t u = u0; u < u1; ++u) {
-      uint32_t* p = reinterpret_cast<uint32_t*>(P + u * map.panel_size(K));
-      for (int q = 0; q < map.NV; ++q) {
-        uint32_t* pq = p + q * map.V;
-        const int64_t h0 = map.hidden(u, q, 0), n0 = map.column(u, q, 0);
-        const int lanes = h0 >= map.H ? 0 : static_cast<int>(gemm_min(map.V, map.H - h0));
-        if (k_major) {  // rows k and k+1 of S hold the lanes side by side
-          const __mmask16 m = bf16_mask(lanes);
-          for (int64_t kp = 0; kp < kp_n; ++kp) {
-            const float* r0 = S + 2 * kp * lds + n0;
-            const __m512 e = _mm512_maskz_loadu_ps(m, r0);
-            const __m512 o = 2 * kp + 1 < K ? _mm512_maskz_loadu_ps(m, r0 + lds) : _mm512_setzero_ps();
-            _mm512_storeu_si512(pq + kp * step, bf16_pairs(e, o));
-          }
-        } else {  // row n0 + lane of S holds a lane's k: 16 lanes x 16 kp at a time, transposed
-          for (int64_t kp0 = 0; kp0 < kp_n; kp0 += 16) {
-            __m512i w[16];
-            for (int lane = 0; lane < 16; ++lane)
-              w[lane] = lane < lanes ? bf16_words32(S + (n0 + lane) * lds, 2 * kp0, K) : _mm512_setzero_si512();
-            transpose_16x16(w);
-            for (int kp = 0; kp < 16 && kp0 + kp < kp_n; ++kp) _mm512_storeu_si512(pq + (kp0 + kp) * step, w[kp]);
-          }
+    for_each_panel_vector(map, K, P, u0, u1, [&](uint32_t* pq, int64_t n0, int lanes) {
+      if (k_major) {  // rows k and k+1 of S hold the lanes side by side
+        const __mmask16 m = bf16_mask(lanes);
+        for (int64_t kp = 0; kp < kp_n; ++kp) {
+          const float* r0 = S + 2 * kp * lds + n0;
+          const __m512 e = _mm512_maskz_loadu_ps(m, r0);
+          const __m512 o = 2 * kp + 1 < K ? _mm512_maskz_loadu_ps(m, r0 + lds) : _mm512_setzero_ps();
+          _mm512_storeu_si512(pq + kp * step, bf16_pairs(e, o));
         }
+      } else {  // row n0 + lane of S holds a lane's k: its pairs, transposed
+        store_rows_transposed(pq, step, kp_n, S, lds, n0, lanes,
+                              [&](const float* row, int64_t kp0) { return bf16_words32(row, 2 * kp0, K); });
       }
-    }
+    });
     return;
   }
 #endif

@@ -38,11 +38,7 @@ double read_stream(const T* p, int64_t n, int64_t repeats, int num_threads, T* c
     }
     end.data[w] = clock_ns();
     for (int c = 1; c < chains; ++c) acc[0] = acc[0] + acc[c];
-    alignas(64) T lanes[V];
-    acc[0].store(lanes);
-    T s = T(0);
-    for (int j = 0; j < V; ++j) s += lanes[j];
-    sums.data[w] = s;
+    sums.data[w] = reduce_add(acc[0]);
   });
   // (where OpenMP gave fewer workers than asked, the others' slots stay 0)
   int64_t first = start.data[0], last = end.data[0];
