@@ -1,25 +1,14 @@
 """bench/ab_builds.py: two builds of the extension in one process, each a
 module of its own (the check that the A/B compares two things at all)."""
 
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benches import load_bench
+
 from seqcore import _core
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_ab_builds", ROOT / "bench" / "ab_builds.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def two_copies(tmp_path):
@@ -31,7 +20,7 @@ def two_copies(tmp_path):
 
 
 def test_two_builds_are_two_modules_with_their_own_state(tmp_path):
-    bench = load_bench()
+    bench = load_bench("ab_builds")
     before, after = two_copies(tmp_path)
     a, b = bench.load_build(before, "ab_test_a"), bench.load_build(after, "ab_test_b")
     assert a is not b and a.gemm is not b.gemm
@@ -41,7 +30,7 @@ def test_two_builds_are_two_modules_with_their_own_state(tmp_path):
 
 
 def test_the_bench_prints_a_row_per_cell_shape_and_step(tmp_path, capsys):
-    bench = load_bench()
+    bench = load_bench("ab_builds")
     rows = bench.main(two_copies(tmp_path) + ["--cells", "rnn", "--rounds", "3", "--threads", "1"])
     assert len(rows) == 2 * len(bench.SHAPES)
     assert all(0 < float(row[-1]) < 10 for row in rows)
@@ -50,14 +39,14 @@ def test_the_bench_prints_a_row_per_cell_shape_and_step(tmp_path, capsys):
 
 def test_a_missing_build_or_one_file_twice_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no such file"):
-        load_bench().main([str(tmp_path / "none.so"), _core.__file__])
+        load_bench("ab_builds").main([str(tmp_path / "none.so"), _core.__file__])
     with pytest.raises(SystemExit):
-        load_bench().main([_core.__file__, _core.__file__])
+        load_bench("ab_builds").main([_core.__file__, _core.__file__])
     assert "expected two files" in capsys.readouterr().err
 
 
 def test_check_bits_finds_the_same_bits_and_a_difference(tmp_path, capsys):
-    bench = load_bench()
+    bench = load_bench("ab_builds")
     argv = two_copies(tmp_path) + ["--cells", "gru", "--rounds", "3", "--threads", "1", "--shapes", "3x2x4x8",
                                    "--check-bits"]
     bench.main(argv)

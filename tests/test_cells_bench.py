@@ -1,30 +1,19 @@
 """bench/cells.py: every contestant in one table, ONNX Runtime for inference
 where it is installed, and the small-batch steps against the bandwidth probe."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_cells", ROOT / "bench" / "cells.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from benches import load_bench
 
 
 def test_a_run_records_onnxruntime_and_the_probe_share(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     out = tmp_path / "cells.json"
-    assert load_bench().main(["--cells", "gru", "--configs", "0", "--threads", "1", "--no-reference",
-                              "--repeat", "3", "--json", str(out)]) == 0
+    assert load_bench("cells").main(["--cells", "gru", "--configs", "0", "--threads", "1", "--no-reference",
+                                     "--repeat", "3", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "onnxruntime tok/s" in printed and "gru infer: native/onnxruntime geometric mean" in printed
     assert "% probe" in printed  # 100x1x64x128: B = 1
@@ -41,7 +30,7 @@ def test_the_onnxruntime_contestant_runs_inference_of_float32_only():
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     from seqcore import benchmark
-    bench = load_bench()
+    bench = load_bench("cells")
     args = benchmark.cell_arguments("lstm", 3, 2, 4, 8)
     assert bench.onnxruntime_contestant("lstm", args, True, "fp32") is None
     assert bench.onnxruntime_contestant("lstm", args, False, "bf16") is None

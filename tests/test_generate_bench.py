@@ -1,26 +1,15 @@
 """bench/generate.py: a record for each model and contestant, the table and JSON
 (tiny sizes, no torch: the script's plumbing, not its figures)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_generate", ROOT / "bench" / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from benches import load_bench
 
 
 def test_every_model_and_contestant_gets_a_record(tmp_path, capsys):
     out = tmp_path / "generate.json"
-    assert load_bench().main(["--length", "20", "--samples", "3", "--reference-length", "5", "--rounds", "1",
-                              "--no-torch", "--json", str(out)]) == 0
+    assert load_bench("generate").main(["--length", "20", "--samples", "3", "--reference-length", "5", "--rounds", "1",
+                                        "--no-torch", "--json", str(out)]) == 0
     records = json.loads(out.read_text())["records"]
     assert [(r["model"], r["library"], r["samples"]) for r in records] == [
         (m, lib, n) for m in ("char-rnn", "shakespeare")
@@ -32,7 +21,7 @@ def test_every_model_and_contestant_gets_a_record(tmp_path, capsys):
 
 
 def test_the_benchmarked_models_have_the_issues_sizes():
-    bench = load_bench()
+    bench = load_bench("generate")
     vocab, model = bench.make("shakespeare")
     assert (len(vocab), model.embedding.embedding_dim, model.rnn.hidden_size, model.rnn.num_layers) == (65, 64, 256, 2)
     vocab, model = bench.make("char-rnn")

@@ -1,24 +1,13 @@
 """bench/scaling.py: a figure for each workload, step and thread count, the
 speed-ups against the first count, JSON and the table."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_scaling", ROOT / "bench" / "scaling.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from benches import load_bench
 
 
 def test_every_workload_step_and_thread_count_gets_a_record(tmp_path, capsys):
-    bench = load_bench()
+    bench = load_bench("scaling")
     out = tmp_path / "scaling.json"
     result = bench.main(["--threads", "2", "1", "--cells", "gru", "--configs", "0", "--repeat", "1",
                          "--min-time", "0", "--no-torch", "--quiet", "--json", str(out)])
@@ -33,14 +22,14 @@ def test_every_workload_step_and_thread_count_gets_a_record(tmp_path, capsys):
 
 
 def test_alternated_calls_take_turns():
-    bench = load_bench()
+    bench = load_bench("scaling")
     calls = []
     bench.alternated(lambda: calls.append("a"), lambda: calls.append("b"), repeat=3, min_time=0)
     assert calls == ["a", "b"] * (len(calls) // 2) and len(calls) >= 8
 
 
 def test_the_default_threads_double_up_to_the_cores(monkeypatch):
-    bench = load_bench()
+    bench = load_bench("scaling")
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 12)
     assert bench.default_threads() == [1, 2, 4, 8, 12]
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 16)
@@ -48,7 +37,7 @@ def test_the_default_threads_double_up_to_the_cores(monkeypatch):
 
 
 def test_an_earlier_run_prints_again_from_its_json(tmp_path, capsys):
-    bench = load_bench()
+    bench = load_bench("scaling")
     out = tmp_path / "scaling.json"
     bench.main(["--threads", "1", "--cells", "lstm", "--configs", "0", "--workloads", "cells", "--repeat", "1",
                 "--min-time", "0", "--no-torch", "--quiet", "--json", str(out)])

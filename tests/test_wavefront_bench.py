@@ -4,25 +4,14 @@ joined from its chunks), at 1, 2, 3 and 5 threads, 2 and 3 layers, LSTM,
 GRU and RNN, chunks that do and do not divide T; and the script's records
 (tiny sizes: its plumbing, not its figures)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benches import load_bench
+
 from seqcore.nn import GRU, LSTM, RNN
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_wavefront", ROOT / "bench" / "wavefront.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("cls", [LSTM, GRU, RNN], ids=["lstm", "gru", "rnn"])
@@ -30,7 +19,7 @@ def load_bench():
 @pytest.mark.parametrize("threads", [1, 2, 3, 5])
 @pytest.mark.parametrize("T, B, chunk", [(12, 3, 5), (8, 1, 2), (9, 4, 9)])
 def test_the_wavefront_gives_the_sequential_stacks_bits(cls, layers, threads, T, B, chunk):
-    bench = load_bench()
+    bench = load_bench("wavefront")
     layer = cls(5, 16, num_layers=layers, seed=1)
     x = np.random.default_rng(2).standard_normal((T, B, 5)).astype(np.float32)
     same, wave_backward_difference = bench._check_bits(cls.cell, layer, x, chunk, threads)
@@ -42,7 +31,7 @@ def test_the_wavefront_gives_the_sequential_stacks_bits(cls, layers, threads, T,
 
 
 def test_the_script_records_every_mode(tmp_path, capsys, monkeypatch):
-    bench = load_bench()
+    bench = load_bench("wavefront")
     monkeypatch.setattr(bench, "CONFIGS", {"tiny": ("lstm", 10, 2, 4, 8, 2)})
     out = tmp_path / "wave.json"
     assert bench.main(["--threads", "2", "--chunks", "3", "--rounds", "1", "--json", str(out)]) == 0
