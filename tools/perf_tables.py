@@ -213,27 +213,22 @@ def cells_summary(bench: Dict[str, Any], threads: Optional[int] = None) -> str:
                and (threads is None or r["threads"] == threads)]
     if not records:
         raise ValueError("the record has no ratio to torch (was torch installed?)")
-    columns = _columns(records)
+    # (the ratio's key, threads, step, header): ×torch per step and threads, then
+    # ×onnxruntime for inference where the record has it
+    columns = [("native_over_torch", n, step, f"{step}, {n} thread{'s' * (n > 1)}: ×torch")
+               for n, step in _columns(records)]
+    columns += [("native_over_onnxruntime", n, "infer", f"infer, {n} thread{'s' * (n > 1)}: ×onnxruntime")
+                for n in sorted({r["threads"] for r in bench["records"] if r.get("native_over_onnxruntime")
+                                 and (threads is None or r["threads"] == threads)})]
     rows = []
     for cell in dict.fromkeys(r["cell"] for r in records):
         row = [f"{cell.upper()} ({len({_shape(r) for r in records if r['cell'] == cell})} shapes)"]
-        for n, step in columns:
-            ratios = [r["native_over_torch"] for r in records
-                      if r["cell"] == cell and r["threads"] == n and r["step"] == step]
+        for key, n, step, _ in columns:
+            ratios = [r[key] for r in bench["records"]
+                      if r.get(key) and r["cell"] == cell and r["threads"] == n and r["step"] == step]
             row.append(f"{_geomean(ratios):.2f}× (least {min(ratios):.2f}×)" if ratios else "")
         rows.append(row)
-    headers = ["cell"] + [f"{step}, {n} thread{'s' * (n > 1)}: ×torch" for n, step in columns]
-    ort = [r for r in bench["records"] if r.get("native_over_onnxruntime")
-           and (threads is None or r["threads"] == threads)]
-    if ort:  # inference against ONNX Runtime, where the record has it
-        ort_threads = sorted({r["threads"] for r in ort})
-        for row in rows:
-            cell = row[0].split()[0].lower()
-            for n in ort_threads:
-                ratios = [r["native_over_onnxruntime"] for r in ort if r["cell"] == cell and r["threads"] == n]
-                row.append(f"{_geomean(ratios):.2f}× (least {min(ratios):.2f}×)" if ratios else "")
-        headers += [f"infer, {n} thread{'s' * (n > 1)}: ×onnxruntime" for n in ort_threads]
-    return _table(headers, rows)
+    return _table(["cell"] + [header for *_, header in columns], rows)
 
 
 def _renderer(data: Dict[str, Any]) -> Callable[[Any], str]:
