@@ -47,6 +47,17 @@ CONFIGS = [(100, 1, 64, 128), (200, 8, 64, 64), (64, 32, 128, 256), (100, 64, 25
 SMALL_BATCH = 4
 
 
+def onnxruntime_or_none():
+    """onnxruntime where it and onnx (seqcore.onnx's export) are installed
+    (the onnx extra), else None."""
+    try:
+        import onnxruntime
+        import seqcore.onnx  # noqa: F401 (onnx itself)
+    except ImportError:
+        return None
+    return onnxruntime
+
+
 def onnxruntime_step(cell: str, args: tuple):
     """Inference of the same layer (ops.<cell>_forward's `args`, float32) in
     ONNX Runtime, or None without onnx and onnxruntime (the onnx extra): a
@@ -54,10 +65,8 @@ def onnxruntime_step(cell: str, args: tuple):
     inputs), run by a session of the current thread count's intra-op
     threads, spinning off (a spinning pool would hold the cores in the other
     contestants' turns)."""
-    try:
-        import onnxruntime
-        import seqcore.onnx as seqcore_onnx
-    except ImportError:
+    onnxruntime = onnxruntime_or_none()
+    if onnxruntime is None:
         return None
     x = args[0]
     if x.dtype != np.float32:
@@ -71,7 +80,7 @@ def onnxruntime_step(cell: str, args: tuple):
     options.intra_op_num_threads = seqcore.get_num_threads()
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    proto = seqcore_onnx.build(layer, state=False)
+    proto = seqcore.onnx.build(layer, state=False)
     session = onnxruntime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     feed = {"x": x}
 
@@ -118,7 +127,7 @@ def main(argv=None) -> int:
     backends = ["native"] + ([] if args.no_reference else ["reference"])
     if benchmark.torch_or_none() is not None:
         backends.append("torch")
-    if onnxruntime_step("rnn", benchmark.cell_arguments("rnn", 1, 1, 1, 1)) is not None:
+    if onnxruntime_or_none() is not None:
         backends.append("onnxruntime")
     info = seqcore.info()
     print(f"seqcore {info['version']}, isa {info['isa']}, {platform.processor() or platform.machine()}, "
