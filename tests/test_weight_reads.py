@@ -30,16 +30,14 @@ def every_thread_works():
     seqcore.set_num_threads(before_threads)
 
 
-def arguments(cell, T, B, D, H, seed=0):
-    return benchmark.cell_arguments(cell, T, B, D, H, seed=seed)
-
-
 def forward(cell, args, train, precision="fp32", int8=None):
     options = {"int8_weights": int8} if int8 is not None else {}
     return getattr(ops, f"{cell}_forward")(*args, train=train, backend="native", precision=precision, **options)
 
 
 def reference_outputs(cell, args):
+    """The NumPy reference's inference outputs, in float64, from args (of any float dtype)."""
+    args = [a.astype(np.float64) if a is not None else None for a in args]
     return outputs(cell, getattr(ops, f"{cell}_forward")(*args, train=False, backend="reference"))
 
 
@@ -52,7 +50,7 @@ def outputs(cell, out):
 @pytest.mark.parametrize("T,B", [(7, 1), (6, 3)])
 def test_small_batch_step_is_the_same_bits_at_any_threads(cell, T, B, isa, every_thread_works):
     # H = 200: 13 units of 16 lanes (AVX-512, gated), so 2 or 3 workers own several each
-    args = arguments(cell, T, B, 24, 200)
+    args = benchmark.cell_arguments(cell, T, B, 24, 200)
     W_ih, W_hh = (args[3], args[4]) if cell == "lstm" else (args[2], args[3])
     int8 = ops.Int8Weights(cell, W_ih, W_hh)
     dy = np.random.default_rng(1).standard_normal((T, B, 200)).astype(np.float32)
@@ -75,7 +73,7 @@ def test_small_batch_step_is_the_same_bits_at_any_threads(cell, T, B, isa, every
     for precision in ("fp32", "bf16"):  # training's forward computes what inference does
         for a, b in zip(results[1][precision], results[1][precision + " train"]):
             np.testing.assert_array_equal(a, b)
-    want = reference_outputs(cell, [a.astype(np.float64) if a is not None else None for a in args])
+    want = reference_outputs(cell, args)
     for a, b in zip(results[1]["fp32"], want):
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-5)
 
@@ -84,7 +82,7 @@ def test_small_batch_step_is_the_same_bits_at_any_threads(cell, T, B, isa, every
 def test_a_row_has_the_same_bits_alone_and_in_a_batch(dtype, isa, every_thread_works):
     # LSTM (4 vectors a unit), H = 200: 12 rows take 2 to 6 tiles of one chain on every ISA, 2 rows
     # one tile of one chain. A row's sums are the same chain either way, k in order: the same bits.
-    args = [a.astype(dtype) if a is not None else None for a in arguments("lstm", 5, 12, 16, 200)]
+    args = benchmark.cell_arguments("lstm", 5, 12, 16, 200, dtype=dtype)
     x, W = args[0], args[3:]
     for n in (1, 3):
         seqcore.set_num_threads(n)
@@ -95,14 +93,14 @@ def test_a_row_has_the_same_bits_alone_and_in_a_batch(dtype, isa, every_thread_w
                                                 backend="native")[:3]
                 np.testing.assert_array_equal(y[:, b:b + 2], y2, err_msg=f"rows {b}, {b + 1}")
                 np.testing.assert_array_equal(cT[b:b + 2], cT2)
-    want = reference_outputs("lstm", [a.astype(np.float64) if a is not None else None for a in args])
+    want = reference_outputs("lstm", args)
     np.testing.assert_allclose(y, want[0], rtol=0, atol=2e-5 if dtype == np.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("B", [13, 32])
 def test_a_batch_of_several_tiles_is_the_same_bits_at_any_threads(cell, B, isa, every_thread_works):
-    args = arguments(cell, 6, B, 24, 300)
+    args = benchmark.cell_arguments(cell, 6, B, 24, 300)
     results = []
     for n in (1, 2, 3):
         seqcore.set_num_threads(n)
@@ -113,14 +111,14 @@ def test_a_batch_of_several_tiles_is_the_same_bits_at_any_threads(cell, B, isa, 
                 np.testing.assert_array_equal(a, b, err_msg=f"1 against {n} threads")
     for a, b in zip(*results[0]):  # training's forward computes what inference does
         np.testing.assert_array_equal(a, b)
-    want = reference_outputs(cell, [a.astype(np.float64) if a is not None else None for a in args])
+    want = reference_outputs(cell, args)
     for a, b in zip(results[0][0], want):
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-5)
 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_small_batch_step_in_float64_matches_the_reference(cell, isa, every_thread_works):
-    args = [a.astype(np.float64) if a is not None else None for a in arguments(cell, 5, 2, 8, 72)]
+    args = benchmark.cell_arguments(cell, 5, 2, 8, 72, dtype=np.float64)
     want = reference_outputs(cell, args)
     for n in (1, 3):
         seqcore.set_num_threads(n)
